@@ -1,0 +1,293 @@
+"""The messaging domain in the admin. Messages, their events and replies are read-only here:
+what happens to a message goes through the app, which records it in the timeline."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
+
+from .models import (
+    Account,
+    Campaign,
+    Category,
+    Membership,
+    Message,
+    MessageEvent,
+    OptOut,
+    Reply,
+    RouteEntry,
+    SenderName,
+)
+from .phone import normalize
+
+
+def _plural(count: int, singular: str, plural: str) -> str:
+    return f"{count} {singular if count == 1 else plural}"
+
+
+def _message_link(message_id: int | None) -> str:
+    if message_id is None:
+        return "—"
+    url = reverse("admin:campaigns_message_change", args=[message_id])
+    return format_html('<a href="{}">SMS {}</a>', url, message_id)
+
+
+class ReadOnlyMixin:
+    """Viewable, never added nor changed from the admin; superusers may delete."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return request.user.is_superuser
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        return [field.name for field in self.model._meta.fields]
+
+
+class PhoneSearchMixin:
+    """Searching "+33 6 12 34 56 78" or "0033612345678" also finds the number stored as E.164."""
+
+    phone_search_field: str
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            number = normalize(search_term)
+        except ValidationError:
+            return results, may_have_duplicates
+        if number != search_term.strip():
+            results |= queryset.filter(**{self.phone_search_field: number})
+        return results, may_have_duplicates
+
+
+class RouteEntryInline(admin.TabularInline):
+    model = RouteEntry
+    fields = ["position", "provider_account"]
+    ordering = ["position", "id"]
+    autocomplete_fields = ["provider_account"]
+    extra = 0
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    fields = ["user", "role"]
+    autocomplete_fields = ["user"]
+    extra = 0
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "timezone",
+        "flood_limit_per_minute",
+        "flood_limit_per_hour",
+        "created_at",
+    ]
+    search_fields = ["name"]
+    inlines = [RouteEntryInline, MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "account", "role"]
+    list_filter = ["role", "account"]
+    search_fields = ["user__username", "user__email", "account__name"]
+    list_select_related = ["user", "account"]
+    autocomplete_fields = ["user", "account"]
+
+
+@admin.register(SenderName)
+class SenderNameAdmin(admin.ModelAdmin):
+    list_display = ["name", "account", "status", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "account__name"]
+    list_select_related = ["account"]
+    autocomplete_fields = ["account"]
+    actions = ["approve", "reject"]
+
+    def _set_status(
+        self, request: HttpRequest, queryset: QuerySet[SenderName], status: SenderName.Status
+    ) -> None:
+        total = queryset.count()
+        changed = queryset.exclude(status=status).update(status=status)
+        text = f"{_plural(changed, 'sender name', 'sender names')} {status.label.lower()}."
+        if changed < total:
+            text += f" {total - changed} already {'was' if total - changed == 1 else 'were'}."
+        self.message_user(request, text, messages.SUCCESS)
+
+    @admin.action(description="Approve selected sender names", permissions=["change"])
+    def approve(self, request: HttpRequest, queryset: QuerySet[SenderName]) -> None:
+        self._set_status(request, queryset, SenderName.Status.APPROVED)
+
+    @admin.action(description="Reject selected sender names", permissions=["change"])
+    def reject(self, request: HttpRequest, queryset: QuerySet[SenderName]) -> None:
+        self._set_status(request, queryset, SenderName.Status.REJECTED)
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "tag", "account"]
+    list_filter = ["account"]
+    search_fields = ["name", "tag"]
+    list_select_related = ["account"]
+    autocomplete_fields = ["account"]
+    prepopulated_fields = {"tag": ["name"]}
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ["name", "account", "status", "category", "created_at"]
+    list_filter = ["status", "account"]
+    search_fields = ["name"]
+    date_hierarchy = "created_at"
+    list_select_related = ["account", "category"]
+    autocomplete_fields = ["account", "category", "created_by"]
+    # Pausing, resuming and canceling act on the campaign's messages: they go through the app.
+    readonly_fields = ["status", "created_at"]
+
+    def save_model(self, request: HttpRequest, obj: Campaign, form, change: bool) -> None:
+        if not change and obj.created_by is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+class MessageEventInline(admin.TabularInline):
+    """The message's timeline."""
+
+    model = MessageEvent
+    fields = readonly_fields = ["at", "from_status", "to_status", "source", "detail", "payload"]
+    ordering = ["at", "id"]
+    can_delete = False
+    extra = max_num = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyMixin, PhoneSearchMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "recipient",
+        "account",
+        "status",
+        "provider_account",
+        "segments",
+        "created_at",
+        "sent_at",
+        "delivered_at",
+    ]
+    list_filter = ["status", "encoding", "provider_account", "account"]
+    # Exact lookups: `=field` would be iexact, which no plain index serves.
+    search_fields = ["recipient__exact", "provider_message_id__exact"]
+    phone_search_field = "recipient"
+    date_hierarchy = "created_at"
+    list_select_related = ["account", "provider_account"]
+    show_full_result_count = False
+    raw_id_fields = ["account", "campaign", "category", "created_by", "provider_account"]
+    inlines = [MessageEventInline]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "account",
+                    "campaign",
+                    "category",
+                    "recipient",
+                    "sender",
+                    "text",
+                    "encoding",
+                    "segments",
+                    "status",
+                    "created_by",
+                ]
+            },
+        ),
+        (
+            "Sending",
+            {
+                "fields": [
+                    "provider_account",
+                    "provider_message_id",
+                    "attempts",
+                    "next_attempt_at",
+                    "claimed_at",
+                    "claim_token",
+                    "error_code",
+                    "error_reason",
+                    "cost",
+                ]
+            },
+        ),
+        (
+            "Times",
+            {
+                "fields": [
+                    "scheduled_at",
+                    "window_start",
+                    "window_end",
+                    "created_at",
+                    "sent_at",
+                    "delivered_at",
+                    "updated_at",
+                ]
+            },
+        ),
+    ]
+
+
+@admin.register(MessageEvent)
+class MessageEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["message_link", "at", "from_status", "to_status", "source"]
+    list_filter = ["source"]
+    search_fields = ["message__id__exact"]
+    date_hierarchy = "at"
+    raw_id_fields = ["message"]
+    show_full_result_count = False
+
+    @admin.display(description="message", ordering="message_id")
+    def message_link(self, obj: MessageEvent) -> str:
+        return _message_link(obj.message_id)
+
+
+@admin.register(Reply)
+class ReplyAdmin(ReadOnlyMixin, PhoneSearchMixin, admin.ModelAdmin):
+    list_display = ["from_number", "account", "message_link", "received_at", "excerpt"]
+    list_filter = ["account"]
+    search_fields = ["from_number__exact"]
+    phone_search_field = "from_number"
+    date_hierarchy = "received_at"
+    list_select_related = ["account"]
+    raw_id_fields = ["account", "message", "provider_account"]
+    show_full_result_count = False
+
+    @admin.display(description="message", ordering="message_id")
+    def message_link(self, obj: Reply) -> str:
+        return _message_link(obj.message_id)
+
+    @admin.display(description="text")
+    def excerpt(self, obj: Reply) -> str:
+        return Truncator(obj.text).chars(60)
+
+
+@admin.register(OptOut)
+class OptOutAdmin(PhoneSearchMixin, admin.ModelAdmin):
+    list_display = ["number", "account", "source", "keyword", "created_at"]
+    list_filter = ["source", "account"]
+    search_fields = ["number__exact"]
+    phone_search_field = "number"
+    list_select_related = ["account"]
+    autocomplete_fields = ["account"]

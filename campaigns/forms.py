@@ -1,0 +1,50 @@
+"""Staff forms. Every choice is limited to the current account's own objects."""
+
+from django import forms
+
+from providers import gsm
+
+from .models import Account, Category, SenderName
+from .phone import PhoneNumberFormField
+
+# Ten segments of GSM-7 text: longer than this is almost always a mistake.
+MAX_TEXT_LENGTH = 1530
+
+
+class ComposeForm(forms.Form):
+    recipient = PhoneNumberFormField(
+        label="To",
+        help_text="A mobile number with its country code, e.g. +33 6 12 34 56 78.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "tel"}),
+    )
+    text = forms.CharField(
+        label="Message",
+        max_length=MAX_TEXT_LENGTH,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+    )
+    sender = forms.ChoiceField(
+        label="Sender name",
+        required=False,
+        help_text="Only approved sender names can be used.",
+    )
+    category = forms.ModelChoiceField(
+        label="Category", queryset=Category.objects.none(), required=False, empty_label="None"
+    )
+
+    def __init__(self, *args, account: Account, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        approved = SenderName.objects.filter(account=account, status=SenderName.Status.APPROVED)
+        self.fields["sender"].choices = [("", "Provider default")] + [
+            (s.name, s.name) for s in approved
+        ]
+        self.fields["category"].queryset = Category.objects.filter(account=account)
+
+    def clean_text(self) -> str:
+        text = self.cleaned_data["text"]
+        if not text.strip():
+            raise forms.ValidationError("Write the message to send.", code="required")
+        return text
+
+    def analysis(self) -> gsm.Analysis:
+        return gsm.analyze(self.data.get("text", ""))

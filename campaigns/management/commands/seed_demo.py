@@ -1,0 +1,73 @@
+"""Create (or bring back) the demo: an account, its admin user and a simulator provider account.
+
+Safe to run again: it updates what exists and never duplicates. Meant for development only.
+"""
+
+import os
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from campaigns.models import Account, Category, Membership, RouteEntry, SenderName
+from providers.models import ProviderAccount
+
+
+class Command(BaseCommand):
+    help = "Seed a demo account, an admin user and a simulator provider account (development)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default=os.environ.get("DEMO_USERNAME", "admin"))
+        parser.add_argument("--password", default=os.environ.get("DEMO_PASSWORD", "smshub-demo"))
+        parser.add_argument(
+            "--simulator-url",
+            default=os.environ.get("SIMULATOR_URL", "http://127.0.0.1:8025"),
+        )
+        parser.add_argument(
+            "--simulator-api-key", default=os.environ.get("SIMULATOR_API_KEY", "simulator-key")
+        )
+        parser.add_argument(
+            "--force", action="store_true", help="Run even with DEBUG off (never in production)."
+        )
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        if not settings.DEBUG and not options["force"]:
+            raise CommandError("seed_demo creates a known password: it runs only with DEBUG on.")
+        user, _ = get_user_model().objects.get_or_create(username=options["username"])
+        user.is_staff = user.is_superuser = True
+        user.email = user.email or f"{options['username']}@example.com"
+        user.set_password(options["password"])
+        user.save()
+
+        simulator, _ = ProviderAccount.objects.update_or_create(
+            name="Simulator",
+            defaults={
+                "slug": "simulator",
+                "base_url": options["simulator_url"],
+                "credentials": {"api_key": options["simulator_api_key"]},
+                "enabled": True,
+            },
+        )
+        account, _ = Account.objects.get_or_create(
+            name="Demo", defaults={"timezone": "Europe/Paris", "flood_limit_per_minute": 600}
+        )
+        RouteEntry.objects.get_or_create(
+            account=account, provider_account=simulator, defaults={"position": 0}
+        )
+        Membership.objects.update_or_create(
+            user=user, account=account, defaults={"role": Membership.Role.ADMIN}
+        )
+        SenderName.objects.update_or_create(
+            account=account, name="SMSHub", defaults={"status": SenderName.Status.APPROVED}
+        )
+        Category.objects.get_or_create(
+            account=account, tag="notifications", defaults={"name": "Notifications"}
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo ready: account “{account.name}”, login {user.username} / "
+                f"{options['password']}, provider “{simulator.name}” at {simulator.base_url}"
+            )
+        )

@@ -1,0 +1,411 @@
+"""The messaging domain: accounts and their people, senders, campaigns, messages and replies."""
+
+import re
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from providers.models import ProviderAccount
+
+from .phone import PhoneNumberField
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(
+            "“%(value)s” is not a time zone name such as Europe/Paris.", params={"value": value}
+        )
+
+
+class Account(models.Model):
+    """A tenant: an organisation whose staff send SMS. Nothing of one account is seen by another."""
+
+    name = models.CharField(max_length=100, unique=True)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    flood_limit_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="SMS segments per minute for the whole account. Empty: no limit.",
+    )
+    flood_limit_per_hour = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="SMS segments per hour for the whole account. Empty: no limit.",
+    )
+    default_route = models.ManyToManyField(
+        ProviderAccount, through="RouteEntry", blank=True, related_name="routed_accounts"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def route(self) -> list[ProviderAccount]:
+        """The enabled provider accounts to send through, first choice first."""
+        return [
+            entry.provider_account
+            for entry in self.route_entries.select_related("provider_account")
+            if entry.provider_account.enabled
+        ]
+
+
+class RouteEntry(models.Model):
+    """One step of an account's default route: provider accounts are tried in `position` order."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="route_entries")
+    provider_account = models.ForeignKey(ProviderAccount, on_delete=models.PROTECT)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name_plural = "route entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "provider_account"], name="route_entry_unique_provider"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.provider_account}"
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Account admin"
+        OPERATOR = "operator", "Operator"
+        VIEWER = "viewer", "Viewer"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.OPERATOR)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "account"], name="membership_unique_user_account"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.account} ({self.get_role_display()})"
+
+    @property
+    def can_send(self) -> bool:
+        return self.role in (self.Role.ADMIN, self.Role.OPERATOR)
+
+
+SENDER_NAME_RE = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9]{3,11}$|^\+?[0-9]{3,15}$")
+
+
+def validate_sender_name(value: str) -> None:
+    if not SENDER_NAME_RE.match(value):
+        raise ValidationError(
+            "A sender name is 3 to 11 letters and digits (no spaces or accents), "
+            "or a phone number of up to 15 digits."
+        )
+
+
+class SenderName(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending approval"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sender_names")
+    name = models.CharField(max_length=15, validators=[validate_sender_name])
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "name"], name="sender_name_unique_per_account"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Category(models.Model):
+    """What a message is about (appointments, marketing, ...): statistics, routes, provider tags."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="categories")
+    name = models.CharField(max_length=100)
+    tag = models.SlugField(max_length=50, help_text="Short tag passed to providers that take one.")
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "categories"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "name"], name="category_unique_name"),
+            models.UniqueConstraint(fields=["account", "tag"], name="category_unique_tag"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Campaign(models.Model):
+    """A batch of messages sent together, with one text, for statistics and control."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SCHEDULED = "scheduled", "Scheduled"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+        CANCELED = "canceled", "Canceled"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    category = models.ForeignKey(Category, on_delete=models.SET_NULL, null=True, blank=True)
+    sender = models.CharField(max_length=15, blank=True)
+    text = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["account", "-id"], name="campaign_account_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Message(models.Model):
+    """One SMS to one number, and everything that happened to it.
+
+    The lifecycle (every change is a `MessageEvent`)::
+
+        scheduled → queued → sending → sent → delivered
+                         │        └──→ undelivered | expired
+                         ├→ retrying (backoff) → queued   (retryable error; then failover)
+                         └→ failed (reason)               (permanent error, or retries spent)
+        blocked (opted out / blacklisted)   canceled (campaign canceled)
+        unknown (outcome not known: never resent blindly)
+
+    Delivery reports only move a message forward: a late `sent` never overwrites `delivered`.
+    A message is sent only from `queued`, by the worker that claimed it.
+    """
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        RETRYING = "retrying", "Retrying"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        UNDELIVERED = "undelivered", "Undelivered"
+        EXPIRED = "expired", "Expired"
+        FAILED = "failed", "Failed"
+        BLOCKED = "blocked", "Blocked"
+        CANCELED = "canceled", "Canceled"
+        UNKNOWN = "unknown", "Unknown"
+
+    FINAL_STATUSES = frozenset(
+        {
+            Status.DELIVERED,
+            Status.UNDELIVERED,
+            Status.EXPIRED,
+            Status.FAILED,
+            Status.BLOCKED,
+            Status.CANCELED,
+        }
+    )
+
+    class Encoding(models.TextChoices):
+        GSM7 = "GSM-7", "GSM-7"
+        UCS2 = "UCS-2", "UCS-2"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages")
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
+    )
+    category = models.ForeignKey(Category, on_delete=models.SET_NULL, null=True, blank=True)
+    recipient = PhoneNumberField()
+    sender = models.CharField(max_length=15, blank=True)
+    text = models.TextField()
+    encoding = models.CharField(max_length=5, choices=Encoding.choices, default=Encoding.GSM7)
+    segments = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+
+    provider_account = models.ForeignKey(
+        ProviderAccount, on_delete=models.PROTECT, null=True, blank=True, related_name="messages"
+    )
+    provider_message_id = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    error_code = models.CharField(max_length=50, blank=True)
+    error_reason = models.TextField(blank=True)
+    cost = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider_account", "provider_message_id"],
+                condition=~Q(provider_message_id=""),
+                name="message_unique_provider_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(recipient__startswith="+"), name="message_recipient_e164"
+            ),
+            models.CheckConstraint(condition=Q(segments__gte=1), name="message_segments_positive"),
+            models.CheckConstraint(
+                condition=Q(window_end__isnull=True)
+                | Q(window_start__isnull=True)
+                | Q(window_end__gt=models.F("window_start")),
+                name="message_window_ordered",
+            ),
+        ]
+        indexes = [
+            # The dispatcher's claim: due queued messages, oldest first.
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=Q(status="queued"),
+                name="message_due_idx",
+            ),
+            models.Index(
+                fields=["scheduled_at"],
+                condition=Q(status="scheduled"),
+                name="message_scheduled_idx",
+            ),
+            models.Index(
+                fields=["claimed_at"], condition=Q(status="sending"), name="message_sending_idx"
+            ),
+            # The staff UI: an account's messages, newest first, optionally by status.
+            models.Index(fields=["account", "-id"], name="message_account_idx"),
+            models.Index(fields=["account", "status", "-id"], name="message_account_status_idx"),
+            # Threading replies: the latest message an account sent to a number.
+            models.Index(fields=["account", "recipient", "-id"], name="message_recipient_idx"),
+            models.Index(fields=["campaign", "status"], name="message_campaign_status_idx"),
+            # Admin date navigation and, later, retention by age.
+            models.Index(fields=["created_at"], name="message_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"SMS {self.pk} to {self.recipient}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL_STATUSES
+
+
+class MessageEvent(models.Model):
+    """One step of a message's timeline: a status change or something worth knowing."""
+
+    class Source(models.TextChoices):
+        STAFF = "staff", "Staff"
+        API = "api", "API"
+        DISPATCH = "dispatch", "Dispatch"
+        PROVIDER = "provider", "Provider"
+        WEBHOOK = "webhook", "Webhook"
+        SYSTEM = "system", "System"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    from_status = models.CharField(max_length=12, blank=True)
+    to_status = models.CharField(max_length=12, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    detail = models.TextField(blank=True)
+    payload = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["message", "at"], name="event_message_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '∅'} → {self.to_status or '∅'}"
+
+
+class Reply(models.Model):
+    """An SMS a recipient sent back (MO), linked to the message it answers when known."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="replies")
+    message = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="replies"
+    )
+    provider_account = models.ForeignKey(
+        ProviderAccount, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    provider_message_id = models.CharField(max_length=100, blank=True)
+    from_number = PhoneNumberField()
+    to_number = models.CharField(max_length=32, blank=True)
+    text = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    raw = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name_plural = "replies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider_account", "provider_message_id"],
+                condition=~Q(provider_message_id=""),
+                name="reply_unique_provider_id",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["account", "-received_at"], name="reply_account_idx"),
+            models.Index(
+                fields=["account", "from_number", "-received_at"], name="reply_number_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Reply from {self.from_number}"
+
+
+class OptOut(models.Model):
+    """A number that asked not to be sent to again by this account."""
+
+    class Source(models.TextChoices):
+        REPLY = "reply", "Reply keyword"
+        STAFF = "staff", "Staff"
+        API = "api", "API"
+        IMPORT = "import", "Import"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="opt_outs")
+    number = PhoneNumberField()
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.STAFF)
+    keyword = models.CharField(max_length=50, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "opt-out"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "number"], name="opt_out_unique_number")
+        ]
+
+    def __str__(self) -> str:
+        return self.number

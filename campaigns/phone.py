@@ -1,0 +1,70 @@
+"""Phone numbers: everything the hub stores is E.164 (`+33612345678`), checked with phonenumbers."""
+
+import phonenumbers
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+def normalize(value: str, region: str | None = None) -> str:
+    """Return `value` as E.164, or raise ValidationError saying what is wrong with it.
+
+    Without `region`, a number must start with + and its country code.
+    """
+    raw = (value or "").strip()
+    if not raw:
+        raise ValidationError("Enter a phone number.", code="required")
+    if raw.startswith("00"):
+        raw = "+" + raw[2:]
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        hint = "" if raw.startswith("+") or region else " Start it with + and the country code."
+        raise ValidationError(
+            "“%(value)s” is not a phone number.%(hint)s",
+            code="invalid_phone",
+            params={"value": value, "hint": hint},
+        ) from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationError(
+            "“%(value)s” is not a valid phone number for its country.",
+            code="invalid_phone",
+            params={"value": value},
+        )
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+class PhoneNumberFormField(forms.CharField):
+    def __init__(self, *, region: str | None = None, **kwargs) -> None:
+        self.region = region
+        kwargs.setdefault("max_length", 32)
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value in self.empty_values:
+            return value
+        return normalize(value, self.region)
+
+
+class PhoneNumberField(models.CharField):
+    """A CharField that holds E.164; `full_clean()` normalises what it is given."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("max_length", 16)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        if kwargs.get("max_length") == 16:
+            del kwargs["max_length"]
+        return name, path, args, kwargs
+
+    def clean(self, value, model_instance):
+        # Normalise on validation only: lookups (search, filters) must accept any text.
+        if value not in self.empty_values:
+            value = normalize(value)
+        return super().clean(value, model_instance)
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"form_class": PhoneNumberFormField, **kwargs})

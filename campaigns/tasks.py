@@ -1,0 +1,43 @@
+"""Celery tasks: thin wrappers over `campaigns.services`. They take ids, never objects."""
+
+import logging
+import math
+import time
+
+from celery import shared_task
+from django.conf import settings
+
+from .services import dispatch as dispatch_service
+
+logger = logging.getLogger(__name__)
+
+# One dispatch task keeps claiming batches for at most this long, then hands over.
+DISPATCH_TIME_BUDGET = 30.0
+# The sweep never publishes more dispatch tasks than this at once.
+MAX_FANOUT = 16
+
+
+@shared_task(name="campaigns.dispatch")
+def dispatch() -> int:
+    """Claim and send due messages, batch after batch, until none is due or time is up."""
+    started, total = time.monotonic(), 0
+    while time.monotonic() - started < DISPATCH_TIME_BUDGET:
+        claimed = dispatch_service.dispatch_batch()
+        total += claimed
+        if claimed < settings.SMSHUB_DISPATCH_BATCH_SIZE:
+            break
+    return total
+
+
+@shared_task(name="campaigns.sweep")
+def sweep() -> int:
+    """Run by beat every few seconds: what is due gets workers, whatever the broker lost."""
+    dispatch_service.expire_stuck_sending()
+    dispatch_service.promote_due()
+    due = dispatch_service.due_count()
+    tasks = min(math.ceil(due / settings.SMSHUB_DISPATCH_BATCH_SIZE), MAX_FANOUT)
+    for _ in range(tasks):
+        dispatch.apply_async(expires=settings.SMSHUB_SWEEP_INTERVAL * 2)
+    if due:
+        logger.info("sweep: %s messages due, %s dispatch tasks published", due, tasks)
+    return due

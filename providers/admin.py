@@ -1,0 +1,207 @@
+"""Provider accounts in the admin. Secret credentials are never shown in full, anywhere."""
+
+import json
+import logging
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.db.models import QuerySet
+from django.db.models.constants import LOOKUP_SEP
+from django.forms.fields import InvalidJSONInput
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from .exceptions import ProviderError
+from .models import ProviderAccount, mask, new_webhook_token
+
+logger = logging.getLogger(__name__)
+
+MASK_PREFIX = mask("")  # what every masked value starts with
+
+
+class CredentialsField(forms.JSONField):
+    """A JSON textarea, pretty-printed."""
+
+    def prepare_value(self, value: Any) -> str:
+        if isinstance(value, InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+class ProviderAccountForm(forms.ModelForm):
+    """Shows `masked_credentials()`; a masked value sent back unchanged keeps the stored secret."""
+
+    credentials = CredentialsField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 60, "spellcheck": "false"}),
+        help_text=(
+            "A JSON object. Secrets are shown masked: leave a masked value as it is to keep the "
+            "stored secret, type a new value to replace it, remove the key to delete it."
+        ),
+    )
+
+    class Meta:
+        model = ProviderAccount
+        fields = [
+            "name",
+            "slug",
+            "base_url",
+            "credentials",
+            "enabled",
+            "priority",
+            "max_per_second",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Taken before the form touches the instance: what is stored, and what the user was shown.
+        self.stored_credentials = dict(self.instance.credentials or {})
+        self.shown_credentials = self.instance.masked_credentials()
+        self.initial["credentials"] = self.shown_credentials
+
+    def clean_credentials(self) -> dict[str, Any]:
+        submitted = self.cleaned_data.get("credentials")
+        if submitted is None:
+            return {}
+        if not isinstance(submitted, dict):
+            raise ValidationError("Credentials must be a JSON object.")
+        merged = {}
+        for key, value in submitted.items():
+            if key in self.stored_credentials and value == self.shown_credentials.get(key):
+                merged[key] = self.stored_credentials[key]  # unchanged: keep the stored secret
+            elif isinstance(value, str) and value.startswith(MASK_PREFIX):
+                raise ValidationError(
+                    "“%(key)s” holds a masked value that matches no stored secret: "
+                    "type the full value.",
+                    params={"key": key},
+                )
+            else:
+                merged[key] = value
+        return merged
+
+
+@admin.register(ProviderAccount)
+class ProviderAccountAdmin(admin.ModelAdmin):
+    form = ProviderAccountForm
+    list_display = [
+        "name",
+        "slug",
+        "base_url",
+        "enabled",
+        "priority",
+        "max_per_second",
+        "updated_at",
+    ]
+    list_filter = ["slug", "enabled"]
+    search_fields = ["name", "base_url"]
+    readonly_fields = ["dlr_webhook_url", "inbound_webhook_url", "created_at", "updated_at"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "slug",
+                    "base_url",
+                    "credentials",
+                    "enabled",
+                    "priority",
+                    "max_per_second",
+                ]
+            },
+        ),
+        (
+            "Webhooks",
+            {
+                "fields": ["dlr_webhook_url", "inbound_webhook_url"],
+                "description": "Paste into the provider's console.",
+            },
+        ),
+        (None, {"fields": ["created_at", "updated_at"]}),
+    ]
+    actions = ["test_connection", "rotate_webhook_token"]
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # `?credentials__api_key__startswith=a` would let anyone who may view the list guess a
+        # secret character by character.
+        if lookup.split(LOOKUP_SEP)[0] in ("credentials", "webhook_token"):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    def get_fieldsets(self, request: HttpRequest, obj: ProviderAccount | None = None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:  # no webhook URLs nor timestamps before the account exists
+            return fieldsets[:1]
+        if not self.has_change_permission(request, obj):
+            # A view-only page would render the model field itself, in full: show the masked one.
+            fieldsets = [
+                (name, {**options, "fields": [self._view_only(f) for f in options["fields"]]})
+                for name, options in fieldsets
+            ]
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ProviderAccount | None = None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            readonly.append("credentials_masked")
+        return readonly
+
+    @staticmethod
+    def _view_only(field: str) -> str:
+        return "credentials_masked" if field == "credentials" else field
+
+    @admin.display(description="credentials")
+    def credentials_masked(self, obj: ProviderAccount) -> str:
+        return json.dumps(obj.masked_credentials(), ensure_ascii=False, indent=2)
+
+    def _webhook_url(self, obj: ProviderAccount, kind: str) -> str:
+        if obj.pk is None:
+            return "Shown once the account is saved."
+        return format_html("<code>{}</code>", obj.webhook_url(kind))
+
+    @admin.display(description="delivery reports URL")
+    def dlr_webhook_url(self, obj: ProviderAccount) -> str:
+        return self._webhook_url(obj, "dlr")
+
+    @admin.display(description="replies URL")
+    def inbound_webhook_url(self, obj: ProviderAccount) -> str:
+        return self._webhook_url(obj, "inbound")
+
+    @admin.action(description="Test connection")
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[ProviderAccount]) -> None:
+        for account in queryset:
+            try:
+                result = account.adapter().check()
+            except ProviderError as exc:
+                self.message_user(request, f"{account}: {exc.message}", messages.ERROR)
+            except ImproperlyConfigured as exc:
+                self.message_user(request, f"{account}: {exc}", messages.ERROR)
+            except Exception as exc:
+                # The exception's text may carry a credential: it goes to the log only.
+                logger.exception("connection test of provider account %s failed", account.pk)
+                self.message_user(
+                    request,
+                    f"{account}: unexpected error ({exc.__class__.__name__}), see the server log.",
+                    messages.ERROR,
+                )
+            else:
+                self.message_user(request, f"{account}: {result}", messages.SUCCESS)
+
+    @admin.action(description="Rotate webhook token", permissions=["change"])
+    def rotate_webhook_token(
+        self, request: HttpRequest, queryset: QuerySet[ProviderAccount]
+    ) -> None:
+        names = []
+        for account in queryset:
+            account.webhook_token = new_webhook_token()
+            account.save(update_fields=["webhook_token", "updated_at"])
+            self.log_change(request, account, "Rotated the webhook token.")
+            names.append(str(account))
+        self.message_user(
+            request,
+            f"New webhook token for {', '.join(names)}: the webhook URLs changed, paste the new "
+            "ones into the provider's console (the old ones no longer work).",
+            messages.WARNING,
+        )

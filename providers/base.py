@@ -1,0 +1,96 @@
+"""The adapter contract. An adapter is pure: it speaks HTTP to its provider, never to the database.
+
+`send` runs a fixed pipeline (`validate` → `build_request` → HTTP → `parse_send_response`); an
+adapter fills in those hooks and, where its provider calls us back, the `parse_*` hooks.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import requests
+from django.http import HttpRequest
+
+from . import http
+from .events import DeliveryReport, DeliveryStatus, InboundSMS, OutboundSMS, SendResult
+from .exceptions import ProviderConfigurationError, ProviderRejected, WebhookValidationError
+
+
+@dataclass(frozen=True)
+class ProviderRequest:
+    """One HTTP call as an adapter wants it made."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    data: Any = None
+    auth: tuple[str, str] | None = None
+
+
+class BaseProvider:
+    slug: ClassVar[str]
+    display_name: ClassVar[str]
+    # Credential keys the provider account must have, and those that are secrets (masked in admin).
+    required_credentials: ClassVar[tuple[str, ...]] = ()
+    secret_credentials: ClassVar[frozenset[str]] = frozenset()
+    # The provider's status words → ours.
+    status_map: ClassVar[dict[str, DeliveryStatus]] = {}
+
+    def __init__(self, *, base_url: str, credentials: dict[str, Any] | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.credentials = credentials or {}
+
+    # --- sending ------------------------------------------------------------------------
+    def send(self, sms: OutboundSMS) -> SendResult:
+        self.validate(sms)
+        call = self.build_request(sms)
+        response = http.request(
+            call.method,
+            call.url,
+            headers=call.headers,
+            json=call.json,
+            data=call.data,
+            auth=call.auth,
+        )
+        return self.parse_send_response(response, sms)
+
+    def validate(self, sms: OutboundSMS) -> None:
+        """Raise `ProviderRejected` for what the provider would refuse, before any network call."""
+        if not sms.text:
+            raise ProviderRejected("the message text is empty")
+
+    def build_request(self, sms: OutboundSMS) -> ProviderRequest:
+        raise NotImplementedError
+
+    def parse_send_response(self, response: requests.Response, sms: OutboundSMS) -> SendResult:
+        raise NotImplementedError
+
+    def check(self) -> str:
+        """Test the connection and credentials: a short description, or a ProviderError."""
+        raise NotImplementedError
+
+    # --- what the provider sends us -------------------------------------------------------
+    def parse_delivery_reports(self, request: HttpRequest) -> list[DeliveryReport]:
+        raise WebhookValidationError(f"{self.slug} does not send delivery reports to a webhook")
+
+    def parse_inbound(self, request: HttpRequest) -> list[InboundSMS]:
+        raise WebhookValidationError(f"{self.slug} does not send replies to a webhook")
+
+    # --- helpers for adapters ---------------------------------------------------------------
+    def credential(self, key: str) -> Any:
+        try:
+            return self.credentials[key]
+        except KeyError:
+            raise ProviderConfigurationError(
+                f"the provider account has no '{key}' in its credentials", code="config"
+            ) from None
+
+    def map_status(self, word: str) -> DeliveryStatus:
+        try:
+            return self.status_map[word.strip().lower()]
+        except KeyError:
+            raise WebhookValidationError(f"unknown {self.slug} status {word!r}") from None
+
+    @classmethod
+    def missing_credentials(cls, credentials: dict[str, Any]) -> list[str]:
+        return [key for key in cls.required_credentials if not credentials.get(key)]

@@ -1,0 +1,74 @@
+"""HTTP towards providers: one pooled session per process, timeouts, and status → error mapping."""
+
+import logging
+import os
+import threading
+
+import requests
+from django.conf import settings
+
+from .exceptions import ProviderRejected, ProviderTemporaryError, ProviderThrottled
+
+logger = logging.getLogger(__name__)
+
+_local = threading.local()
+
+
+def session() -> requests.Session:
+    """The pooled session of this process and thread; a forked child gets a fresh one."""
+    current = getattr(_local, "session", None)
+    if current is None or getattr(_local, "pid", None) != os.getpid():
+        current = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=20, pool_maxsize=50)
+        current.mount("http://", adapter)
+        current.mount("https://", adapter)
+        _local.session, _local.pid = current, os.getpid()
+    return current
+
+
+def request(method: str, url: str, **kwargs) -> requests.Response:
+    """Send a request; network failures become `ProviderTemporaryError`, HTTP errors are mapped."""
+    kwargs.setdefault("timeout", settings.SMSHUB_HTTP_TIMEOUT)
+    try:
+        response = session().request(method, url, **kwargs)
+    except requests.Timeout as exc:
+        raise ProviderTemporaryError(f"timed out calling {_host(url)}", code="timeout") from exc
+    except requests.RequestException as exc:
+        raise ProviderTemporaryError(
+            f"could not reach {_host(url)}: {exc.__class__.__name__}", code="network"
+        ) from exc
+    raise_for_status(response)
+    return response
+
+
+def raise_for_status(response: requests.Response) -> None:
+    """429 → throttled; 5xx → temporary; other 4xx → rejected, with the provider's own text."""
+    status = response.status_code
+    if status < 400:
+        return
+    text = response.text[:1000]
+    if status == 429:
+        raise ProviderThrottled(
+            f"throttled by provider (HTTP 429): {text}",
+            code="429",
+            raw=text,
+            retry_after=_retry_after(response),
+        )
+    if status >= 500:
+        raise ProviderTemporaryError(
+            f"provider error HTTP {status}: {text}", code=str(status), raw=text
+        )
+    raise ProviderRejected(
+        f"refused by provider (HTTP {status}): {text}", code=str(status), raw=text
+    )
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+def _host(url: str) -> str:
+    return requests.utils.urlparse(url).netloc or url

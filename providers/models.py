@@ -1,0 +1,86 @@
+"""A provider account: one configured connection to one provider."""
+
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.urls import reverse
+
+from . import registry
+from .base import BaseProvider
+
+
+def new_webhook_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def mask(value: Any) -> str:
+    """A secret as it may be shown: never in full (the last 4 characters of a long one)."""
+    text = str(value)
+    if len(text) >= 12:
+        return "•" * 8 + text[-4:]
+    return "•" * 8
+
+
+class ProviderAccount(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.CharField(
+        "provider", max_length=40, choices=registry.choices, help_text="Which provider this is."
+    )
+    base_url = models.URLField("base URL", max_length=300)
+    credentials = models.JSONField(default=dict, blank=True)
+    webhook_token = models.CharField(
+        max_length=64, unique=True, default=new_webhook_token, editable=False
+    )
+    enabled = models.BooleanField(default=True)
+    priority = models.PositiveSmallIntegerField(
+        default=100, help_text="Lower goes first when several accounts can send."
+    )
+    max_per_second = models.PositiveIntegerField(
+        "max messages per second", null=True, blank=True, help_text="Empty: no limit."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["priority", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def adapter_class(self) -> type[BaseProvider]:
+        return registry.get_adapter_class(self.slug)
+
+    def adapter(self) -> BaseProvider:
+        return self.adapter_class(base_url=self.base_url, credentials=self.credentials)
+
+    def webhook_url(self, kind: str) -> str:
+        """The absolute URL to give the provider: delivery reports ("dlr"), replies ("inbound")."""
+        path = reverse(
+            "webhook", kwargs={"slug": self.slug, "token": self.webhook_token, "kind": kind}
+        )
+        return f"{settings.PUBLIC_BASE_URL}{path}"
+
+    def masked_credentials(self) -> dict[str, Any]:
+        secret = self.adapter_class.secret_credentials if self.slug in registry.adapters() else None
+        return {
+            key: mask(value) if secret is None or key in secret else value
+            for key, value in (self.credentials or {}).items()
+        }
+
+    def clean(self) -> None:
+        if urlsplit(self.base_url or "").username is not None:
+            raise ValidationError(
+                {"base_url": "Put user names and passwords in the credentials, not in the URL."}
+            )
+        if not isinstance(self.credentials, dict):
+            raise ValidationError({"credentials": "Credentials must be a JSON object."})
+        if self.slug in registry.adapters():
+            missing = self.adapter_class.missing_credentials(self.credentials)
+            if missing:
+                needs = f"{self.adapter_class.display_name} needs: {', '.join(missing)}."
+                raise ValidationError({"credentials": needs})

@@ -1,0 +1,86 @@
+"""The simulator provider: the hub's own fake SMS provider (see `server.py` for the other side).
+
+Wire protocol: `POST {base}/simulator/messages` with `Authorization: Bearer <api_key>` and JSON
+`{to, text, from, reference, callback_url}` → 201 `{"id", "status": "accepted"}`; later the
+simulator POSTs `{"id", "status", "timestamp", "reference", "error_code"}` to `callback_url`.
+"""
+
+import json
+
+import requests
+from django.utils.dateparse import parse_datetime
+
+from providers import http
+from providers.base import BaseProvider, ProviderRequest
+from providers.events import DeliveryReport, DeliveryStatus, OutboundSMS, SendResult
+from providers.exceptions import ProviderRejected, WebhookValidationError
+
+
+class SimulatorProvider(BaseProvider):
+    slug = "simulator"
+    display_name = "Simulator"
+    required_credentials = ("api_key",)
+    secret_credentials = frozenset({"api_key"})
+    status_map = {
+        "accepted": DeliveryStatus.SENT,
+        "sent": DeliveryStatus.SENT,
+        "delivered": DeliveryStatus.DELIVERED,
+        "undelivered": DeliveryStatus.UNDELIVERED,
+        "expired": DeliveryStatus.EXPIRED,
+        "failed": DeliveryStatus.FAILED,
+    }
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credential('api_key')}"}
+
+    def build_request(self, sms: OutboundSMS) -> ProviderRequest:
+        return ProviderRequest(
+            "POST",
+            f"{self.base_url}/simulator/messages",
+            headers=self._headers(),
+            json={
+                "to": sms.to,
+                "text": sms.text,
+                "from": sms.sender,
+                "reference": sms.reference,
+                "callback_url": sms.callback_url,
+            },
+        )
+
+    def parse_send_response(self, response: requests.Response, sms: OutboundSMS) -> SendResult:
+        try:
+            body = response.json()
+            return SendResult(
+                provider_message_id=str(body["id"]),
+                status=self.map_status(body["status"]),
+                raw=body,
+            )
+        except (ValueError, KeyError, TypeError, WebhookValidationError) as exc:
+            raise ProviderRejected(
+                f"unreadable answer from the simulator: {response.text[:200]}", raw=response.text
+            ) from exc
+
+    def check(self) -> str:
+        http.request("GET", f"{self.base_url}/simulator/health", headers=self._headers())
+        return "the simulator answers and accepts the API key"
+
+    def parse_delivery_reports(self, request) -> list[DeliveryReport]:
+        try:
+            body = json.loads(request.body)
+        except ValueError as exc:
+            raise WebhookValidationError("the delivery report is not JSON") from exc
+        items = body if isinstance(body, list) else [body]
+        reports = []
+        for item in items:
+            if not isinstance(item, dict) or not item.get("id") or not item.get("status"):
+                raise WebhookValidationError("a delivery report needs 'id' and 'status'")
+            reports.append(
+                DeliveryReport(
+                    provider_message_id=str(item["id"]),
+                    status=self.map_status(str(item["status"])),
+                    occurred_at=parse_datetime(str(item.get("timestamp") or "")),
+                    error_code=str(item.get("error_code") or ""),
+                    raw=item,
+                )
+            )
+        return reports

@@ -1,0 +1,185 @@
+"""Settings for SMS Hub, read from the environment (and an optional `.env` file).
+
+The defaults run on a bare machine: a SQLite file, Celery over kombu's filesystem transport and
+Django's database cache, all under `var/`. Production sets `DATABASE_URL` (PostgreSQL),
+`CELERY_BROKER_URL` and `CACHE_URL` (Redis): see `.env.example`.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")
+
+DEBUG = env.bool("DEBUG", default=False)
+
+# A key that is only good for development: the hub refuses to start on it with DEBUG off.
+DEVELOPMENT_SECRET_KEY = "django-insecure-smshub-development-key-do-not-use-in-production"  # noqa: S105
+SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+if not DEBUG and SECRET_KEY in ("", DEVELOPMENT_SECRET_KEY):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set: with DEBUG off SMS Hub refuses to start on the development key. "
+        "Set SECRET_KEY in the environment or in .env (see .env.example)."
+    )
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# How providers reach the hub: the base of every webhook and callback URL handed to them.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "providers",
+    "campaigns",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "campaigns.tenancy.AccountMiddleware",
+]
+
+ROOT_URLCONF = "smshub.urls"
+WSGI_APPLICATION = "smshub.wsgi.application"
+ASGI_APPLICATION = "smshub.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'smshub.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # Web, worker and beat write to one file: WAL lets readers go on while one writes, and
+    # IMMEDIATE transactions make writers queue (up to `timeout` seconds) instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://smshub_cache")}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "campaigns:compose"
+LOGOUT_REDIRECT_URL = "login"
+
+# Stored in UTC; shown in the account's own timezone (see campaigns.tenancy).
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+
+# --- Celery: the broker carries ids only; the database is the source of truth. -------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = env.path("CELERY_FILESYSTEM_DIR", default=VAR_DIR / "broker")
+    for _sub in ("queue", "processed", "control"):
+        Path(_broker_dir, _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(Path(_broker_dir, "queue")),
+        "data_folder_out": str(Path(_broker_dir, "queue")),
+        "processed_folder": str(Path(_broker_dir, "processed")),
+        "control_folder": str(Path(_broker_dir, "control")),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE_FILENAME = str(
+    env.path("CELERY_BEAT_SCHEDULE_FILENAME", default=VAR_DIR / "celerybeat-schedule")
+)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- SMS Hub ---------------------------------------------------------------------------------
+# Provider kinds: slug -> adapter class. Adding a provider is one line here.
+SMSHUB_PROVIDERS = {
+    "simulator": "providers.simulator.adapter.SimulatorProvider",
+}
+# How often the beat sweep claims due messages, and how many one task sends.
+SMSHUB_SWEEP_INTERVAL = env.float("SMSHUB_SWEEP_INTERVAL", default=5.0)
+SMSHUB_DISPATCH_BATCH_SIZE = env.int("SMSHUB_DISPATCH_BATCH_SIZE", default=100)
+CELERY_BEAT_SCHEDULE = {
+    # Claims what is due: scheduled sends, retries, and anything the broker dropped.
+    "sweep": {
+        "task": "campaigns.sweep",
+        "schedule": SMSHUB_SWEEP_INTERVAL,
+        "options": {"expires": SMSHUB_SWEEP_INTERVAL},
+    },
+}
+# Seconds a message may stay `sending` before it is marked `unknown` (never resent blindly).
+SMSHUB_SENDING_TIMEOUT = env.int("SMSHUB_SENDING_TIMEOUT", default=300)
+# HTTP timeouts towards providers: (connect, read) seconds.
+SMSHUB_HTTP_TIMEOUT = (
+    env.float("SMSHUB_HTTP_CONNECT_TIMEOUT", default=5.0),
+    env.float("SMSHUB_HTTP_READ_TIMEOUT", default=20.0),
+)
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+    },
+}
+# Attempts per message before it fails (temporary errors and throttling), and the first backoff.
+SMSHUB_MAX_ATTEMPTS = env.int("SMSHUB_MAX_ATTEMPTS", default=5)
+SMSHUB_RETRY_BASE_DELAY = env.float("SMSHUB_RETRY_BASE_DELAY", default=10.0)

@@ -1,0 +1,116 @@
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError
+
+from campaigns.models import Account, Message, OptOut, SenderName
+from campaigns.phone import normalize
+
+from ..factories import AccountFactory, MessageFactory, ProviderAccountFactory
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("+33612345678", "+33612345678"),
+        ("+33 6 12 34 56 78", "+33612345678"),
+        ("0033 6 12 34 56 78", "+33612345678"),
+        ("+40 (721) 234-567", "+40721234567"),
+        ("+1 415 555 2671", "+14155552671"),
+    ],
+)
+def test_numbers_are_normalised_to_e164(given, expected):
+    assert normalize(given) == expected
+
+
+def test_a_national_number_is_read_in_the_given_region():
+    assert normalize("06 12 34 56 78", region="FR") == "+33612345678"
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("06 12 34 56 78", "Start it with + and the country code"),
+        ("hello", "is not a phone number"),
+        ("+33 6 12", "is not a valid phone number for its country"),
+        ("+999 123456789", "is not"),
+        ("", "Enter a phone number"),
+    ],
+)
+def test_invalid_numbers_are_refused_with_a_clear_message(given, message):
+    with pytest.raises(ValidationError) as caught:
+        normalize(given)
+    assert message in " ".join(caught.value.messages)
+
+
+@pytest.mark.django_db
+def test_message_full_clean_normalises_the_recipient():
+    message = MessageFactory.build(account=AccountFactory(), recipient="+33 6 12 34 56 78")
+    message.full_clean()
+    assert message.recipient == "+33612345678"
+
+
+@pytest.mark.django_db
+def test_message_full_clean_refuses_an_invalid_recipient():
+    message = MessageFactory.build(account=AccountFactory(), recipient="12345")
+    with pytest.raises(ValidationError) as caught:
+        message.full_clean()
+    assert "recipient" in caught.value.message_dict
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_a_recipient_that_is_not_e164():
+    with pytest.raises(IntegrityError):
+        MessageFactory(recipient="0612345678")
+
+
+@pytest.mark.django_db
+def test_provider_message_ids_are_unique_per_provider_account():
+    provider, other = ProviderAccountFactory(), ProviderAccountFactory()
+    MessageFactory(provider_account=provider, provider_message_id="abc")
+    MessageFactory(provider_account=other, provider_message_id="abc")  # another provider: fine
+    MessageFactory(provider_account=provider, provider_message_id="")  # not sent yet: fine
+    MessageFactory(provider_account=provider, provider_message_id="")
+    with pytest.raises(IntegrityError):
+        MessageFactory(provider_account=provider, provider_message_id="abc")
+
+
+@pytest.mark.django_db
+def test_a_send_window_must_end_after_it_starts():
+    from django.utils import timezone
+
+    now = timezone.now()
+    with pytest.raises(IntegrityError):
+        MessageFactory(window_start=now, window_end=now)
+
+
+@pytest.mark.django_db
+def test_an_opt_out_is_unique_per_account_and_number():
+    account = AccountFactory()
+    OptOut.objects.create(account=account, number="+33612345678")
+    OptOut.objects.create(account=AccountFactory(), number="+33612345678")
+    with pytest.raises(IntegrityError):
+        OptOut.objects.create(account=account, number="+33612345678")
+
+
+@pytest.mark.parametrize("name", ["SMSHub", "Clinic42", "ABC", "+33612345678", "12345"])
+def test_valid_sender_names(name):
+    SenderName(account=Account(name="x"), name=name).clean_fields(exclude=["account"])
+
+
+@pytest.mark.parametrize("name", ["AB", "TwelveLetter", "Café", "Dr Who", "ab-cd"])
+def test_invalid_sender_names_are_refused(name):
+    with pytest.raises(ValidationError) as caught:
+        SenderName(account=Account(name="x"), name=name).clean_fields(exclude=["account"])
+    assert "3 to 11 letters and digits" in str(caught.value)
+
+
+def test_account_timezone_must_be_a_real_zone():
+    with pytest.raises(ValidationError) as caught:
+        Account(name="x", timezone="Mars/Olympus").clean_fields()
+    assert "time zone" in str(caught.value)
+
+
+def test_final_statuses():
+    assert Message(status=Message.Status.DELIVERED).is_final
+    assert not Message(status=Message.Status.SENT).is_final
+    assert not Message(status=Message.Status.UNKNOWN).is_final

@@ -1,0 +1,124 @@
+"""Shared fixtures: the simulator on a loopback port, accounts, logged-in staff, a Celery worker."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from campaigns.models import Membership
+from providers.simulator.server import SimulatorServer
+
+from .factories import AccountFactory, MembershipFactory, ProviderAccountFactory, UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "test-output"
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    """The provider simulator, serving on an ephemeral loopback port for the whole session."""
+    server = SimulatorServer(api_key="simulator-key", dlr_delay=0.2)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def provider_account(db, simulator):
+    return ProviderAccountFactory(name="Simulator", base_url=simulator.url)
+
+
+@pytest.fixture
+def account(provider_account):
+    return AccountFactory(name="Acme", route=[provider_account])
+
+
+@pytest.fixture
+def operator(account):
+    return MembershipFactory(account=account, role=Membership.Role.OPERATOR).user
+
+
+@pytest.fixture
+def operator_client(client, operator):
+    client.force_login(operator)
+    return client
+
+
+@pytest.fixture
+def other_account_user(db):
+    """Someone who works in another account entirely."""
+    return MembershipFactory(account=AccountFactory(name="Other Ltd"), user=UserFactory()).user
+
+
+def database_url_for_subprocess() -> str:
+    """The URL of the database the tests run on, for processes started by the tests."""
+    s = connection.settings_dict
+    if s["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "") + "@" if s["USER"] else ""
+    return f"postgres://{auth}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, live_server):
+    """A real Celery worker in its own process, on the test database and the configured broker."""
+    from smshub.celery import app
+
+    with django_db_blocker.unblock():
+        database_url = database_url_for_subprocess()
+    app.control.purge()
+    OUTPUT.mkdir(exist_ok=True)
+    log_path = OUTPUT / "celery-worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url,
+        "SMSHUB_TEST_PUBLIC_BASE_URL": live_server.url,
+    }
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "smshub",
+                "worker",
+                "--loglevel=INFO",
+                "--concurrency=2",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while "ready." not in log_path.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the Celery worker did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
+    """Poll until `predicate()` is truthy (and return it) or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

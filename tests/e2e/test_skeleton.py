@@ -1,0 +1,57 @@
+"""One SMS from compose to delivered: a real Celery worker process, the simulator on loopback, and
+the hub served by a live server that the simulator calls back."""
+
+import pytest
+from django.urls import reverse
+
+from campaigns.models import Message
+
+from ..conftest import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def hub(settings, live_server, celery_worker):
+    settings.PUBLIC_BASE_URL = live_server.url
+    return live_server
+
+
+def test_an_sms_goes_from_compose_to_delivered(hub, operator_client, simulator):
+    response = operator_client.post(
+        reverse("campaigns:compose"), {"recipient": "+33612345678", "text": "Walking skeleton"}
+    )
+    assert response.status_code == 302
+    message = Message.objects.get()
+
+    def final_status():
+        message.refresh_from_db()
+        return message.status if message.status == Message.Status.DELIVERED else None
+
+    wait_for(final_status, timeout=30)
+    assert message.provider_message_id.startswith("sim-")
+    assert [e.to_status for e in message.events.order_by("at", "id")] == [
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+    ]
+    sent = [e for e in simulator.requests_log if e.get("path") == "/simulator/messages"]
+    assert sent[-1]["body"]["reference"] == str(message.pk)
+    callbacks = [e for e in simulator.requests_log if e.get("kind") == "callback"]
+    assert callbacks[-1]["response_status"] == 200
+
+
+def test_a_number_the_network_cannot_reach_ends_undelivered(hub, operator_client):
+    operator_client.post(
+        reverse("campaigns:compose"), {"recipient": "+33612340000", "text": "Nobody home"}
+    )
+    message = Message.objects.get()
+
+    def final():
+        message.refresh_from_db()
+        return message.is_final
+
+    wait_for(final, timeout=30)
+    assert message.status == Message.Status.UNDELIVERED
+    assert message.error_code == "UNREACHABLE"

@@ -1,0 +1,32 @@
+"""Settings for the test suite: the project's own, with a test-only secret and fast hashing.
+
+The environment still decides the database, cache and broker, so the same suite runs on the
+embedded defaults (SQLite, filesystem broker, database cache) and on PostgreSQL and Redis.
+"""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-used-anywhere-else-0123456789")
+# The suite's own broker folder: a `make run` worker on the same machine never takes its tasks.
+os.environ.setdefault(
+    "CELERY_FILESYSTEM_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test-broker")
+)
+
+from smshub.settings import *  # noqa: F403
+from smshub.settings import DATABASES, VAR_DIR
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory: end-to-end tests run a Celery worker in another process on it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+# Callbacks the simulator makes in tests go nowhere unless a test serves the hub (live_server):
+# never to a development server that may be running on this machine. The Celery worker that the
+# end-to-end tests start is told the live server's URL through the environment.
+PUBLIC_BASE_URL = os.environ.get("SMSHUB_TEST_PUBLIC_BASE_URL", "http://127.0.0.1:9")
+
+# Threads of the live server must not keep database connections open past their request: the
+# test database is dropped at the end of the run.
+DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -1,0 +1,392 @@
+"""The admin: every page opens, provider secrets never show in full, actions never 500."""
+
+import pytest
+from django.contrib import admin
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from campaigns import models as campaigns_models
+from campaigns.models import (
+    Account,
+    Campaign,
+    Category,
+    Membership,
+    Message,
+    MessageEvent,
+    OptOut,
+    Reply,
+    RouteEntry,
+    SenderName,
+)
+from providers.models import ProviderAccount
+
+SECRET = "super-secret-key-123456"
+MASKED = "••••••••3456"
+CLOSED_PORT_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
+
+
+def make_provider_account(**kwargs) -> ProviderAccount:
+    fields = {
+        "name": "Sim",
+        "slug": "simulator",
+        "base_url": CLOSED_PORT_URL,
+        "credentials": {"api_key": SECRET, "username": "acme-user"},
+    }
+    return ProviderAccount.objects.create(**{**fields, **kwargs})
+
+
+@pytest.fixture
+def objects(admin_user) -> dict[type, object]:
+    """One instance of every model the admin shows."""
+    provider = make_provider_account()
+    account = Account.objects.create(name="Acme", timezone="Europe/Paris")
+    route = RouteEntry.objects.create(account=account, provider_account=provider, position=0)
+    member = get_user_model().objects.create_user("operator", "operator@example.com", "pw")
+    membership = Membership.objects.create(user=member, account=account)
+    sender = SenderName.objects.create(account=account, name="ACME")
+    category = Category.objects.create(account=account, name="Appointments", tag="appointments")
+    campaign = Campaign.objects.create(
+        account=account, name="Spring", category=category, text="Hello", created_by=admin_user
+    )
+    message = Message.objects.create(
+        account=account,
+        campaign=campaign,
+        category=category,
+        recipient="+33612345678",
+        sender="ACME",
+        text="Hello",
+        status=Message.Status.SENT,
+        provider_account=provider,
+        provider_message_id="sim-1",
+        created_by=admin_user,
+    )
+    event = MessageEvent.objects.create(
+        message=message,
+        from_status=Message.Status.QUEUED,
+        to_status=Message.Status.SENT,
+        source=MessageEvent.Source.PROVIDER,
+        payload={"id": "sim-1"},
+    )
+    reply = Reply.objects.create(
+        account=account,
+        message=message,
+        provider_account=provider,
+        from_number="+33612345678",
+        text="STOP",
+    )
+    opt_out = OptOut.objects.create(
+        account=account, number="+33612345678", source=OptOut.Source.REPLY, keyword="STOP"
+    )
+    instances = [
+        provider,
+        account,
+        route,
+        membership,
+        sender,
+        category,
+        campaign,
+        message,
+        event,
+        reply,
+        opt_out,
+    ]
+    return {type(obj): obj for obj in instances}
+
+
+def admin_url(model: type, view: str, *args) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+REGISTERED = [
+    ProviderAccount,
+    Account,
+    Membership,
+    SenderName,
+    Category,
+    Campaign,
+    Message,
+    MessageEvent,
+    Reply,
+    OptOut,
+]
+
+
+def test_every_campaigns_model_is_in_the_admin():
+    models = {m for m in vars(campaigns_models).values() if isinstance(m, type)}
+    domain = {m for m in models if m.__module__ == "campaigns.models" and hasattr(m, "_meta")}
+    # Route entries are edited inline on their account.
+    assert domain - {RouteEntry} <= set(admin.site._registry)
+    assert ProviderAccount in admin.site._registry
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", REGISTERED, ids=lambda m: m.__name__)
+def test_admin_pages_open(admin_client, objects, model):
+    assert admin_client.get(admin_url(model, "changelist")).status_code == 200
+    assert (
+        admin_client.get(admin_url(model, "changelist"), {"q": "+33 6 12 34 56 78"}).status_code
+        == 200
+    )
+    obj = objects[model]
+    assert admin_client.get(admin_url(model, "change", obj.pk)).status_code == 200
+    assert admin_client.get(admin_url(model, "history", obj.pk)).status_code == 200
+    add = admin_client.get(admin_url(model, "add"))
+    model_admin = admin.site._registry[model]
+    if model_admin.has_add_permission(add.wsgi_request):
+        assert add.status_code == 200
+    else:
+        assert add.status_code == 403
+
+
+@pytest.mark.django_db
+def test_message_admin_is_read_only_with_its_timeline(admin_client, objects):
+    message = objects[Message]
+    page = admin_client.get(admin_url(Message, "change", message.pk)).content.decode()
+    assert 'name="text"' not in page  # no editable field
+    assert "sim-1" in page  # the event's payload, in the timeline
+    assert admin_url(Message, "delete", message.pk) in page
+    response = admin_client.post(admin_url(Message, "change", message.pk), {"text": "Changed"})
+    assert response.status_code == 403
+    message.refresh_from_db()
+    assert message.text == "Hello"
+
+
+@pytest.mark.django_db
+def test_message_search_finds_a_number_typed_with_spaces(admin_client, objects):
+    response = admin_client.get(admin_url(Message, "changelist"), {"q": "+33 6 12 34 56 78"})
+    assert list(response.context["cl"].result_list) == [objects[Message]]
+    response = admin_client.get(admin_url(Message, "changelist"), {"q": "+33699999999"})
+    assert list(response.context["cl"].result_list) == []
+
+
+# --- provider accounts: credentials ----------------------------------------------------------
+
+
+def change_form_data(account: ProviderAccount, credentials: str) -> dict[str, str]:
+    return {
+        "name": account.name,
+        "slug": account.slug,
+        "base_url": account.base_url,
+        "credentials": credentials,
+        "enabled": "on",
+        "priority": str(account.priority),
+        "max_per_second": "",
+        "_save": "Save",
+    }
+
+
+@pytest.mark.django_db
+def test_secret_is_masked_on_change_page_and_changelist(admin_client, objects):
+    account = objects[ProviderAccount]
+    change = admin_client.get(admin_url(ProviderAccount, "change", account.pk)).content.decode()
+    changelist = admin_client.get(admin_url(ProviderAccount, "changelist")).content.decode()
+    for page in (change, changelist):
+        assert SECRET not in page
+    assert MASKED in change
+    assert "acme-user" in change  # not a secret
+
+
+@pytest.mark.django_db
+def test_view_only_staff_sees_the_masked_secret_only(client, objects):
+    user = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_provideraccount"))
+    client.force_login(user)
+    account = objects[ProviderAccount]
+    page = client.get(admin_url(ProviderAccount, "change", account.pk)).content.decode()
+    assert SECRET not in page
+    assert MASKED in page
+
+
+@pytest.mark.django_db
+def test_posting_the_masked_value_back_keeps_the_secret(admin_client, objects):
+    account = objects[ProviderAccount]
+    data = change_form_data(
+        account, f'{{"api_key": "{MASKED}", "username": "acme-user", "region": "eu"}}'
+    )
+    response = admin_client.post(admin_url(ProviderAccount, "change", account.pk), data)
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.credentials == {"api_key": SECRET, "username": "acme-user", "region": "eu"}
+    history = admin_client.get(admin_url(ProviderAccount, "history", account.pk)).content.decode()
+    assert SECRET not in history
+    assert not LogEntry.objects.filter(change_message__contains=SECRET).exists()
+
+
+@pytest.mark.django_db
+def test_posting_a_new_value_replaces_the_secret_and_removed_keys_go(admin_client, objects):
+    account = objects[ProviderAccount]
+    data = change_form_data(account, '{"api_key": "a-brand-new-key-987654"}')
+    response = admin_client.post(admin_url(ProviderAccount, "change", account.pk), data)
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.credentials == {"api_key": "a-brand-new-key-987654"}
+    assert not LogEntry.objects.filter(change_message__contains="987654").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("credentials", "error"),
+    [
+        ('{"api_key": ', "Enter a valid JSON."),
+        ('["api_key"]', "Credentials must be a JSON object."),
+        ('{"username": "acme-user"}', "Simulator needs: api_key."),
+        ("", "Simulator needs: api_key."),
+        ('{"api_key": "••••••••9999"}', "type the full value"),
+    ],
+)
+def test_bad_credentials_are_a_form_error(admin_client, objects, credentials, error):
+    account = objects[ProviderAccount]
+    response = admin_client.post(
+        admin_url(ProviderAccount, "change", account.pk), change_form_data(account, credentials)
+    )
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert SECRET not in response.content.decode()
+    account.refresh_from_db()
+    assert account.credentials["api_key"] == SECRET
+
+
+@pytest.mark.django_db
+def test_add_form(admin_client):
+    page = admin_client.get(admin_url(ProviderAccount, "add")).content.decode()
+    assert "{}</textarea>" in page
+    data = change_form_data(ProviderAccount(name="New", slug="simulator"), "{}")
+    data["base_url"] = CLOSED_PORT_URL
+    response = admin_client.post(admin_url(ProviderAccount, "add"), data)
+    assert response.status_code == 200
+    assert "Simulator needs: api_key." in response.content.decode()
+    data["credentials"] = f'{{"api_key": "{SECRET}"}}'
+    response = admin_client.post(admin_url(ProviderAccount, "add"), data)
+    assert response.status_code == 302
+    assert ProviderAccount.objects.get(name="New").credentials == {"api_key": SECRET}
+
+
+@pytest.mark.django_db
+def test_webhook_urls_on_change_page(admin_client, objects):
+    account = objects[ProviderAccount]
+    page = admin_client.get(admin_url(ProviderAccount, "change", account.pk)).content.decode()
+    assert account.webhook_url("dlr") in page
+    assert account.webhook_url("inbound") in page
+    assert "Paste into the provider's console" in page
+    assert 'name="webhook_token"' not in page
+
+
+# --- provider accounts: actions ----------------------------------------------------------------
+
+
+def run_action(client, action: str, *objs):
+    return client.post(
+        admin_url(ProviderAccount, "changelist"),
+        {"action": action, "_selected_action": [obj.pk for obj in objs]},
+        follow=True,
+    )
+
+
+@pytest.mark.django_db
+def test_test_connection_reports_an_unreachable_provider(admin_client, objects):
+    account = objects[ProviderAccount]
+    response = run_action(admin_client, "test_connection", account)
+    assert response.status_code == 200
+    [message] = response.context["messages"]
+    assert message.level_tag == "error"
+    assert "could not reach 127.0.0.1:9" in message.message
+    assert SECRET not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_test_connection_reports_success(admin_client, objects, monkeypatch):
+    from providers.simulator.adapter import SimulatorProvider
+
+    monkeypatch.setattr(SimulatorProvider, "check", lambda self: "all good")
+    response = run_action(admin_client, "test_connection", objects[ProviderAccount])
+    [message] = response.context["messages"]
+    assert message.level_tag == "success"
+    assert message.message == "Sim: all good"
+
+
+@pytest.mark.django_db
+def test_test_connection_never_lets_an_exception_escape(admin_client, objects, monkeypatch):
+    from providers.simulator.adapter import SimulatorProvider
+
+    def boom(self):
+        raise RuntimeError(f"leaky {SECRET}")
+
+    monkeypatch.setattr(SimulatorProvider, "check", boom)
+    response = run_action(admin_client, "test_connection", objects[ProviderAccount])
+    [message] = response.context["messages"]
+    assert message.level_tag == "error"
+    assert "RuntimeError" in message.message
+    assert SECRET not in message.message
+
+
+@pytest.mark.django_db
+def test_rotate_webhook_token(admin_client, objects):
+    account = objects[ProviderAccount]
+    other = make_provider_account(name="Other")
+    old_tokens = {account.webhook_token, other.webhook_token}
+    old_url = account.webhook_url("dlr")
+    response = run_action(admin_client, "rotate_webhook_token", account, other)
+    [message] = response.context["messages"]
+    assert "webhook URLs changed" in message.message
+    account.refresh_from_db()
+    other.refresh_from_db()
+    assert {account.webhook_token, other.webhook_token}.isdisjoint(old_tokens)
+    assert account.webhook_token != other.webhook_token
+    assert account.webhook_url("dlr") != old_url
+
+
+# --- sender names ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_approve_sender_names(admin_client, objects):
+    pending = objects[SenderName]
+    approved = SenderName.objects.create(
+        account=pending.account, name="ACME2", status=SenderName.Status.APPROVED
+    )
+    response = admin_client.post(
+        admin_url(SenderName, "changelist"),
+        {"action": "approve", "_selected_action": [pending.pk, approved.pk]},
+        follow=True,
+    )
+    [message] = response.context["messages"]
+    assert message.message == "1 sender name approved. 1 already was."
+    pending.refresh_from_db()
+    assert pending.status == SenderName.Status.APPROVED
+
+
+@pytest.mark.django_db
+def test_reject_sender_names(admin_client, objects):
+    sender = objects[SenderName]
+    response = admin_client.post(
+        admin_url(SenderName, "changelist"),
+        {"action": "reject", "_selected_action": [sender.pk]},
+        follow=True,
+    )
+    [message] = response.context["messages"]
+    assert message.message == "1 sender name rejected."
+    sender.refresh_from_db()
+    assert sender.status == SenderName.Status.REJECTED
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "lookup", ["credentials__api_key__startswith", "credentials__icontains", "webhook_token"]
+)
+def test_changelist_cannot_be_filtered_on_secrets(admin_client, objects, lookup):
+    response = admin_client.get(admin_url(ProviderAccount, "changelist"), {lookup: "s"})
+    assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_add_campaign_records_who_created_it(admin_client, admin_user, objects):
+    account = objects[Account]
+    response = admin_client.post(
+        admin_url(Campaign, "add"),
+        {"account": account.pk, "name": "Autumn", "sender": "ACME", "text": "Hi", "_save": "Save"},
+    )
+    assert response.status_code == 302
+    campaign = Campaign.objects.get(name="Autumn")
+    assert (campaign.created_by, campaign.status) == (admin_user, Campaign.Status.DRAFT)
