@@ -119,7 +119,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 
 # --- Celery: the broker carries ids only; the database is the source of truth. -------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = env.path("CELERY_FILESYSTEM_DIR", default=VAR_DIR / "broker")
     for _sub in ("queue", "processed", "control"):

@@ -7,6 +7,7 @@ from django.urls import reverse
 from campaigns.models import Message
 
 from ..conftest import wait_for
+from ..factories import MessageFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -55,3 +56,18 @@ def test_a_number_the_network_cannot_reach_ends_undelivered(hub, operator_client
     wait_for(final, timeout=30)
     assert message.status == Message.Status.UNDELIVERED
     assert message.error_code == "UNREACHABLE"
+
+
+def test_the_beat_sweep_sends_what_no_nudge_announced(hub, account):
+    """A message queued behind the dispatcher's back (a lost nudge, a broker restart) is found
+    by the sweep that beat runs every few seconds."""
+    from campaigns.tasks import sweep
+
+    message = MessageFactory(account=account, text="Found by the sweep")
+    sweep.delay()
+
+    def delivered():
+        message.refresh_from_db()
+        return message.status == Message.Status.DELIVERED
+
+    wait_for(delivered, timeout=30)
