@@ -12,7 +12,12 @@ from django.http import HttpRequest
 
 from . import http
 from .events import DeliveryReport, DeliveryStatus, InboundSMS, OutboundSMS, SendResult
-from .exceptions import ProviderConfigurationError, ProviderRejected, WebhookValidationError
+from .exceptions import (
+    ProviderConfigurationError,
+    ProviderError,
+    ProviderRejected,
+    WebhookValidationError,
+)
 
 
 @dataclass(frozen=True)
@@ -43,16 +48,36 @@ class BaseProvider:
     # --- sending ------------------------------------------------------------------------
     def send(self, sms: OutboundSMS) -> SendResult:
         self.validate(sms)
-        call = self.build_request(sms)
-        response = http.request(
+        return self.parse_send_response(self.call(self.build_request(sms)), sms)
+
+    def send_many(self, messages: list[OutboundSMS]) -> list[SendResult | Exception]:
+        """Send several messages; providers that take many recipients per call override this.
+
+        Returns one entry per message, in order: its SendResult, or the ProviderError it met.
+        """
+        results: list[SendResult | Exception] = []
+        for sms in messages:
+            try:
+                results.append(self.send(sms))
+            except ProviderError as exc:
+                results.append(exc)
+        return results
+
+    def call(self, call: ProviderRequest) -> requests.Response:
+        """Make one HTTP call; errors are mapped by `providers.http` using `describe_error`."""
+        return http.request(
             call.method,
             call.url,
             headers=call.headers,
             json=call.json,
             data=call.data,
             auth=call.auth,
+            describe=self.describe_error,
         )
-        return self.parse_send_response(response, sms)
+
+    def describe_error(self, response: requests.Response) -> str | None:
+        """A clear sentence from the provider's error body, or None to keep the raw text."""
+        return None
 
     def validate(self, sms: OutboundSMS) -> None:
         """Raise `ProviderRejected` for what the provider would refuse, before any network call."""
@@ -75,6 +100,10 @@ class BaseProvider:
 
     def parse_inbound(self, request: HttpRequest) -> list[InboundSMS]:
         raise WebhookValidationError(f"{self.slug} does not send replies to a webhook")
+
+    def fetch_inbound(self, cursor: str = "") -> tuple[list[InboundSMS], str]:
+        """Providers whose replies are polled: the replies after `cursor`, and the next cursor."""
+        raise NotImplementedError(f"{self.slug} pushes its replies; nothing to poll")
 
     # --- helpers for adapters ---------------------------------------------------------------
     def credential(self, key: str) -> Any:

@@ -32,6 +32,9 @@ class OutboundSMS:
     campaign_name: str = ""
     category: str = ""
     send_at: datetime | None = None
+    # A send window (SMSAdvert's startDate/endDate): not before start, not after end.
+    window_start: datetime | None = None
+    window_end: datetime | None = None
 
 
 @dataclass(frozen=True)

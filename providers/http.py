@@ -3,6 +3,7 @@
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 import requests
 from django.conf import settings
@@ -26,8 +27,17 @@ def session() -> requests.Session:
     return current
 
 
-def request(method: str, url: str, **kwargs) -> requests.Response:
-    """Send a request; network failures become `ProviderTemporaryError`, HTTP errors are mapped."""
+def request(
+    method: str,
+    url: str,
+    *,
+    describe: Callable[[requests.Response], str | None] | None = None,
+    **kwargs,
+) -> requests.Response:
+    """Send a request; network failures become `ProviderTemporaryError`, HTTP errors are mapped.
+
+    `describe(response)` may turn a provider's error body into a clear sentence (None: raw text).
+    """
     kwargs.setdefault("timeout", settings.SMSHUB_HTTP_TIMEOUT)
     try:
         response = session().request(method, url, **kwargs)
@@ -37,16 +47,19 @@ def request(method: str, url: str, **kwargs) -> requests.Response:
         raise ProviderTemporaryError(
             f"could not reach {_host(url)}: {exc.__class__.__name__}", code="network"
         ) from exc
-    raise_for_status(response)
+    raise_for_status(response, describe)
     return response
 
 
-def raise_for_status(response: requests.Response) -> None:
+def raise_for_status(
+    response: requests.Response,
+    describe: Callable[[requests.Response], str | None] | None = None,
+) -> None:
     """429 → throttled; 5xx → temporary; other 4xx → rejected, with the provider's own text."""
     status = response.status_code
     if status < 400:
         return
-    text = response.text[:1000]
+    text = (describe(response) if describe else None) or response.text[:1000]
     if status == 429:
         raise ProviderThrottled(
             f"throttled by provider (HTTP 429): {text}",

@@ -10,7 +10,6 @@ import json
 import requests
 from django.utils.dateparse import parse_datetime
 
-from providers import http
 from providers.base import BaseProvider, ProviderRequest
 from providers.events import DeliveryReport, DeliveryStatus, OutboundSMS, SendResult
 from providers.exceptions import ProviderRejected, WebhookValidationError
@@ -61,7 +60,9 @@ class SimulatorProvider(BaseProvider):
             ) from exc
 
     def check(self) -> str:
-        http.request("GET", f"{self.base_url}/simulator/health", headers=self._headers())
+        self.call(
+            ProviderRequest("GET", f"{self.base_url}/simulator/health", headers=self._headers())
+        )
         return "the simulator answers and accepts the API key"
 
     def parse_delivery_reports(self, request) -> list[DeliveryReport]:
