@@ -7,7 +7,7 @@ from campaigns.models import Account, Category, Message, MessageEvent
 from providers import gsm
 
 
-def enqueue_message(
+def create_message(
     account: Account,
     *,
     recipient: str,
@@ -16,11 +16,11 @@ def enqueue_message(
     category: Category | None = None,
     created_by: AbstractBaseUser | None = None,
     source: str = MessageEvent.Source.STAFF,
+    status: str = Message.Status.QUEUED,
+    detail: str = "Queued to send now.",
+    **fields,
 ) -> Message:
-    """Create one message, queued to send now, and nudge the dispatcher once it is committed.
-
-    `recipient` must already be E.164 (forms and the API normalise it).
-    """
+    """Create one message and its first timeline event. `recipient` must already be E.164."""
     analysis = gsm.analyze(text)
     with transaction.atomic():
         message = Message.objects.create(
@@ -31,12 +31,20 @@ def enqueue_message(
             category=category,
             encoding=analysis.encoding,
             segments=max(analysis.segments, 1),
-            status=Message.Status.QUEUED,
+            status=status,
             created_by=created_by,
+            **fields,
         )
         MessageEvent.objects.create(
-            message=message, to_status=message.status, source=source, detail="Queued to send now."
+            message=message, to_status=message.status, source=source, detail=detail
         )
+    return message
+
+
+def enqueue_message(account: Account, **kwargs) -> Message:
+    """Create one message, queued to send now, and nudge the dispatcher once it is committed."""
+    with transaction.atomic():
+        message = create_message(account, **kwargs)
         transaction.on_commit(nudge_dispatcher, robust=True)
     return message
 

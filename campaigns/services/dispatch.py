@@ -77,6 +77,21 @@ class Outcome:
     reason: str = ""
 
 
+def send_through(message: Message, provider_account: ProviderAccount) -> Outcome:
+    """Send one claimed message through one provider account, outside any transaction."""
+    try:
+        result = provider_account.adapter().send(outbound(message, provider_account))
+    except ProviderError as exc:
+        logger.warning(
+            "send failed: message=%s provider=%s error=%s",
+            message.pk,
+            provider_account.name,
+            exc.message,
+        )
+        return Outcome(message, provider_account, error=exc)
+    return Outcome(message, provider_account, result=result)
+
+
 def send_claimed(messages: list[Message]) -> list[Outcome]:
     """Call the providers for claimed messages. No transaction is open while we wait on HTTP."""
     routes: dict[int, list[ProviderAccount]] = {}
@@ -94,19 +109,7 @@ def send_claimed(messages: list[Message]) -> list[Outcome]:
                 )
             )
             continue
-        provider_account = route[0]
-        try:
-            result = provider_account.adapter().send(outbound(message, provider_account))
-        except ProviderError as exc:
-            logger.warning(
-                "send failed: message=%s provider=%s error=%s",
-                message.pk,
-                provider_account.name,
-                exc.message,
-            )
-            outcomes.append(Outcome(message, provider_account, error=exc))
-        else:
-            outcomes.append(Outcome(message, provider_account, result=result))
+        outcomes.append(send_through(message, route[0]))
     return outcomes
 
 

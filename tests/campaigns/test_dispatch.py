@@ -31,9 +31,9 @@ def test_a_queued_message_is_sent_through_the_first_provider_of_the_route(accoun
             and e["body"].get("reference") == str(message.pk)
         ]
     )
-    assert sent[0]["body"]["to"] == "+33612345678"
-    assert sent[0]["body"]["text"] == "Hello from the hub"
-    assert sent[0]["body"]["callback_url"] == message.provider_account.webhook_url("dlr")
+    assert sent[-1]["body"]["to"] == "+33612345678"
+    assert sent[-1]["body"]["text"] == "Hello from the hub"
+    assert sent[-1]["body"]["callback_url"] == message.provider_account.webhook_url("dlr")
     assert [e.to_status for e in message.events.all()] == ["queued", "sending", "sent"]
 
 
