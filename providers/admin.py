@@ -11,8 +11,9 @@ from django.db.models import QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
+from . import registry
 from .exceptions import ProviderError
 from .models import ProviderAccount, mask, new_webhook_token
 
@@ -28,6 +29,15 @@ class CredentialsField(forms.JSONField):
         if isinstance(value, InvalidJSONInput):
             return value
         return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+def credential_keys_by_provider() -> list[tuple[str, str]]:
+    """(provider name, what its credentials hold) for every registered provider kind."""
+    rows = []
+    for cls in registry.adapters().values():
+        default = "keys " + ", ".join(cls.required_credentials) if cls.required_credentials else ""
+        rows.append((cls.display_name, getattr(cls, "credentials_help", "") or default))
+    return rows
 
 
 class ProviderAccountForm(forms.ModelForm):
@@ -60,6 +70,11 @@ class ProviderAccountForm(forms.ModelForm):
         self.stored_credentials = dict(self.instance.credentials or {})
         self.shown_credentials = self.instance.masked_credentials()
         self.initial["credentials"] = self.shown_credentials
+        self.fields["credentials"].help_text = format_html(
+            "{}<ul>{}</ul>",
+            self.fields["credentials"].help_text,
+            format_html_join("", "<li><b>{}</b>: {}</li>", credential_keys_by_provider()),
+        )
 
     def clean_credentials(self) -> dict[str, Any]:
         submitted = self.cleaned_data.get("credentials")

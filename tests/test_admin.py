@@ -252,6 +252,8 @@ def test_bad_credentials_are_a_form_error(admin_client, objects, credentials, er
 def test_add_form(admin_client):
     page = admin_client.get(admin_url(ProviderAccount, "add")).content.decode()
     assert "{}</textarea>" in page
+    # Which keys each provider kind needs is explained next to the field.
+    assert "<li><b>Simulator</b>: api_key: the key the simulator was started with" in page
     data = change_form_data(ProviderAccount(name="New", slug="simulator"), "{}")
     data["base_url"] = CLOSED_PORT_URL
     response = admin_client.post(admin_url(ProviderAccount, "add"), data)
@@ -296,14 +298,15 @@ def test_test_connection_reports_an_unreachable_provider(admin_client, objects):
 
 
 @pytest.mark.django_db
-def test_test_connection_reports_success(admin_client, objects, monkeypatch):
-    from providers.simulator.adapter import SimulatorProvider
-
-    monkeypatch.setattr(SimulatorProvider, "check", lambda self: "all good")
-    response = run_action(admin_client, "test_connection", objects[ProviderAccount])
+def test_test_connection_reports_success(admin_client, objects, simulator):
+    provider_account = objects[ProviderAccount]
+    provider_account.base_url = simulator.url
+    provider_account.credentials = {"api_key": "simulator-key"}
+    provider_account.save()
+    response = run_action(admin_client, "test_connection", provider_account)
     [message] = response.context["messages"]
     assert message.level_tag == "success"
-    assert message.message == "Sim: all good"
+    assert message.message == "Sim: the simulator answers and accepts the API key"
 
 
 @pytest.mark.django_db

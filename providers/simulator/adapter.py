@@ -20,6 +20,7 @@ class SimulatorProvider(BaseProvider):
     display_name = "Simulator"
     required_credentials = ("api_key",)
     secret_credentials = frozenset({"api_key"})
+    credentials_help = "api_key: the key the simulator was started with (--api-key)."
     status_map = {
         "accepted": DeliveryStatus.SENT,
         "sent": DeliveryStatus.SENT,
