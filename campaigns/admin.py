@@ -9,19 +9,27 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from providers.models import mask
+
 from .models import (
     Account,
     Campaign,
     Category,
+    Forward,
+    ForwardAttempt,
     Membership,
     Message,
     MessageEvent,
     OptOut,
+    PendingDeliveryReport,
     Reply,
     RouteEntry,
     SenderName,
+    WebhookRequest,
+    new_secret,
 )
 from .phone import normalize
+from .services import webhook_log
 
 
 def _plural(count: int, singular: str, plural: str) -> str:
@@ -93,6 +101,26 @@ class AccountAdmin(admin.ModelAdmin):
     ]
     search_fields = ["name"]
     inlines = [RouteEntryInline, MembershipInline]
+    readonly_fields = ["forward_secret_masked"]
+    actions = ["rotate_forward_secret"]
+
+    @admin.display(description="forwarding signature key")
+    def forward_secret_masked(self, obj: Account) -> str:
+        return mask(obj.forward_secret) if obj.pk else "Created when the account is saved."
+
+    @admin.action(description="Rotate forwarding signature key", permissions=["change"])
+    def rotate_forward_secret(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
+        for account in queryset:
+            account.forward_secret = new_secret()
+            account.save(update_fields=["forward_secret"])
+            self.log_change(request, account, "Rotated the forwarding signature key.")
+            # Shown this once, so that it can be given to the receiver; never again.
+            self.message_user(
+                request,
+                f"{account}: new forwarding signature key {account.forward_secret} "
+                "(copy it now: it will not be shown again).",
+                messages.WARNING,
+            )
 
 
 @admin.register(Membership)
@@ -291,3 +319,67 @@ class OptOutAdmin(PhoneSearchMixin, admin.ModelAdmin):
     phone_search_field = "number"
     list_select_related = ["account"]
     autocomplete_fields = ["account"]
+
+
+@admin.register(WebhookRequest)
+class WebhookRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Every request providers made to the webhooks, as received; failed ones can be replayed."""
+
+    list_display = ["id", "provider_account", "kind", "status", "events", "applied", "received_at"]
+    list_filter = ["status", "kind", "provider_account"]
+    search_fields = ["id__exact"]
+    date_hierarchy = "received_at"
+    list_select_related = ["provider_account"]
+    show_full_result_count = False
+    actions = ["replay"]
+
+    @admin.action(description="Replay (parse and apply again)", permissions=["replay"])
+    def replay(self, request: HttpRequest, queryset: QuerySet[WebhookRequest]) -> None:
+        for log in queryset.select_related("provider_account"):
+            result = webhook_log.replay(log)
+            if result.error:
+                self.message_user(request, f"#{log.pk}: {result.error}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"#{log.pk}: {result.events} read, {result.applied} applied"
+                    + (f", {result.pending} waiting for their message" if result.pending else "")
+                    + ".",
+                    messages.SUCCESS,
+                )
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(PendingDeliveryReport)
+class PendingDeliveryReportAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Delivery reports whose message is not known (yet): applied when a message gets the id."""
+
+    list_display = [
+        "provider_message_id",
+        "provider_account",
+        "status",
+        "error_code",
+        "received_at",
+    ]
+    list_filter = ["status", "provider_account"]
+    search_fields = ["provider_message_id__exact"]
+    date_hierarchy = "received_at"
+    list_select_related = ["provider_account"]
+
+
+class ForwardAttemptInline(admin.TabularInline):
+    model = ForwardAttempt
+    fields = readonly_fields = ["at", "url", "response_status", "error", "duration_ms"]
+    can_delete = False
+    extra = max_num = 0
+
+
+@admin.register(Forward)
+class ForwardAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["id", "account", "event", "status", "attempts", "next_attempt_at", "created_at"]
+    list_filter = ["status", "event", "account"]
+    list_select_related = ["account"]
+    date_hierarchy = "created_at"
+    inlines = [ForwardAttemptInline]

@@ -1,6 +1,7 @@
 """The messaging domain: accounts and their people, senders, campaigns, messages and replies."""
 
 import re
+import secrets
 import zoneinfo
 
 from django.conf import settings
@@ -12,6 +13,10 @@ from django.utils import timezone
 from providers.models import ProviderAccount
 
 from .phone import PhoneNumberField
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
 
 
 def validate_timezone(value: str) -> None:
@@ -38,6 +43,23 @@ class Account(models.Model):
     )
     default_route = models.ManyToManyField(
         ProviderAccount, through="RouteEntry", blank=True, related_name="routed_accounts"
+    )
+    reply_window_hours = models.PositiveIntegerField(
+        default=72,
+        help_text="A reply without the provider's reference is linked to the latest message sent "
+        "to that number within this many hours.",
+    )
+    forward_url = models.URLField(
+        "forwarding URL",
+        max_length=500,
+        blank=True,
+        help_text="Every reply and every final status is POSTed here as JSON, signed. Empty: off.",
+    )
+    forward_secret = models.CharField(
+        max_length=64,
+        default=new_secret,
+        editable=False,
+        help_text="Key of the HMAC-SHA256 signature in the X-SMSHub-Signature header.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -409,3 +431,123 @@ class OptOut(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+
+class WebhookRequest(models.Model):
+    """A request a provider made to a webhook, stored as received before anything is parsed.
+
+    Parsing or applying may fail (a bug, an unknown format): the request stays here with its error
+    and can be replayed from the admin once the cause is fixed. Nothing a provider sent is lost.
+    """
+
+    class Kind(models.TextChoices):
+        DLR = "dlr", "Delivery report"
+        INBOUND = "inbound", "Reply"
+        QUEUE = "queue", "Queue delivery report"
+        POLL = "poll", "Polled replies"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        APPLIED = "applied", "Applied"
+        UNMATCHED = "unmatched", "Waiting for its message"
+        FAILED = "failed", "Failed"
+
+    provider_account = models.ForeignKey(
+        ProviderAccount, on_delete=models.CASCADE, related_name="webhook_requests"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    received_at = models.DateTimeField(default=timezone.now)
+    method = models.CharField(max_length=10, default="POST")
+    content_type = models.CharField(max_length=200, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    error = models.TextField(blank=True)
+    events = models.PositiveIntegerField(default=0, help_text="Reports or replies it carried.")
+    applied = models.PositiveIntegerField(default=0, help_text="How many changed something.")
+    processed_at = models.DateTimeField(null=True, blank=True)
+    replays = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["status", "-id"], name="webhook_status_idx"),
+            models.Index(fields=["provider_account", "-id"], name="webhook_provider_idx"),
+            models.Index(fields=["received_at"], name="webhook_received_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} from {self.provider_account}"
+
+
+class PendingDeliveryReport(models.Model):
+    """A delivery report whose message is not known yet (it can arrive before the send result is
+    recorded). Applied as soon as a message gets that provider id; visible in admin meanwhile."""
+
+    provider_account = models.ForeignKey(ProviderAccount, on_delete=models.CASCADE)
+    provider_message_id = models.CharField(max_length=100)
+    status = models.CharField(max_length=12)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    error_reason = models.TextField(blank=True)
+    raw = models.JSONField(null=True, blank=True)
+    webhook_request = models.ForeignKey(
+        WebhookRequest, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "unmatched delivery report"
+        indexes = [
+            models.Index(
+                fields=["provider_account", "provider_message_id"], name="pending_dlr_lookup_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status} for {self.provider_message_id}"
+
+
+class Forward(models.Model):
+    """A reply or a final status to POST to the account's forwarding URL, until it is taken."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Gave up"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="forwards")
+    event = models.CharField(max_length=20)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status="pending"), name="forward_due_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} #{self.pk} to {self.account}"
+
+
+class ForwardAttempt(models.Model):
+    forward = models.ForeignKey(Forward, on_delete=models.CASCADE, related_name="attempt_log")
+    at = models.DateTimeField(default=timezone.now)
+    url = models.URLField(max_length=500)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.response_status or self.error[:40]} at {self.at:%Y-%m-%d %H:%M:%S}"

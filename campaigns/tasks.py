@@ -8,6 +8,7 @@ from celery import shared_task
 from django.conf import settings
 
 from .services import dispatch as dispatch_service
+from .services import forwarding, polling, webhook_log
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def sweep() -> int:
     """Run by beat every few seconds: what is due gets workers, whatever the broker lost."""
     dispatch_service.expire_stuck_sending()
     dispatch_service.promote_due()
+    webhook_log.process_stuck()
     due = dispatch_service.due_count()
     tasks = min(math.ceil(due / settings.SMSHUB_DISPATCH_BATCH_SIZE), MAX_FANOUT)
     for _ in range(tasks):
@@ -41,3 +43,15 @@ def sweep() -> int:
     if due:
         logger.info("sweep: %s messages due, %s dispatch tasks published", due, tasks)
     return due
+
+
+@shared_task(name="campaigns.forward")
+def forward() -> int:
+    """Deliver due replies and statuses to the accounts' forwarding URLs."""
+    return forwarding.deliver_due()
+
+
+@shared_task(name="campaigns.poll_inbound")
+def poll_inbound() -> int:
+    """Fetch replies from providers that must be polled."""
+    return sum(polling.poll(provider_account) for provider_account in polling.polling_accounts())

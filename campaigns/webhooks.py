@@ -1,38 +1,92 @@
-"""One generic webhook view for every provider: /hooks/<slug>/<token>/<kind>/.
+"""One generic webhook view for every provider: /hooks/<slug>/<token>/<dlr|inbound>/.
 
-The token in the path identifies the provider account and is its secret: a wrong one is a 404
-that changes nothing. The adapter turns the body into events; the services apply them.
+The token in the path identifies the provider account and is its secret (Vortext's push has no
+authentication of its own); a wrong one is a 404 that stores nothing but a counter. Optional HTTP
+basic auth on top (`webhook_username` / `webhook_password` in the account's credentials) is
+compared in constant time. The request is stored as received before anything is parsed, then the
+adapter reads it and the services apply it. A request the hub could not store is answered 503,
+so that the provider tries again: never a 200 for a report the hub did not keep.
 """
 
 import logging
 
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from providers.exceptions import WebhookValidationError
 from providers.models import ProviderAccount
 
-from .services.delivery import apply_delivery_report
+from .models import WebhookRequest
+from .services import webhook_log
 
 logger = logging.getLogger(__name__)
 
-WEBHOOK_KINDS = ("dlr",)
+KINDS = (WebhookRequest.Kind.DLR, WebhookRequest.Kind.INBOUND)
+REJECTED_COUNTER = "smshub:webhooks:rejected:{slug}:{reason}"
+
+
+def _rejected(slug: str, reason: str, status: int, message: str) -> JsonResponse:
+    key = REJECTED_COUNTER.format(slug=slug, reason=reason)
+    try:
+        cache.add(key, 0, timeout=None)
+        cache.incr(key)
+    except Exception:  # a counter must never turn a refusal into a 500
+        logger.warning("could not count a rejected webhook (%s)", reason)
+    response = JsonResponse({"error": message}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Basic realm="SMS Hub webhooks"'
+    return response
+
+
+def rejected_count(slug: str, reason: str) -> int:
+    return cache.get(REJECTED_COUNTER.format(slug=slug, reason=reason), 0)
 
 
 @csrf_exempt
-@require_POST
 def webhook(request: HttpRequest, slug: str, token: str, kind: str) -> JsonResponse:
-    provider_account = ProviderAccount.objects.filter(
-        slug=slug, webhook_token=token, enabled=True
-    ).first()
-    if provider_account is None or kind not in WEBHOOK_KINDS:
-        return JsonResponse({"error": "not found"}, status=404)
-    adapter = provider_account.adapter()
+    if kind not in KINDS:
+        return _rejected(slug, "not_found", 404, "not found")
     try:
-        reports = adapter.parse_delivery_reports(request)
+        provider_account = ProviderAccount.objects.filter(
+            slug=slug, webhook_token=token, enabled=True
+        ).first()
+    except DatabaseError:
+        logger.exception("webhook: database unavailable")
+        return JsonResponse({"error": "temporarily unavailable, try again"}, status=503)
+    if provider_account is None:
+        return _rejected(slug, "not_found", 404, "not found")
+    if not provider_account.webhook_auth_ok(request.headers.get("Authorization", "")):
+        return _rejected(slug, "auth", 401, "authentication required")
+    if request.method != "POST":
+        response = JsonResponse({"error": "use POST"}, status=405)
+        response["Allow"] = "POST"
+        return response
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if (
+        length > settings.SMSHUB_WEBHOOK_MAX_BODY
+        or len(request.body) > settings.SMSHUB_WEBHOOK_MAX_BODY
+    ):
+        return _rejected(slug, "too_large", 413, "body too large")
+
+    try:
+        log = webhook_log.store(provider_account, kind, request)
+    except DatabaseError:
+        logger.exception("webhook: could not store a request from %s", provider_account.name)
+        return JsonResponse({"error": "temporarily unavailable, try again"}, status=503)
+    try:
+        result = webhook_log.process(log, request)
     except WebhookValidationError as exc:
-        logger.warning("webhook %s/%s refused: %s", provider_account.name, kind, exc)
+        logger.warning("webhook %s #%s refused: %s", provider_account.name, log.pk, exc)
         return JsonResponse({"error": str(exc)}, status=400)
-    applied = sum(apply_delivery_report(provider_account, report) for report in reports)
-    return JsonResponse({"received": len(reports), "applied": applied})
+    except DatabaseError:
+        logger.exception("webhook %s #%s kept, not yet applied", provider_account.name, log.pk)
+        return JsonResponse({"error": "temporarily unavailable, try again"}, status=503)
+    return JsonResponse(
+        {"received": result.events, "applied": result.applied, "pending": result.pending}
+    )

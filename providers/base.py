@@ -101,6 +101,11 @@ class BaseProvider:
     def parse_inbound(self, request: HttpRequest) -> list[InboundSMS]:
         raise WebhookValidationError(f"{self.slug} does not send replies to a webhook")
 
+    @classmethod
+    def polls_inbound(cls) -> bool:
+        """Whether replies must be fetched (`fetch_inbound`) rather than pushed to a webhook."""
+        return cls.fetch_inbound is not BaseProvider.fetch_inbound
+
     def fetch_inbound(self, cursor: str = "") -> tuple[list[InboundSMS], str]:
         """Providers whose replies are polled: the replies after `cursor`, and the next cursor."""
         raise NotImplementedError(f"{self.slug} pushes its replies; nothing to poll")

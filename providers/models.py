@@ -1,5 +1,8 @@
 """A provider account: one configured connection to one provider."""
 
+import base64
+import binascii
+import hmac
 import secrets
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,6 +14,9 @@ from django.urls import reverse
 
 from . import registry
 from .base import BaseProvider
+
+# Optional HTTP basic auth that providers must send with their webhooks, kept with the credentials.
+WEBHOOK_USERNAME, WEBHOOK_PASSWORD = "webhook_username", "webhook_password"
 
 
 def new_webhook_token() -> str:
@@ -42,6 +48,12 @@ class ProviderAccount(models.Model):
     max_per_second = models.PositiveIntegerField(
         "max messages per second", null=True, blank=True, help_text="Empty: no limit."
     )
+    inbound_cursor = models.CharField(
+        max_length=200,
+        blank=True,
+        editable=False,
+        help_text="Where polling for replies stopped (providers whose replies are polled).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -66,11 +78,30 @@ class ProviderAccount(models.Model):
         return f"{settings.PUBLIC_BASE_URL}{path}"
 
     def masked_credentials(self) -> dict[str, Any]:
-        secret = self.adapter_class.secret_credentials if self.slug in registry.adapters() else None
+        secret = None
+        if self.slug in registry.adapters():
+            secret = self.adapter_class.secret_credentials | {WEBHOOK_PASSWORD}
         return {
             key: mask(value) if secret is None or key in secret else value
             for key, value in (self.credentials or {}).items()
         }
+
+    def webhook_auth_ok(self, authorization: str) -> bool:
+        """Whether an `Authorization` header satisfies this account's webhook basic auth.
+
+        Accounts without `webhook_username` in their credentials need none. Constant-time.
+        """
+        username = str(self.credentials.get(WEBHOOK_USERNAME) or "")
+        if not username:
+            return True
+        password = str(self.credentials.get(WEBHOOK_PASSWORD) or "")
+        scheme, _, encoded = authorization.partition(" ")
+        try:
+            given = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        expected = f"{username}:{password}".encode()
+        return scheme.lower() == "basic" and hmac.compare_digest(given, expected)
 
     def clean(self) -> None:
         if urlsplit(self.base_url or "").username is not None:

@@ -147,6 +147,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Provider kinds: slug -> adapter class. Adding a provider is one line here.
 SMSHUB_PROVIDERS = {
     "simulator": "providers.simulator.adapter.SimulatorProvider",
+    "vortext": "providers.vortext.VortextProvider",
+    "primotexto": "providers.primotexto.PrimotextoProvider",
+    "smsadvert": "providers.smsadvert.SmsAdvertProvider",
+    "expertflow": "providers.expertflow.ExpertflowProvider",
 }
 # How often the beat sweep claims due messages, and how many one task sends.
 SMSHUB_SWEEP_INTERVAL = env.float("SMSHUB_SWEEP_INTERVAL", default=5.0)
@@ -157,6 +161,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.sweep",
         "schedule": SMSHUB_SWEEP_INTERVAL,
         "options": {"expires": SMSHUB_SWEEP_INTERVAL},
+    },
+    "forward": {
+        "task": "campaigns.forward",
+        "schedule": SMSHUB_SWEEP_INTERVAL,
+        "options": {"expires": SMSHUB_SWEEP_INTERVAL},
+    },
+    "poll-inbound": {
+        "task": "campaigns.poll_inbound",
+        "schedule": env.float("SMSHUB_POLL_INTERVAL", default=30.0),
+        "options": {"expires": 30.0},
     },
 }
 # Seconds a message may stay `sending` before it is marked `unknown` (never resent blindly).
@@ -183,3 +197,19 @@ LOGGING = {
 # Attempts per message before it fails (temporary errors and throttling), and the first backoff.
 SMSHUB_MAX_ATTEMPTS = env.int("SMSHUB_MAX_ATTEMPTS", default=5)
 SMSHUB_RETRY_BASE_DELAY = env.float("SMSHUB_RETRY_BASE_DELAY", default=10.0)
+# Webhooks: the largest body accepted, in bytes.
+SMSHUB_WEBHOOK_MAX_BODY = env.int("SMSHUB_WEBHOOK_MAX_BODY", default=1024 * 1024)
+# Replies made only of one of these words (case and accents ignored) opt the number out, or back in.
+SMSHUB_STOP_KEYWORDS = env.list(
+    "SMSHUB_STOP_KEYWORDS",
+    default=[
+        "STOP", "STOP SMS", "STOPSMS", "STOP ALL", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END",
+        "QUIT", "OPTOUT", "OPT OUT", "ARRET", "ARRETER", "DESABONNER", "DESINSCRIRE",
+        "DEZABONARE", "DEZABONEAZA", "OPRESTE", "STOP MESAJE",
+    ],
+)
+SMSHUB_START_KEYWORDS = env.list(
+    "SMSHUB_START_KEYWORDS", default=["START", "UNSTOP", "SUBSCRIBE", "ABONARE", "REPRENDRE"]
+)
+# Forwarding replies and statuses to an account's own URL: attempts before giving up.
+SMSHUB_FORWARD_MAX_ATTEMPTS = env.int("SMSHUB_FORWARD_MAX_ATTEMPTS", default=8)

@@ -12,13 +12,17 @@ from campaigns.models import (
     Account,
     Campaign,
     Category,
+    Forward,
+    ForwardAttempt,
     Membership,
     Message,
     MessageEvent,
     OptOut,
+    PendingDeliveryReport,
     Reply,
     RouteEntry,
     SenderName,
+    WebhookRequest,
 )
 from providers.models import ProviderAccount
 
@@ -79,7 +83,24 @@ def objects(admin_user) -> dict[type, object]:
     opt_out = OptOut.objects.create(
         account=account, number="+33612345678", source=OptOut.Source.REPLY, keyword="STOP"
     )
+    webhook_request = WebhookRequest.objects.create(
+        provider_account=provider,
+        kind="dlr",
+        body='{"id": "sim-2", "status": "delivered"}',
+        status=WebhookRequest.Status.UNMATCHED,
+    )
+    pending = PendingDeliveryReport.objects.create(
+        provider_account=provider,
+        provider_message_id="sim-2",
+        status="delivered",
+        webhook_request=webhook_request,
+    )
+    forward = Forward.objects.create(account=account, event="reply", payload={"text": "STOP"})
+    ForwardAttempt.objects.create(forward=forward, url="http://127.0.0.1:9/", error="refused")
     instances = [
+        webhook_request,
+        pending,
+        forward,
         provider,
         account,
         route,
@@ -100,6 +121,9 @@ def admin_url(model: type, view: str, *args) -> str:
 
 
 REGISTERED = [
+    WebhookRequest,
+    PendingDeliveryReport,
+    Forward,
     ProviderAccount,
     Account,
     Membership,
@@ -116,8 +140,8 @@ REGISTERED = [
 def test_every_campaigns_model_is_in_the_admin():
     models = {m for m in vars(campaigns_models).values() if isinstance(m, type)}
     domain = {m for m in models if m.__module__ == "campaigns.models" and hasattr(m, "_meta")}
-    # Route entries are edited inline on their account.
-    assert domain - {RouteEntry} <= set(admin.site._registry)
+    # Route entries and forwarding attempts are shown inline.
+    assert domain - {RouteEntry, ForwardAttempt} <= set(admin.site._registry)
     assert ProviderAccount in admin.site._registry
 
 

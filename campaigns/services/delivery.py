@@ -1,10 +1,16 @@
-"""What providers tell us about our messages: delivery reports, applied idempotently."""
+"""What providers tell us about our messages: delivery reports, applied idempotently.
+
+A report only moves a message forward (see `lifecycle.RANK`); the same report twice changes
+nothing. A report for a provider id no message has yet (it can overtake the send result) is kept
+as a `PendingDeliveryReport` and applied as soon as a message gets that id.
+"""
 
 import logging
+from enum import StrEnum
 
 from django.utils import timezone
 
-from campaigns.models import Message, MessageEvent
+from campaigns.models import Message, MessageEvent, PendingDeliveryReport, WebhookRequest
 from providers.events import DeliveryReport, DeliveryStatus
 from providers.models import ProviderAccount
 
@@ -15,22 +21,82 @@ logger = logging.getLogger(__name__)
 Status = Message.Status
 
 
-def apply_delivery_report(provider_account: ProviderAccount, report: DeliveryReport) -> bool:
-    """Move the reported message forward; a stale or repeated report changes nothing.
+class Applied(StrEnum):
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"  # a duplicate, or older news than what the message already says
+    PENDING = "pending"  # no message with that provider id yet
 
-    Returns True when the message changed.
-    """
-    message = Message.objects.filter(
-        provider_account=provider_account, provider_message_id=report.provider_message_id
-    ).first()
+
+def apply_delivery_report(
+    provider_account: ProviderAccount,
+    report: DeliveryReport,
+    webhook_request: WebhookRequest | None = None,
+) -> Applied:
+    message = _message(provider_account, report.provider_message_id)
     if message is None:
-        logger.warning(
-            "delivery report for an unknown message: provider=%s id=%s status=%s",
-            provider_account.name,
-            report.provider_message_id,
-            report.status,
+        PendingDeliveryReport.objects.create(
+            provider_account=provider_account,
+            provider_message_id=report.provider_message_id,
+            status=report.status,
+            occurred_at=report.occurred_at,
+            error_code=report.error_code,
+            error_reason=report.error_reason,
+            raw=report.raw,
+            webhook_request=webhook_request,
         )
-        return False
+        # The send result may have been recorded while we stored this: look once more.
+        if _message(provider_account, report.provider_message_id) is None:
+            logger.info(
+                "delivery report waits for its message: provider=%s id=%s status=%s",
+                provider_account.name,
+                report.provider_message_id,
+                report.status,
+            )
+            return Applied.PENDING
+        return (
+            Applied.CHANGED
+            if apply_pending_reports(provider_account, report.provider_message_id)
+            else Applied.UNCHANGED
+        )
+    return Applied.CHANGED if _apply(message, provider_account, report) else Applied.UNCHANGED
+
+
+def apply_pending_reports(provider_account: ProviderAccount, provider_message_id: str) -> int:
+    """Apply the reports that were waiting for this provider id; returns how many changed it."""
+    pending = list(
+        PendingDeliveryReport.objects.filter(
+            provider_account=provider_account, provider_message_id=provider_message_id
+        ).order_by("id")
+    )
+    if not pending:
+        return 0
+    message = _message(provider_account, provider_message_id)
+    if message is None:
+        return 0
+    changed = 0
+    for item in pending:
+        report = DeliveryReport(
+            provider_message_id=item.provider_message_id,
+            status=DeliveryStatus(item.status),
+            occurred_at=item.occurred_at,
+            error_code=item.error_code,
+            error_reason=item.error_reason,
+            raw=item.raw,
+        )
+        changed += _apply(message, provider_account, report)
+    PendingDeliveryReport.objects.filter(id__in=[item.id for item in pending]).delete()
+    return changed
+
+
+def _message(provider_account: ProviderAccount, provider_message_id: str) -> Message | None:
+    if not provider_message_id:
+        return None
+    return Message.objects.filter(
+        provider_account=provider_account, provider_message_id=provider_message_id
+    ).first()
+
+
+def _apply(message: Message, provider_account: ProviderAccount, report: DeliveryReport) -> bool:
     to_status = Status(report.status)
     if RANK[to_status] <= RANK[Status(message.status)]:
         return False

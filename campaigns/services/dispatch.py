@@ -18,11 +18,12 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from campaigns.models import Message, MessageEvent
+from campaigns.models import Message, MessageEvent, OptOut, PendingDeliveryReport
 from providers.events import OutboundSMS, SendResult
 from providers.exceptions import ProviderError
 from providers.models import ProviderAccount
 
+from .delivery import apply_pending_reports
 from .lifecycle import transition
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class Outcome:
     result: SendResult | None = None
     error: ProviderError | None = None
     reason: str = ""
+    blocked: bool = False
 
 
 def send_through(message: Message, provider_account: ProviderAccount) -> Outcome:
@@ -96,7 +98,17 @@ def send_claimed(messages: list[Message]) -> list[Outcome]:
     """Call the providers for claimed messages. No transaction is open while we wait on HTTP."""
     routes: dict[int, list[ProviderAccount]] = {}
     outcomes = []
+    opted_out = set(
+        OptOut.objects.filter(
+            account_id__in={m.account_id for m in messages},
+            number__in={m.recipient for m in messages},
+        ).values_list("account_id", "number")
+    )
     for message in messages:
+        if (message.account_id, message.recipient) in opted_out:
+            reason = "The number opted out of messages from this account: not sent."
+            outcomes.append(Outcome(message, None, reason=reason, blocked=True))
+            continue
         route = routes.get(message.account_id)
         if route is None:
             route = routes[message.account_id] = message.account.route()
@@ -130,7 +142,16 @@ def record(outcome: Outcome) -> None:
     """Write what happened to one message; each outcome is its own small transaction."""
     message, now = outcome.message, timezone.now()
     attempts = message.attempts + 1
-    if outcome.result is not None:
+    if outcome.blocked:
+        transition(
+            message,
+            Status.BLOCKED,
+            source=Source.DISPATCH,
+            detail=outcome.reason,
+            error_code="opted_out",
+            error_reason=outcome.reason,
+        )
+    elif outcome.result is not None:
         result = outcome.result
         transition(
             message,
@@ -188,9 +209,28 @@ def backoff(attempts: int) -> float:
 def dispatch_batch(limit: int | None = None) -> int:
     """Claim one batch, send it, record it. Returns how many messages were claimed."""
     messages = claim(limit or settings.SMSHUB_DISPATCH_BATCH_SIZE)
-    for outcome in send_claimed(messages):
+    outcomes = send_claimed(messages)
+    for outcome in outcomes:
         record(outcome)
+    apply_waiting_reports(outcomes)
     return len(messages)
+
+
+def apply_waiting_reports(outcomes: list[Outcome]) -> int:
+    """Delivery reports that overtook their send result are applied now (one query per batch)."""
+    sent = {
+        (o.provider_account.pk, o.result.provider_message_id): o.provider_account
+        for o in outcomes
+        if o.result is not None and o.result.provider_message_id
+    }
+    if not sent:
+        return 0
+    waiting = set(
+        PendingDeliveryReport.objects.filter(
+            provider_message_id__in={key[1] for key in sent}
+        ).values_list("provider_account_id", "provider_message_id")
+    )
+    return sum(apply_pending_reports(sent[key], key[1]) for key in waiting if key in sent)
 
 
 def promote_due(now=None) -> int:

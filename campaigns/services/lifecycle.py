@@ -7,6 +7,8 @@ from django.utils import timezone
 
 from campaigns.models import Message, MessageEvent
 
+from . import forwarding
+
 Status = Message.Status
 
 # How far along a message is. Delivery reports only ever move a message to a higher rank.
@@ -60,6 +62,8 @@ def transition(
     message.status = to_status
     for name, value in fields.items():
         setattr(message, name, value)
+    if to_status in Message.FINAL_STATUSES:
+        forwarding.enqueue_status(message)
     return True
 
 

@@ -1,8 +1,18 @@
+"""The generic webhook view and the delivery-report service, with the simulator's own format."""
+
+import base64
 import json
+import threading
 
 import pytest
+import requests
+from django.db import connections
+from django.urls import reverse
 
-from campaigns.models import Message
+from campaigns.models import Message, PendingDeliveryReport, WebhookRequest
+from campaigns.services import dispatch
+from campaigns.services.compose import enqueue_message
+from campaigns.webhooks import rejected_count
 
 from ..factories import MessageFactory
 
@@ -11,8 +21,8 @@ pytestmark = pytest.mark.django_db
 Status = Message.Status
 
 
-def post(client, url, body):
-    return client.post(url, data=json.dumps(body), content_type="application/json")
+def post(client, url, body, **kwargs):
+    return client.post(url, data=json.dumps(body), content_type="application/json", **kwargs)
 
 
 @pytest.fixture
@@ -32,7 +42,7 @@ def test_a_delivery_report_marks_the_message_delivered(client, sent, provider_ac
         {"id": "sim-1", "status": "delivered", "timestamp": "2026-11-21T10:00:00Z"},
     )
     assert response.status_code == 200
-    assert response.json() == {"received": 1, "applied": 1}
+    assert response.json() == {"received": 1, "applied": 1, "pending": 0}
     sent.refresh_from_db()
     assert sent.status == Status.DELIVERED
     assert sent.delivered_at.isoformat() == "2026-11-21T10:00:00+00:00"
@@ -41,20 +51,36 @@ def test_a_delivery_report_marks_the_message_delivered(client, sent, provider_ac
     assert event.payload["id"] == "sim-1"
 
 
+def test_the_request_is_logged_as_received_without_secrets(client, sent, provider_account):
+    provider_account.credentials |= {"webhook_username": "hub", "webhook_password": "pw-123"}
+    provider_account.save()
+    auth = "Basic " + base64.b64encode(b"hub:pw-123").decode()
+    body = {"id": "sim-1", "status": "delivered"}
+    post(client, provider_account.webhook_url("dlr"), body, headers={"Authorization": auth})
+    log = WebhookRequest.objects.get()
+    assert json.loads(log.body) == body
+    assert log.status == WebhookRequest.Status.APPLIED
+    assert (log.kind, log.events, log.applied) == ("dlr", 1, 1)
+    assert "Authorization" not in log.headers
+    assert "pw-123" not in json.dumps(log.headers)
+
+
 def test_the_same_report_twice_changes_nothing(client, sent, provider_account):
     url = provider_account.webhook_url("dlr")
     post(client, url, {"id": "sim-1", "status": "delivered"})
     second = post(client, url, {"id": "sim-1", "status": "delivered"})
-    assert second.json() == {"received": 1, "applied": 0}
+    assert second.json() == {"received": 1, "applied": 0, "pending": 0}
     assert sent.events.count() == 1
 
 
-def test_a_late_sent_never_overwrites_delivered(client, sent, provider_account):
+def test_reports_out_of_order_never_move_a_message_back(client, sent, provider_account):
     url = provider_account.webhook_url("dlr")
     post(client, url, {"id": "sim-1", "status": "delivered"})
     post(client, url, {"id": "sim-1", "status": "accepted"})
+    post(client, url, {"id": "sim-1", "status": "undelivered"})
     sent.refresh_from_db()
     assert sent.status == Status.DELIVERED
+    assert list(sent.events.values_list("to_status", flat=True)) == ["delivered"]
 
 
 def test_an_undelivered_report_keeps_the_error_code(client, sent, provider_account):
@@ -68,43 +94,210 @@ def test_an_undelivered_report_keeps_the_error_code(client, sent, provider_accou
     assert sent.error_code == "UNREACHABLE"
 
 
-def test_a_wrong_token_is_404_and_changes_nothing(client, sent, provider_account):
+def test_a_report_before_the_send_result_waits_and_is_applied_after(
+    client, account, provider_account, monkeypatch
+):
+    """The provider's DLR overtakes our recording of its own answer."""
+    message = enqueue_message(account, recipient="+33612345678", text="Race")
+    [claimed] = dispatch.claim(10)
+    outcome = dispatch.send_through(claimed, provider_account)
+    provider_id = outcome.result.provider_message_id
+
+    response = post(
+        client, provider_account.webhook_url("dlr"), {"id": provider_id, "status": "delivered"}
+    )
+    assert response.json() == {"received": 1, "applied": 0, "pending": 1}
+    assert WebhookRequest.objects.get().status == WebhookRequest.Status.UNMATCHED
+    assert PendingDeliveryReport.objects.filter(provider_message_id=provider_id).exists()
+
+    dispatch.record(outcome)
+    dispatch.apply_waiting_reports([outcome])
+    message.refresh_from_db()
+    assert message.status == Status.DELIVERED
+    assert list(message.events.values_list("to_status", flat=True)) == [
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+    ]
+    assert not PendingDeliveryReport.objects.exists()
+
+
+def test_a_report_for_an_unknown_id_stays_visible_as_unmatched(client, provider_account):
+    post(client, provider_account.webhook_url("dlr"), {"id": "sim-nobody", "status": "delivered"})
+    pending = PendingDeliveryReport.objects.get()
+    assert (pending.provider_message_id, pending.status) == ("sim-nobody", "delivered")
+    assert pending.webhook_request.status == WebhookRequest.Status.UNMATCHED
+
+
+# --- security: the same cases for any provider -------------------------------------------------
+
+
+def test_a_wrong_token_is_404_and_stores_nothing(client, sent, provider_account):
     url = provider_account.webhook_url("dlr").replace(provider_account.webhook_token, "guess")
     assert post(client, url, {"id": "sim-1", "status": "delivered"}).status_code == 404
     sent.refresh_from_db()
     assert sent.status == Status.SENT
+    assert not WebhookRequest.objects.exists()
+    assert rejected_count("simulator", "not_found") >= 1
+
+
+def test_an_unknown_kind_is_404(client, provider_account):
+    url = reverse(
+        "webhook",
+        kwargs={"slug": "simulator", "token": provider_account.webhook_token, "kind": "other"},
+    )
+    assert post(client, url, {}).status_code == 404
 
 
 def test_a_disabled_provider_account_gets_no_webhooks(client, sent, provider_account):
     provider_account.enabled = False
     provider_account.save()
+    url = provider_account.webhook_url("dlr")
+    assert post(client, url, {"id": "sim-1", "status": "delivered"}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Basic " + base64.b64encode(b"hub:wrong").decode(), "Bearer pw-123", "Basic %%%"],
+)
+def test_basic_auth_when_configured(client, sent, provider_account, authorization):
+    provider_account.credentials |= {"webhook_username": "hub", "webhook_password": "pw-123"}
+    provider_account.save()
+    url = provider_account.webhook_url("dlr")
+    headers = {"Authorization": authorization} if authorization else {}
+    response = post(client, url, {"id": "sim-1", "status": "delivered"}, headers=headers)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Basic")
+    assert not WebhookRequest.objects.exists()
+    good = "Basic " + base64.b64encode(b"hub:pw-123").decode()
     assert (
         post(
-            client, provider_account.webhook_url("dlr"), {"id": "sim-1", "status": "delivered"}
+            client, url, {"id": "sim-1", "status": "delivered"}, headers={"Authorization": good}
         ).status_code
-        == 404
+        == 200
     )
 
 
 @pytest.mark.parametrize(
-    ("body", "error"),
+    ("body", "content_type", "error"),
     [
-        ("not json", "not JSON"),
-        ({"status": "delivered"}, "needs 'id' and 'status'"),
-        ({"id": "sim-1", "status": "exploded"}, "unknown simulator status"),
-        ([1, 2], "needs 'id' and 'status'"),
+        ("not json", "application/json", "not JSON"),
+        ('{"status": "delivered"}', "application/json", "needs 'id' and 'status'"),
+        ('{"id": "sim-1", "status": "exploded"}', "application/json", "unknown simulator status"),
+        ("[1, 2]", "application/json", "needs 'id' and 'status'"),
+        ("id=sim-1&status=delivered", "application/x-www-form-urlencoded", "not JSON"),
+        ("", "text/plain", "not JSON"),
     ],
 )
-def test_a_malformed_report_is_a_400_not_a_500(client, sent, provider_account, body, error):
-    data = body if isinstance(body, str) else json.dumps(body)
+def test_a_malformed_report_is_a_400_and_kept_for_replay(
+    client, sent, provider_account, body, content_type, error
+):
     response = client.post(
-        provider_account.webhook_url("dlr"), data=data, content_type="application/json"
+        provider_account.webhook_url("dlr"), data=body, content_type=content_type
     )
     assert response.status_code == 400
     assert error in response.json()["error"]
     sent.refresh_from_db()
     assert sent.status == Status.SENT
+    log = WebhookRequest.objects.get()
+    assert log.status == WebhookRequest.Status.FAILED
+    assert error in log.error
+    assert log.body == body
 
 
 def test_only_post_is_accepted(client, provider_account):
-    assert client.get(provider_account.webhook_url("dlr")).status_code == 405
+    response = client.get(provider_account.webhook_url("dlr"))
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+
+
+def test_a_body_over_one_megabyte_is_refused(client, sent, provider_account):
+    body = json.dumps({"id": "sim-1", "status": "delivered", "pad": "x" * 1024 * 1024})
+    response = client.post(
+        provider_account.webhook_url("dlr"), data=body, content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert not WebhookRequest.objects.exists()
+    sent.refresh_from_db()
+    assert sent.status == Status.SENT
+
+
+def test_replay_applies_a_request_that_failed_before(client, sent, provider_account):
+    """A report for a status word the hub did not know: once the adapter knows it, replay."""
+    from campaigns.services import webhook_log
+    from providers.events import DeliveryStatus
+    from providers.simulator.adapter import SimulatorProvider
+
+    url = provider_account.webhook_url("dlr")
+    assert post(client, url, {"id": "sim-1", "status": "handed-over"}).status_code == 400
+    log = WebhookRequest.objects.get()
+    SimulatorProvider.status_map["handed-over"] = DeliveryStatus.DELIVERED
+    try:
+        result = webhook_log.replay(log)
+    finally:
+        del SimulatorProvider.status_map["handed-over"]
+    assert (result.events, result.applied, result.error) == (1, 1, "")
+    log.refresh_from_db()
+    assert (log.status, log.replays) == (WebhookRequest.Status.APPLIED, 1)
+    sent.refresh_from_db()
+    assert sent.status == Status.DELIVERED
+
+
+def test_replay_from_the_admin(admin_client, client, sent, provider_account):
+    post(client, provider_account.webhook_url("dlr"), {"id": "sim-1", "status": "delivered"})
+    log = WebhookRequest.objects.get()
+    sent.status = Status.SENT  # as if the first processing had been lost
+    Message.objects.filter(pk=sent.pk).update(status=Status.SENT)
+    response = admin_client.post(
+        reverse("admin:campaigns_webhookrequest_changelist"),
+        {"action": "replay", "_selected_action": [log.pk]},
+        follow=True,
+    )
+    assert f"#{log.pk}: 1 read, 1 applied." in response.content.decode()
+    sent.refresh_from_db()
+    assert sent.status == Status.DELIVERED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_database_unreachable_the_webhook_answers_503(client, sent, provider_account):
+    url = provider_account.webhook_url("dlr")
+    connection = connections["default"]
+    saved = dict(connection.settings_dict)
+    connection.close()
+    if connection.vendor == "sqlite":
+        connection.settings_dict["NAME"] = "/nonexistent-dir/db.sqlite3"
+    else:
+        connection.settings_dict["PORT"] = "1"
+    try:
+        response = post(client, url, {"id": "sim-1", "status": "delivered"})
+    finally:
+        connection.close()
+        connection.settings_dict.update(saved)
+    assert response.status_code == 503
+    assert "try again" in response.json()["error"]
+    sent.refresh_from_db()
+    assert sent.status == Status.SENT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_report_ten_times_at_once_changes_the_message_once(
+    live_server, sent, provider_account
+):
+    url = live_server.url + provider_account.webhook_url("dlr").split("127.0.0.1:9", 1)[1]
+    barrier = threading.Barrier(10)
+    answers = []
+
+    def deliver():
+        barrier.wait()
+        answers.append(requests.post(url, json={"id": "sim-1", "status": "delivered"}, timeout=30))
+
+    threads = [threading.Thread(target=deliver) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [200] * 10
+    assert sum(a.json()["applied"] for a in answers) == 1
+    assert sent.events.filter(to_status="delivered").count() == 1
+    assert WebhookRequest.objects.count() == 10

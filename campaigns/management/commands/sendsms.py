@@ -48,7 +48,9 @@ class Command(BaseCommand):
             detail=f"Sent from the command line through {provider_account.name}.",
             claimed_at=timezone.now(),
         )
-        dispatch.record(dispatch.send_through(message, provider_account))
+        outcome = dispatch.send_through(message, provider_account)
+        dispatch.record(outcome)
+        dispatch.apply_waiting_reports([outcome])
         message.refresh_from_db()
         accepted = message.status in (Message.Status.SENT, Message.Status.DELIVERED)
         self.stdout.write(

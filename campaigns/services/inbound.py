@@ -1,0 +1,123 @@
+"""Replies (MO): stored, threaded onto the message they answer, and opt-outs honoured."""
+
+import logging
+import re
+import unicodedata
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from campaigns.models import Account, Message, OptOut, Reply
+from campaigns.phone import normalize
+from providers.events import InboundSMS
+from providers.exceptions import WebhookValidationError
+from providers.models import ProviderAccount
+
+from . import forwarding
+from .lifecycle import note
+
+logger = logging.getLogger(__name__)
+
+
+def keyword(text: str) -> str:
+    """The reply as a keyword: upper case, accents and surrounding punctuation gone, one space."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", plain)).strip().upper()
+
+
+def _keywords(names: list[str]) -> frozenset[str]:
+    return frozenset(keyword(name) for name in names)
+
+
+def receive_inbound(provider_account: ProviderAccount, inbound: InboundSMS) -> Reply | None:
+    """Store one reply; returns None when it is a duplicate of one already stored."""
+    try:
+        from_number = normalize(inbound.from_number)
+    except ValidationError as exc:
+        raise WebhookValidationError(
+            f"the reply's sender {inbound.from_number!r} is not a phone number"
+        ) from exc
+    if (
+        inbound.provider_message_id
+        and Reply.objects.filter(
+            provider_account=provider_account, provider_message_id=inbound.provider_message_id
+        ).exists()
+    ):
+        return None
+    received_at = inbound.received_at or timezone.now()
+    message = answered_message(provider_account, from_number, inbound.in_reply_to, received_at)
+    account = message.account if message else _account_for(provider_account)
+    if account is None:
+        raise WebhookValidationError(
+            f"no account sends through {provider_account.name}: nobody to give this reply to"
+        )
+    try:
+        with transaction.atomic():
+            reply = Reply.objects.create(
+                account=account,
+                message=message,
+                provider_account=provider_account,
+                provider_message_id=inbound.provider_message_id,
+                from_number=from_number,
+                to_number=inbound.to_number,
+                text=inbound.text,
+                received_at=received_at,
+                raw=inbound.raw,
+            )
+    except IntegrityError:  # the same reply, stored meanwhile by a concurrent request
+        return None
+    opt_out_or_in(reply)
+    if message is not None:
+        note(message, source="webhook", detail=f"Reply received: “{inbound.text[:100]}”")
+    forwarding.enqueue_reply(reply)
+    return reply
+
+
+def answered_message(
+    provider_account: ProviderAccount, from_number: str, in_reply_to: str, received_at
+) -> Message | None:
+    """The provider's reference when given, else the latest message sent to that number through
+    this provider account within its account's reply window."""
+    messages = Message.objects.filter(provider_account=provider_account).select_related("account")
+    if in_reply_to:
+        message = messages.filter(provider_message_id=in_reply_to).first()
+        if message is not None:
+            return message
+    latest = messages.filter(recipient=from_number).order_by("-id").first()
+    if latest is None:
+        return None
+    window = timedelta(hours=latest.account.reply_window_hours)
+    sent_at = latest.sent_at or latest.created_at
+    return latest if received_at - sent_at <= window else None
+
+
+def _account_for(provider_account: ProviderAccount) -> Account | None:
+    """A reply that answers no known message goes to the first account routed to the provider."""
+    return (
+        Account.objects.filter(route_entries__provider_account=provider_account)
+        .order_by("id")
+        .first()
+    )
+
+
+def opt_out_or_in(reply: Reply) -> None:
+    word = keyword(reply.text)
+    if word in _keywords(settings.SMSHUB_STOP_KEYWORDS):
+        _, created = OptOut.objects.get_or_create(
+            account=reply.account,
+            number=reply.from_number,
+            defaults={"source": OptOut.Source.REPLY, "keyword": reply.text.strip()[:50]},
+        )
+        if created:
+            logger.info("opt-out: account=%s number=…%s", reply.account_id, reply.from_number[-4:])
+    elif word in _keywords(settings.SMSHUB_START_KEYWORDS):
+        deleted, _ = OptOut.objects.filter(account=reply.account, number=reply.from_number).delete()
+        if deleted:
+            logger.info("opt-in: account=%s number=…%s", reply.account_id, reply.from_number[-4:])
+
+
+def is_opted_out(account: Account, number: str) -> bool:
+    return OptOut.objects.filter(account=account, number=number).exists()

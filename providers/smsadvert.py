@@ -1,0 +1,364 @@
+"""SMSAdvert (smsadvert.io / smsadvert.ro): send through the customer's own phones or their network.
+
+Wire protocol (``../shared/provider-docs/smsadvert.txt``):
+
+- ``POST {base}/api/sms/`` (default base ``https://www.smsadvert.io``; the doc's own example uses
+  ``https://www.smsadvert.ro``, so the base URL is the provider account's), header
+  ``Authorization: <token>`` (the raw token, no scheme word), JSON body:
+  ``phone`` (E.164; up to 1000 numbers comma-separated, no trailing comma), ``shortTextMessage``
+  (3 to 480 characters), optional ``sendAsShort`` (true: SMSAdvert's network, else the
+  customer's own devices), ``failover`` (``"short"``: fall back to SMSAdvert's network),
+  ``startDate`` / ``endDate`` (a send window, UNIX time in milliseconds) and ``callback`` (URL).
+- Answer: ``{"successMessage": "...", "msgId": "..."}``. Errors: ``{"errors": {field: text}}``
+  or ``{"errorMessage": "..."}``; either is an error whatever the HTTP status, even 200.
+- Delivery report: SMSAdvert ``POST``s JSON ``{"status": "delivered"|"failed", "msgId": "..."}``
+  to ``callback``. The doc names no other status and no replies (no inbound webhook).
+
+Credentials: ``token`` (required, secret), ``send_as_short`` (optional boolean, also the strings
+"true"/"false"), ``failover`` (optional string, e.g. "short", passed through as given).
+
+Deliberate choices where the doc is silent:
+
+- Lengths are counted in characters as Python counts them (``len``), as the doc says
+  "caractères" and the hub's compose counter shows. No charset is refused: the doc names none.
+- ``sendAsShort`` is sent only when ``send_as_short`` is true (the doc: false and absent mean
+  the same); ``failover`` only when set. The per-message ``sender`` is ignored: the API has no
+  sender field (the customer's devices or SMSAdvert's network decide it).
+- ``send_at`` is not sent: the hub keeps scheduled messages itself and hands them over when due.
+  ``window_start`` / ``window_end`` become ``startDate`` / ``endDate`` (each independently, omitted
+  when None); naive datetimes are read in the project's time zone. A window that ends before it
+  starts, or has already ended, is refused before any call (SMSAdvert would never send it).
+- The token is sent stripped of surrounding whitespace (pasted tokens often carry a newline).
+- An error answer with HTTP 200 is ``ProviderRejected`` (not retried): the doc does not say
+  whether ``errorMessage`` ("There was a database error!") is temporary, and not retrying cannot
+  send twice. Its ``code`` is the refused field names (``errors``) or ``errorMessage``.
+- A delivery report ``failed`` maps to FAILED (the doc's own word; with its own devices the SMS
+  usually never left the phone), ``delivered`` to DELIVERED.
+- ``send_many``: messages with the same text, window and callback URL go in one call, up to 1000
+  distinct numbers each; a number that appears twice goes into a later call (SMSAdvert would
+  drop the duplicate), so every message is really sent. A group of one is an ordinary ``send``.
+  The answer to a multi-recipient call holds one ``msgId`` for all of them and a delivery report
+  carries only that ``msgId``, so a report could never tell which recipient it is about. Hence,
+  in a multi-recipient call, each message's provider id is ``"<msgId>:<phone>"`` (unique per
+  message, the batch still readable) and **no ``callback`` is sent**: those messages stay
+  ``sent``. A caller that needs per-message delivery reports uses ``send``.
+- ``check``: the doc has no read-only call, so it POSTs an empty JSON object to the send path
+  with the token. SMSAdvert must refuse it (no phone, no text): nothing is sent or charged.
+  Field errors (``errors``) mean the host answers and did not refuse the token; ``errorMessage``,
+  401/403 or anything else is a failure. Whether SMSAdvert checks the token before the fields is
+  not documented, so a success says the token was "not refused", not "valid".
+"""
+
+import json
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.timezone import now
+
+from providers import http
+from providers.base import BaseProvider, ProviderRequest
+from providers.events import DeliveryReport, DeliveryStatus, OutboundSMS, SendResult
+from providers.exceptions import (
+    ProviderConfigurationError,
+    ProviderError,
+    ProviderRejected,
+    WebhookValidationError,
+)
+
+logger = logging.getLogger(__name__)
+
+SEND_PATH = "/api/sms/"
+MIN_TEXT = 3
+MAX_TEXT = 480
+MAX_RECIPIENTS = 1000
+E164_RE = re.compile(r"\+[1-9]\d{1,14}", re.ASCII)  # used with fullmatch()
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
+
+
+def epoch_ms(moment: datetime) -> int:
+    """UNIX time in milliseconds, exact (no float rounding); naive means the project's zone."""
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
+def error_sentence(body: Any, *, temporary: bool = False) -> str | None:
+    """The documented error shapes as a sentence; None when `body` is neither."""
+    if not isinstance(body, dict):
+        return None
+    errors = body.get("errors")
+    if isinstance(errors, dict) and errors:
+        details = "; ".join(f"{field}: {_text(text)}" for field, text in errors.items())
+        return f"SMSAdvert refused the message: {details}"
+    message = body.get("errorMessage")
+    if message:
+        lead = "SMSAdvert reported an error" if temporary else "SMSAdvert refused the message"
+        return f"{lead}: {_text(message)}"
+    return None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+class SmsAdvertProvider(BaseProvider):
+    slug = "smsadvert"
+    display_name = "SMSAdvert"
+    default_base_url = "https://www.smsadvert.io"
+    required_credentials = ("token",)
+    secret_credentials = frozenset({"token"})
+    credentials_help = (
+        "token: the API token of your SMSAdvert account; send_as_short (optional, true/false): "
+        "send through SMSAdvert's network instead of your own phones; failover (optional, "
+        'e.g. "short"): fall back to SMSAdvert\'s network when your phones cannot send.'
+    )
+    status_map = {
+        "delivered": DeliveryStatus.DELIVERED,
+        "failed": DeliveryStatus.FAILED,
+    }
+
+    # --- configuration --------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        token = str(self.credential("token") or "").strip()
+        if not token:
+            raise ProviderConfigurationError(
+                "the SMSAdvert provider account has an empty 'token'", code="config"
+            )
+        return {"Authorization": token}
+
+    def _send_as_short(self) -> bool:
+        value = self.credentials.get("send_as_short")
+        if value is None or isinstance(value, bool):
+            return bool(value)
+        word = str(value).strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ProviderConfigurationError(
+            f"the SMSAdvert credential 'send_as_short' must be true or false, not {value!r}",
+            code="config",
+        )
+
+    def _options(self) -> dict[str, Any]:
+        """The per-account fields of every send: sendAsShort and failover."""
+        options: dict[str, Any] = {}
+        if self._send_as_short():
+            options["sendAsShort"] = True
+        failover = str(self.credentials.get("failover") or "").strip()
+        if failover:
+            options["failover"] = failover
+        return options
+
+    # --- sending ------------------------------------------------------------------------
+    def validate(self, sms: OutboundSMS) -> None:
+        super().validate(sms)
+        if not E164_RE.fullmatch(sms.to or ""):
+            raise ProviderRejected(
+                f"SMSAdvert needs the phone number in international E.164 format "
+                f"(e.g. +40740123456), not {sms.to!r}",
+                code="phone",
+            )
+        length = len(sms.text)
+        if length < MIN_TEXT:
+            raise ProviderRejected(
+                f"SMSAdvert needs at least {MIN_TEXT} characters of text; this one has {length}",
+                code="shortTextMessage",
+            )
+        if length > MAX_TEXT:
+            raise ProviderRejected(
+                f"SMSAdvert accepts at most {MAX_TEXT} characters of text; this one has {length}",
+                code="shortTextMessage",
+            )
+        start, end = sms.window_start, sms.window_end
+        if start is not None and end is not None and epoch_ms(end) <= epoch_ms(start):
+            raise ProviderRejected(
+                f"the send window ends ({end.isoformat()}) before it starts ({start.isoformat()})",
+                code="window",
+            )
+        if end is not None and epoch_ms(end) <= epoch_ms(now()):
+            raise ProviderRejected(
+                f"the send window already ended ({end.isoformat()}): SMSAdvert would never send it",
+                code="window",
+            )
+
+    def _body(self, phones: list[str], sms: OutboundSMS, *, callback: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"phone": ",".join(phones), "shortTextMessage": sms.text}
+        body.update(self._options())
+        if sms.window_start is not None:
+            body["startDate"] = epoch_ms(sms.window_start)
+        if sms.window_end is not None:
+            body["endDate"] = epoch_ms(sms.window_end)
+        if callback and sms.callback_url:
+            body["callback"] = sms.callback_url
+        return body
+
+    def _request(self, body: dict[str, Any]) -> ProviderRequest:
+        return ProviderRequest(
+            "POST", f"{self.base_url}{SEND_PATH}", headers=self._headers(), json=body
+        )
+
+    def build_request(self, sms: OutboundSMS) -> ProviderRequest:
+        return self._request(self._body([sms.to], sms, callback=True))
+
+    def _msg_id(self, response: requests.Response) -> tuple[str, Any]:
+        """The msgId of a send answer and the parsed body; errors for anything else."""
+        body = _json(response)
+        sentence = error_sentence(body)
+        if sentence is not None:
+            errors = body.get("errors")
+            code = ",".join(errors) if isinstance(errors, dict) and errors else "errorMessage"
+            raise ProviderRejected(sentence, code=code, raw=body)
+        msg_id = body.get("msgId") if isinstance(body, dict) else None
+        if isinstance(msg_id, bool) or not isinstance(msg_id, str | int) or msg_id == "":
+            raise ProviderRejected(
+                f"SMSAdvert gave an unreadable answer (HTTP {response.status_code}, no msgId): "
+                f"{response.text[:200]}",
+                code="unreadable",
+                raw=response.text[:1000],
+            )
+        return str(msg_id), body
+
+    def parse_send_response(self, response: requests.Response, sms: OutboundSMS) -> SendResult:
+        msg_id, body = self._msg_id(response)
+        return SendResult(provider_message_id=msg_id, status=DeliveryStatus.SENT, raw=body)
+
+    def send_many(self, messages: list[OutboundSMS]) -> list[SendResult | Exception]:
+        """Send messages sharing text, window and callback URL together (see the module doc).
+
+        One entry per message, in order: its SendResult, or the ProviderError it met. A message
+        in a multi-recipient call gets the provider id ``"<msgId>:<phone>"`` and no callback.
+        """
+        results: dict[int, SendResult | Exception] = {}
+        # Group key → calls; each call maps phone → index of the message in `messages`.
+        groups: dict[tuple, list[dict[str, int]]] = {}
+        for index, sms in enumerate(messages):
+            try:
+                self.validate(sms)
+                key = (
+                    sms.text,
+                    None if sms.window_start is None else epoch_ms(sms.window_start),
+                    None if sms.window_end is None else epoch_ms(sms.window_end),
+                    sms.callback_url,
+                )
+            except ProviderError as exc:
+                results[index] = exc
+                continue
+            calls = groups.setdefault(key, [])
+            for call in calls:
+                if sms.to not in call and len(call) < MAX_RECIPIENTS:
+                    call[sms.to] = index
+                    break
+            else:
+                calls.append({sms.to: index})
+        for calls in groups.values():
+            for call in calls:
+                results.update(self._send_call(messages, call))
+        return [results[index] for index in range(len(messages))]
+
+    def _send_call(
+        self, messages: list[OutboundSMS], call: dict[str, int]
+    ) -> dict[int, SendResult | Exception]:
+        indexes = list(call.values())
+        first = messages[indexes[0]]
+        try:
+            if len(call) == 1:
+                return {
+                    indexes[0]: self.parse_send_response(
+                        self.call(self.build_request(first)), first
+                    )
+                }
+            response = self.call(self._request(self._body(list(call), first, callback=False)))
+            msg_id, body = self._msg_id(response)
+        except ProviderError as exc:
+            return dict.fromkeys(indexes, exc)
+        logger.info("SMSAdvert accepted %d recipients in one call as %s", len(call), msg_id)
+        return {
+            index: SendResult(
+                provider_message_id=f"{msg_id}:{phone}", status=DeliveryStatus.SENT, raw=body
+            )
+            for phone, index in call.items()
+        }
+
+    def describe_error(self, response: requests.Response) -> str | None:
+        return error_sentence(_json(response), temporary=response.status_code >= 500)
+
+    def check(self) -> str:
+        """POST an empty object to the send path: SMSAdvert must refuse it, sending nothing.
+
+        Field errors mean the host answers and did not refuse the token (the doc has no
+        read-only call and does not say whether the token is checked before the fields).
+        """
+        self._options()  # a malformed send_as_short is a configuration error worth showing here
+        url = f"{self.base_url}{SEND_PATH}"
+        seen: list[requests.Response] = []
+
+        def describe(response: requests.Response) -> str | None:
+            seen.append(response)  # keep the refused answer: field errors are the success case
+            return self.describe_error(response)
+
+        try:
+            response = http.request(
+                "POST", url, headers=self._headers(), json={}, describe=describe
+            )
+        except ProviderRejected as exc:
+            body = _json(seen[0]) if seen else None
+            if not (seen and seen[0].status_code in (400, 422) and _field_errors(body)):
+                raise
+            logger.info("SMSAdvert check: %s answered %s", url, exc.message)
+        else:
+            body = _json(response)
+            if not _field_errors(body):
+                raise ProviderRejected(
+                    error_sentence(body)
+                    or f"SMSAdvert answered the test request unexpectedly: {response.text[:200]}",
+                    code="check",
+                    raw=body if body is not None else response.text[:1000],
+                )
+        return (
+            f"SMSAdvert answers at {self.base_url} and did not refuse the token "
+            "(a test request without phone or text was refused field by field; nothing was sent)"
+        )
+
+    # --- what SMSAdvert sends us ------------------------------------------------------------
+    def parse_delivery_reports(self, request: HttpRequest) -> list[DeliveryReport]:
+        try:
+            body = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise WebhookValidationError("the SMSAdvert delivery report is not JSON") from exc
+        if not isinstance(body, dict):
+            raise WebhookValidationError(
+                "the SMSAdvert delivery report must be a JSON object with 'status' and 'msgId'"
+            )
+        msg_id, status = body.get("msgId"), body.get("status")
+        if isinstance(msg_id, bool) or not isinstance(msg_id, str | int) or msg_id == "":
+            raise WebhookValidationError("the SMSAdvert delivery report has no 'msgId'")
+        if not isinstance(status, str) or not status.strip():
+            raise WebhookValidationError("the SMSAdvert delivery report has no 'status'")
+        return [
+            DeliveryReport(
+                provider_message_id=str(msg_id),
+                status=self.map_status(status),
+                raw=body,
+            )
+        ]
+
+
+def _field_errors(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("errors"), dict) and bool(body["errors"])

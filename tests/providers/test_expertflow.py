@@ -1,0 +1,492 @@
+"""The Expertflow SMS Connector adapter against its doc (expertflow-sms-connector.txt)."""
+
+import base64
+import json
+from urllib.parse import urlencode
+
+import pytest
+import requests
+import responses
+from django.test import RequestFactory
+
+from providers.events import DeliveryReport, DeliveryStatus, InboundSMS, OutboundSMS, SendResult
+from providers.exceptions import (
+    ProviderConfigurationError,
+    ProviderRejected,
+    ProviderTemporaryError,
+    ProviderThrottled,
+    WebhookValidationError,
+)
+from providers.expertflow import (
+    ExpertflowProvider,
+    parse_queue_report,
+    parse_twilio_inbound,
+    parse_twilio_status,
+)
+
+# The doc's example host (the connector is self-hosted: there is no production URL).
+BASE = "http://localhost:8080"
+SEND_URL = f"{BASE}/msg-client/send"
+CREDENTIALS = {"channel": "smpp", "username": "hub", "password": "c0nnector-pass"}
+BASIC = "Basic " + base64.b64encode(b"hub:c0nnector-pass").decode()
+
+# The doc's send example, field for field: {"To": "string", "Body": "string", "From": "string",
+# "channel": "smpp"}.
+DOC_SMS = OutboundSMS(to="string", text="string", sender="string", reference="42")
+DOC_BODY = {"To": "string", "Body": "string", "From": "string", "channel": "smpp"}
+
+
+@pytest.fixture
+def provider() -> ExpertflowProvider:
+    return ExpertflowProvider(base_url=BASE, credentials=dict(CREDENTIALS))
+
+
+def urlencoded(data: dict[str, str]) -> object:
+    """A form-encoded request, as the connector's gateways send (RequestFactory's default is
+    multipart)."""
+    return RequestFactory().post(
+        "/hooks/expertflow/token/dlr/",
+        data=urlencode(data),
+        content_type="application/x-www-form-urlencoded",
+    )
+
+
+# --- the adapter as the admin sees it ----------------------------------------------------------
+def test_declares_credentials_base_url_and_help():
+    assert ExpertflowProvider.slug == "expertflow"
+    assert ExpertflowProvider.default_base_url == "http://localhost:8080"
+    assert ExpertflowProvider.required_credentials == ("channel",)
+    assert ExpertflowProvider.secret_credentials == frozenset({"password"})
+    for key in ("channel", "username", "password"):
+        assert key in ExpertflowProvider.credentials_help
+    assert ExpertflowProvider.missing_credentials({}) == ["channel"]
+    assert ExpertflowProvider.missing_credentials({"channel": "smpp"}) == []
+
+
+# --- sending ------------------------------------------------------------------------------------
+def test_send_makes_the_docs_exact_request_with_basic_auth(provider):
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post(SEND_URL, body="", status=200)
+        result = provider.send(DOC_SMS)
+        assert len(rsps.calls) == 1
+        sent = rsps.calls[0].request
+    assert sent.method == "POST"
+    assert sent.url == SEND_URL
+    assert sent.headers["Content-Type"] == "application/json"
+    assert sent.headers["Authorization"] == BASIC
+    assert json.loads(sent.body) == DOC_BODY
+    # 200 with no content: queued at the connector, and no id comes back.
+    assert result == SendResult(
+        provider_message_id="",
+        status=DeliveryStatus.SENT,
+        raw={"http_status": 200, "body": "", "reference": "42"},
+    )
+
+
+def test_send_without_sender_omits_from_and_without_credentials_omits_auth():
+    provider = ExpertflowProvider(base_url=BASE, credentials={"channel": "whatsapp"})
+    sms = OutboundSMS(to="+923001234567", text="Your ticket 123 is resolved.", reference="7")
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post(SEND_URL, status=200)
+        provider.send(sms)
+        sent = rsps.calls[0].request
+    assert json.loads(sent.body) == {
+        "To": "+923001234567",
+        "Body": "Your ticket 123 is resolved.",
+        "channel": "whatsapp",
+    }
+    assert "Authorization" not in sent.headers
+
+
+def test_base_url_is_configurable_and_trailing_slash_is_ignored():
+    provider = ExpertflowProvider(
+        base_url="https://sms.example.org:8443/", credentials={"channel": "smpp"}
+    )
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post("https://sms.example.org:8443/msg-client/send", status=200)
+        provider.send(DOC_SMS)
+        assert rsps.calls[0].request.url == "https://sms.example.org:8443/msg-client/send"
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected_id"),
+    [
+        (
+            {"MessageSid": "SM1f0e8ae6ade43cb3c0ce4525424e404f"},
+            "SM1f0e8ae6ade43cb3c0ce4525424e404f",
+        ),
+        ({"MessageSID": 90210}, "90210"),
+        ({"status": "queued"}, ""),
+        ([], ""),
+    ],
+)
+def test_a_json_answer_is_accepted_and_an_id_in_it_is_used(provider, answer, expected_id):
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post(SEND_URL, json=answer, status=200)
+        result = provider.send(DOC_SMS)
+    assert result.provider_message_id == expected_id
+    assert result.status == DeliveryStatus.SENT
+    assert result.raw["body"] == answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "retryable", "words"),
+    [
+        (
+            {"status": 400, "body": ""},
+            ProviderRejected,
+            False,
+            ["HTTP 400", "required field", "channel"],
+        ),
+        (
+            {"status": 400, "body": "To must not be null"},
+            ProviderRejected,
+            False,
+            ["HTTP 400", "required field", "To must not be null"],
+        ),
+        ({"status": 401, "body": ""}, ProviderRejected, False, ["HTTP 401", "username/password"]),
+        ({"status": 403, "body": ""}, ProviderRejected, False, ["HTTP 403", "username/password"]),
+        ({"status": 404, "body": ""}, ProviderRejected, False, ["HTTP 404", "base URL"]),
+        ({"status": 500, "body": ""}, ProviderTemporaryError, True, ["HTTP 500", "server logs"]),
+        ({"status": 503, "body": "Service Unavailable"}, ProviderTemporaryError, True, ["503"]),
+        (
+            {"status": 429, "body": "slow down", "headers": {"Retry-After": "30"}},
+            ProviderThrottled,
+            True,
+            ["429", "slow down"],
+        ),
+        (
+            {"body": requests.exceptions.ReadTimeout("read timed out")},
+            ProviderTemporaryError,
+            True,
+            ["timed out", "localhost:8080"],
+        ),
+        (
+            {"body": requests.exceptions.ConnectTimeout("connect timed out")},
+            ProviderTemporaryError,
+            True,
+            ["timed out", "localhost:8080"],
+        ),
+        (
+            {"body": requests.exceptions.ConnectionError("connection refused")},
+            ProviderTemporaryError,
+            True,
+            ["could not reach", "localhost:8080"],
+        ),
+        (
+            {"status": 200, "body": "<html><body>Please log in</body></html>"},
+            ProviderRejected,
+            False,
+            ["unexpected answer", "not JSON", "Please log in"],
+        ),
+    ],
+    ids=[
+        "400",
+        "400-with-text",
+        "401",
+        "403",
+        "404",
+        "500",
+        "503",
+        "429",
+        "read-timeout",
+        "connect-timeout",
+        "connection-refused",
+        "garbage-200",
+    ],
+)
+def test_send_failures(provider, answer, error, retryable, words):
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post(SEND_URL, **answer)
+        with pytest.raises(error) as raised:
+            provider.send(DOC_SMS)
+    assert type(raised.value) is error
+    assert raised.value.retryable is retryable
+    for word in words:
+        assert word in raised.value.message
+    if error is ProviderThrottled:
+        assert raised.value.retry_after == 30.0
+
+
+def test_describe_error_keeps_other_statuses_raw(provider):
+    response = requests.Response()
+    response.status_code = 418
+    response._content = b"teapot"
+    assert provider.describe_error(response) is None
+
+
+# --- validation and configuration: refused before any network call ------------------------------
+@pytest.mark.parametrize(
+    ("sms", "words"),
+    [
+        (OutboundSMS(to="+923001234567", text=""), ["text is empty"]),
+        (OutboundSMS(to="", text="Hello"), ["recipient", "To"]),
+        (OutboundSMS(to="   ", text="Hello"), ["recipient", "To"]),
+    ],
+    ids=["empty-text", "no-recipient", "blank-recipient"],
+)
+def test_validate_refuses_before_any_call(provider, sms, words):
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        with pytest.raises(ProviderRejected) as raised:
+            provider.send(sms)
+        assert len(rsps.calls) == 0
+    assert raised.value.retryable is False
+    for word in words:
+        assert word in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("credentials", "words"),
+    [
+        ({}, ["channel"]),
+        ({"channel": "  "}, ["channel"]),
+        ({"channel": "smpp", "username": "hub"}, ["half", "password"]),
+        ({"channel": "smpp", "password": "x"}, ["half", "username"]),
+    ],
+    ids=["no-channel", "blank-channel", "username-only", "password-only"],
+)
+def test_incomplete_configuration_is_refused_before_any_call(credentials, words):
+    provider = ExpertflowProvider(base_url=BASE, credentials=credentials)
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        with pytest.raises(ProviderConfigurationError) as raised:
+            provider.send(DOC_SMS)
+        with pytest.raises(ProviderConfigurationError):
+            provider.check()
+        assert len(rsps.calls) == 0
+    for word in words:
+        assert word in raised.value.message
+
+
+# --- check ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("status", [405, 400, 200])
+def test_check_passes_when_the_send_path_answers_without_refusing(provider, status):
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.get(SEND_URL, status=status)
+        description = provider.check()
+        sent = rsps.calls[0].request
+    assert sent.method == "GET"  # never a POST: that could queue an SMS
+    assert sent.headers["Authorization"] == BASIC
+    assert "answers" in description
+    assert SEND_URL in description
+
+
+def test_check_without_credentials_says_so():
+    provider = ExpertflowProvider(base_url=BASE, credentials={"channel": "smpp"})
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.get(SEND_URL, status=405)
+        description = provider.check()
+        assert "Authorization" not in rsps.calls[0].request.headers
+    assert "without basic auth" in description
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "words"),
+    [
+        ({"status": 401}, ProviderRejected, ["refused the username/password", "401"]),
+        ({"status": 403}, ProviderRejected, ["refused the username/password", "403"]),
+        ({"status": 404}, ProviderConfigurationError, ["no SMS connector", "base URL"]),
+        ({"status": 422}, ProviderRejected, ["HTTP 422"]),
+        ({"status": 500}, ProviderTemporaryError, ["HTTP 500"]),
+        (
+            {"body": requests.exceptions.ConnectionError("refused")},
+            ProviderTemporaryError,
+            ["could not reach"],
+        ),
+    ],
+    ids=["401", "403", "404", "422", "500", "unreachable"],
+)
+def test_check_failures(provider, answer, error, words):
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.get(SEND_URL, **answer)
+        with pytest.raises(error) as raised:
+            provider.check()
+    assert type(raised.value) is error
+    for word in words:
+        assert word in raised.value.message
+
+
+# --- delivery status, Twilio form style ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("word", "status"),
+    [
+        ("delivered", DeliveryStatus.DELIVERED),
+        ("undelivered", DeliveryStatus.UNDELIVERED),
+        ("failed", DeliveryStatus.FAILED),
+        ("queued", DeliveryStatus.SENT),
+        ("sent", DeliveryStatus.SENT),
+    ],
+)
+def test_delivery_status_words(provider, word, status):
+    form = {"MessageSid": "SM1f0e8ae6ade43cb3c0ce4525424e404f", "SmsStatus": word}
+    reports = provider.parse_delivery_reports(urlencoded(form))
+    assert reports == [
+        DeliveryReport(provider_message_id="SM1f0e8ae6ade43cb3c0ce4525424e404f", status=status)
+    ]
+    assert reports[0].raw == form
+
+
+def test_delivery_status_accepts_message_status_and_error_code(provider):
+    form = {"MessageSid": "SM1", "MessageStatus": "UNDELIVERED", "ErrorCode": "30003"}
+    [report] = provider.parse_delivery_reports(urlencoded(form))
+    assert report.status == DeliveryStatus.UNDELIVERED
+    assert report.error_code == "30003"
+    assert report.raw == form
+
+
+def test_delivery_status_also_reads_multipart_forms(provider):
+    [report] = provider.parse_delivery_reports(
+        RequestFactory().post("/hooks/", data={"MessageSid": "SM2", "SmsStatus": "delivered"})
+    )
+    assert report.provider_message_id == "SM2"
+    assert report.status == DeliveryStatus.DELIVERED
+
+
+@pytest.mark.parametrize(
+    ("form", "words"),
+    [
+        ({"SmsStatus": "delivered"}, ["no MessageSid"]),
+        ({"MessageSid": "", "SmsStatus": "delivered"}, ["no MessageSid"]),
+        ({"MessageSid": "SM1"}, ["SmsStatus (or MessageStatus)"]),
+        ({}, ["MessageSid", "SmsStatus"]),
+        ({"MessageSid": "SM1", "SmsStatus": "read"}, ["unknown", "'read'"]),
+    ],
+    ids=["no-sid", "empty-sid", "no-status", "empty-form", "unknown-word"],
+)
+def test_malformed_delivery_status(provider, form, words):
+    with pytest.raises(WebhookValidationError) as raised:
+        provider.parse_delivery_reports(urlencoded(form))
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_delivery_status_must_be_a_form(provider):
+    request = RequestFactory().post(
+        "/hooks/", data=json.dumps({"MessageSid": "SM1"}), content_type="application/json"
+    )
+    with pytest.raises(WebhookValidationError, match="form-encoded"):
+        provider.parse_delivery_reports(request)
+
+
+def test_broken_multipart_body_is_a_validation_error(provider):
+    request = RequestFactory().generic(
+        "POST", "/hooks/", data=b"garbage", content_type="multipart/form-data; boundary="
+    )
+    with pytest.raises(WebhookValidationError, match="not a readable form"):
+        provider.parse_delivery_reports(request)
+
+
+def test_parse_twilio_status_is_reusable_with_a_wider_vocabulary():
+    wider = {"read": DeliveryStatus.DELIVERED, "delivered": DeliveryStatus.DELIVERED}
+    report = parse_twilio_status(
+        urlencoded({"MessageSid": "SM9", "SmsStatus": "read"}), status_map=wider
+    )
+    assert report == DeliveryReport(provider_message_id="SM9", status=DeliveryStatus.DELIVERED)
+
+
+# --- inbound SMS, Twilio form style ---------------------------------------------------------------
+INBOUND = {
+    "Body": "YES, please call me back",
+    "From": "+923001234567",
+    "To": "8001",
+    "SmsSid": "SMa8b3c0e1f2d4e5f6a7b8c9d0e1f2a3b4",
+}
+
+
+def test_inbound_sms(provider):
+    messages = provider.parse_inbound(urlencoded(INBOUND))
+    assert messages == [
+        InboundSMS(
+            from_number="+923001234567",
+            to_number="8001",
+            text="YES, please call me back",
+            provider_message_id="SMa8b3c0e1f2d4e5f6a7b8c9d0e1f2a3b4",
+        )
+    ]
+    assert messages[0].raw == INBOUND
+
+
+def test_inbound_accepts_message_sid_and_an_empty_body():
+    form = {"Body": "", "From": "+923001234567", "To": "8001", "MessageSid": "SM5"}
+    message = parse_twilio_inbound(urlencoded(form))
+    assert message.provider_message_id == "SM5"
+    assert message.text == ""
+
+
+@pytest.mark.parametrize(
+    ("missing", "words"),
+    [
+        ("From", ["no From"]),
+        ("To", ["no To"]),
+        ("Body", ["no Body"]),
+        ("SmsSid", ["SmsSid (or MessageSid)"]),
+    ],
+)
+def test_malformed_inbound(provider, missing, words):
+    form = {key: value for key, value in INBOUND.items() if key != missing}
+    with pytest.raises(WebhookValidationError) as raised:
+        provider.parse_inbound(urlencoded(form))
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_inbound_must_be_a_form(provider):
+    request = RequestFactory().post("/hooks/", data=json.dumps(INBOUND), content_type="text/plain")
+    with pytest.raises(WebhookValidationError, match="form-encoded"):
+        provider.parse_inbound(request)
+
+
+# --- the connector's delivery-report queue --------------------------------------------------------
+@pytest.mark.parametrize("as_bytes", [True, False])
+def test_queue_report_delivered(as_bytes):
+    payload = {"MessageSID": "3f9a1c", "DeliveryStatus": "DELIVERED", "ProviderStatusCode": "0"}
+    text = json.dumps(payload)
+    report = parse_queue_report(text.encode() if as_bytes else text)
+    assert report == DeliveryReport(provider_message_id="3f9a1c", status=DeliveryStatus.DELIVERED)
+    assert report.error_code == ""
+    assert report.raw == payload
+
+
+@pytest.mark.parametrize("code", ["88", 88])
+def test_queue_report_failed_keeps_the_provider_status_code(code):
+    payload = {"MessageSID": 1024, "DeliveryStatus": "FAILED", "ProviderStatusCode": code}
+    report = parse_queue_report(json.dumps(payload))
+    assert report == DeliveryReport(
+        provider_message_id="1024", status=DeliveryStatus.FAILED, error_code="88"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"\xff\xfe", ["not JSON"]),
+        ("not json", ["not JSON"]),
+        ("[]", ["not a JSON object"]),
+        ('{"DeliveryStatus": "DELIVERED"}', ["no MessageSID"]),
+        ('{"MessageSID": "", "DeliveryStatus": "DELIVERED"}', ["no MessageSID"]),
+        ('{"MessageSID": true, "DeliveryStatus": "DELIVERED"}', ["no MessageSID"]),
+        ('{"MessageSID": "a1"}', ["no DeliveryStatus"]),
+        ('{"MessageSID": "a1", "DeliveryStatus": 3}', ["no DeliveryStatus"]),
+        ('{"MessageSID": "a1", "DeliveryStatus": "SENT"}', ["unknown", "DELIVERED or FAILED"]),
+        (
+            '{"MessageSID": "a1", "DeliveryStatus": "FAILED", "ProviderStatusCode": [1]}',
+            ["ProviderStatusCode"],
+        ),
+    ],
+    ids=[
+        "bad-utf8",
+        "not-json",
+        "array",
+        "no-sid",
+        "empty-sid",
+        "bool-sid",
+        "no-status",
+        "status-not-text",
+        "unknown-status",
+        "bad-code",
+    ],
+)
+def test_malformed_queue_report(body, words):
+    with pytest.raises(WebhookValidationError) as raised:
+        parse_queue_report(body)
+    for word in words:
+        assert word in str(raised.value)

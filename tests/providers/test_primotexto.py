@@ -1,0 +1,467 @@
+"""The Primotexto adapter against the wire protocol of ``provider-docs/primotexto.txt``."""
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+import responses
+from django.test import RequestFactory
+
+from providers.events import DeliveryStatus, OutboundSMS, SendResult
+from providers.exceptions import (
+    ProviderConfigurationError,
+    ProviderError,
+    ProviderRejected,
+    ProviderTemporaryError,
+    ProviderThrottled,
+    WebhookValidationError,
+)
+from providers.gsm import GSM7_CHARACTERS
+from providers.primotexto import (
+    ALLOWED_CHARACTERS,
+    DOC_CHARACTERS,
+    PrimotextoProvider,
+    epoch_milliseconds,
+)
+
+BASE = "https://api.primotexto.com"
+SEND_URL = f"{BASE}/v2/notification/messages/send"
+STATS_URL = f"{BASE}/v2/account/stats"
+API_KEY = "pt-test-key-5b1e0c"
+
+# The doc's own example, field for field.
+DOC_SMS = OutboundSMS(
+    to="+33600000000",
+    text="Code de confirmation: 283951",
+    reference="msg-1",
+    sender="YourCompany",
+    campaign_name="Code de confirmation",
+    category="codeConfirmation",
+    send_at=datetime(2014, 4, 22, 14, 30, tzinfo=UTC),  # the doc's 1398177000000
+)
+DOC_BODY = {
+    "number": "+33600000000",
+    "message": "Code de confirmation: 283951",
+    "sender": "YourCompany",
+    "campaignName": "Code de confirmation",
+    "category": "codeConfirmation",
+    "date": 1398177000000,
+}
+DOC_ANSWER = '{ "creditsUsed":1.0, "snapshotId": "386479" }'
+
+
+@pytest.fixture
+def provider():
+    return PrimotextoProvider(base_url=BASE, credentials={"api_key": API_KEY})
+
+
+@pytest.fixture
+def rsps():
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
+def test_class_attributes():
+    assert PrimotextoProvider.slug == "primotexto"
+    assert PrimotextoProvider.default_base_url == "https://api.primotexto.com"
+    assert PrimotextoProvider.required_credentials == ("api_key",)
+    assert PrimotextoProvider.secret_credentials == frozenset({"api_key"})
+    assert "api_key" in PrimotextoProvider.credentials_help
+    assert PrimotextoProvider.missing_credentials({}) == ["api_key"]
+
+
+# --- sending -----------------------------------------------------------------------------------
+def test_send_makes_the_exact_request_of_the_doc(provider, rsps):
+    rsps.post(SEND_URL, body=DOC_ANSWER, content_type="application/json;charset=UTF-8")
+
+    provider.send(DOC_SMS)
+
+    assert len(rsps.calls) == 1
+    sent = rsps.calls[0].request
+    assert sent.method == "POST"
+    assert sent.url == SEND_URL
+    assert sent.headers["X-Primotexto-ApiKey"] == API_KEY
+    assert sent.headers["Content-Type"] == "application/json"
+    assert json.loads(sent.body) == DOC_BODY
+
+
+def test_send_parses_the_doc_answer(provider, rsps):
+    rsps.post(SEND_URL, body=DOC_ANSWER, content_type="application/json;charset=UTF-8")
+
+    result = provider.send(DOC_SMS)
+
+    assert result == SendResult(
+        provider_message_id="386479",
+        status=DeliveryStatus.SENT,
+        cost=Decimal("1.0"),
+        raw={"creditsUsed": 1.0, "snapshotId": "386479"},
+    )
+    assert isinstance(result.cost, Decimal)
+
+
+def test_send_omits_optional_fields_the_message_does_not_have(provider, rsps):
+    rsps.post(SEND_URL, json={"creditsUsed": 2.0, "snapshotId": "386480"})
+
+    result = provider.send(OutboundSMS(to="+33600000000", text="Bonjour"))
+
+    assert json.loads(rsps.calls[0].request.body) == {
+        "number": "+33600000000",
+        "message": "Bonjour",
+    }
+    assert result.cost == Decimal("2.0")
+
+
+def test_send_uses_the_account_base_url(rsps):
+    provider = PrimotextoProvider(
+        base_url="http://127.0.0.1:8025/", credentials={"api_key": API_KEY}
+    )
+    rsps.post("http://127.0.0.1:8025/v2/notification/messages/send", body=DOC_ANSWER)
+
+    assert provider.send(DOC_SMS).provider_message_id == "386479"
+
+
+def test_numeric_snapshot_id_becomes_a_string(provider, rsps):
+    rsps.post(SEND_URL, json={"creditsUsed": 1.0, "snapshotId": 386479})
+
+    assert provider.send(DOC_SMS).provider_message_id == "386479"
+
+
+@pytest.mark.parametrize("answer", [{"snapshotId": "1"}, {"snapshotId": "1", "creditsUsed": "?"}])
+def test_unreadable_cost_leaves_the_cost_unknown_but_keeps_the_send(provider, rsps, answer):
+    rsps.post(SEND_URL, json=answer)
+
+    result = provider.send(DOC_SMS)
+
+    assert result.provider_message_id == "1"
+    assert result.cost is None
+    assert result.raw == answer
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2014, 4, 22, 14, 30, tzinfo=UTC),
+        datetime(2014, 4, 22, 16, 30, tzinfo=ZoneInfo("Europe/Paris")),
+        datetime(2014, 4, 22, 14, 30),  # naive: the project's zone, UTC in the test settings
+    ],
+)
+def test_date_is_epoch_milliseconds(moment):
+    assert epoch_milliseconds(moment) == 1398177000000
+
+
+def test_date_keeps_milliseconds():
+    moment = datetime(2014, 4, 22, 14, 30, 0, 123999, tzinfo=UTC)
+    assert epoch_milliseconds(moment) == 1398177000123
+
+
+# --- failures ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("answer", "error", "retryable", "words"),
+    [
+        (
+            {"status": 400, "body": '{"code": 10, "error": "invalid number"}'},
+            ProviderRejected,
+            False,
+            ["HTTP 400", "Primotexto refused the request", "invalid number"],
+        ),
+        (
+            {"status": 401, "body": "Unauthorized"},
+            ProviderRejected,
+            False,
+            ["HTTP 401", "API key", "Unauthorized"],
+        ),
+        (
+            {"status": 403, "body": ""},
+            ProviderRejected,
+            False,
+            ["HTTP 403", "API key", "(empty body)"],
+        ),
+        (
+            {"status": 404, "body": "Not Found"},
+            ProviderRejected,
+            False,
+            ["HTTP 404", "base URL"],
+        ),
+        (
+            {"status": 429, "body": "Too many requests", "headers": {"Retry-After": "30"}},
+            ProviderThrottled,
+            True,
+            ["HTTP 429", "slow down", "Too many requests"],
+        ),
+        (
+            {"status": 500, "body": "Internal Server Error"},
+            ProviderTemporaryError,
+            True,
+            ["HTTP 500", "server error", "Internal Server Error"],
+        ),
+        (
+            {"status": 503, "body": "<html>maintenance</html>"},
+            ProviderTemporaryError,
+            True,
+            ["HTTP 503", "maintenance"],
+        ),
+        (
+            {"body": requests.exceptions.ReadTimeout("read timed out")},
+            ProviderTemporaryError,
+            True,
+            ["timed out", "api.primotexto.com"],
+        ),
+        (
+            {"body": requests.exceptions.ConnectTimeout("connect timed out")},
+            ProviderTemporaryError,
+            True,
+            ["timed out", "api.primotexto.com"],
+        ),
+        (
+            {"body": requests.exceptions.ConnectionError("connection refused")},
+            ProviderTemporaryError,
+            True,
+            ["could not reach", "api.primotexto.com"],
+        ),
+        (
+            {"status": 200, "body": "<html>Bienvenue</html>"},
+            ProviderRejected,
+            False,
+            ["unreadable answer", "snapshotId", "Bienvenue"],
+        ),
+        (
+            {"status": 200, "body": '{"creditsUsed": 1.0}'},
+            ProviderRejected,
+            False,
+            ["unreadable answer", "snapshotId", "creditsUsed"],
+        ),
+        (
+            {"status": 200, "body": ""},
+            ProviderRejected,
+            False,
+            ["unreadable answer", "(empty body)"],
+        ),
+        (
+            {"status": 200, "body": '["386479"]'},
+            ProviderRejected,
+            False,
+            ["unreadable answer", "386479"],
+        ),
+    ],
+    ids=[
+        "400",
+        "401",
+        "403-empty",
+        "404",
+        "429",
+        "500",
+        "503",
+        "read-timeout",
+        "connect-timeout",
+        "connection-refused",
+        "200-html",
+        "200-no-snapshot",
+        "200-empty",
+        "200-list",
+    ],
+)
+def test_send_failures(provider, rsps, answer, error, retryable, words):
+    rsps.post(SEND_URL, **answer)
+
+    with pytest.raises(ProviderError) as caught:
+        provider.send(DOC_SMS)
+
+    assert type(caught.value) is error
+    assert caught.value.retryable is retryable
+    for word in words:
+        assert word in caught.value.message
+    if error is ProviderThrottled:
+        assert caught.value.retry_after == 30.0
+
+
+def test_error_body_is_kept_verbatim(provider, rsps):
+    body = '{"code": 10, "error": "invalid number", "extra": "kept"}'
+    rsps.post(SEND_URL, status=400, body=body)
+
+    with pytest.raises(ProviderRejected) as caught:
+        provider.send(DOC_SMS)
+
+    assert caught.value.code == "400"
+    assert body in caught.value.raw
+    assert "(error: invalid number)" in caught.value.message
+
+
+# --- validation before any call ----------------------------------------------------------------
+def refused(**changes) -> OutboundSMS:
+    fields = {
+        "to": DOC_SMS.to,
+        "text": DOC_SMS.text,
+        "sender": DOC_SMS.sender,
+        "campaign_name": DOC_SMS.campaign_name,
+        "category": DOC_SMS.category,
+    }
+    return OutboundSMS(**{**fields, **changes})
+
+
+@pytest.mark.parametrize(
+    ("sms", "words"),
+    [
+        (refused(category="marketing"), ["forbids marketing", "notification"]),
+        (refused(category=" Marketing "), ["forbids marketing"]),
+        (refused(category="MARKETING"), ["forbids marketing"]),
+        (refused(sender="AB"), ["'AB'", "3 to 11", "letters or digits"]),
+        (refused(sender="ABCDEFGHIJKL"), ["'ABCDEFGHIJKL'", "3 to 11"]),
+        (refused(sender="Your Co"), ["'Your Co'", "no spaces"]),
+        (refused(sender="Société"), ["'Société'", "letters or digits"]),
+        (refused(sender="Shop-24"), ["'Shop-24'", "letters or digits"]),
+        (refused(to="0600000000"), ["'0600000000'", "E.164"]),
+        (refused(to="+33 6 00 00 00 00"), ["E.164"]),
+        (refused(text="Prix: 5€"), ["does not accept", "'€'"]),
+        (refused(text="Ça coûte [5] €"), ["does not accept", "'Ç', 'û', '[', ']', '€'"]),
+        (refused(text="Élodie, ÄÖäö ß"), ["'É', 'Ä', 'Ö', 'ä', 'ö', 'ß'"]),
+        (refused(text="Merci 🙂"), ["'🙂'"]),
+        (refused(text="a\tb"), ["'\\t'"]),
+        (refused(text=""), ["empty"]),
+    ],
+    ids=[
+        "marketing",
+        "marketing-mixed-case",
+        "marketing-upper",
+        "sender-short",
+        "sender-long",
+        "sender-space",
+        "sender-accent",
+        "sender-punctuation",
+        "number-national",
+        "number-spaces",
+        "euro",
+        "cedilla-brackets",
+        "gsm-but-not-listed",
+        "emoji",
+        "tab",
+        "empty",
+    ],
+)
+def test_validate_refuses_before_any_call(provider, rsps, sms, words):
+    with pytest.raises(ProviderRejected) as caught:
+        provider.send(sms)
+
+    assert caught.value.retryable is False
+    for word in words:
+        assert word in caught.value.message
+    assert len(rsps.calls) == 0
+
+
+def test_charset_refusal_names_each_character_once_in_order(provider):
+    with pytest.raises(ProviderRejected) as caught:
+        provider.validate(refused(text="€ puis [ puis € puis ]"))
+
+    assert "characters Primotexto does not accept: '€', '[', ']'." in caught.value.message
+
+
+def test_every_listed_character_space_and_line_breaks_are_accepted(provider, rsps):
+    rsps.post(SEND_URL, body=DOC_ANSWER)
+    text = DOC_CHARACTERS + " \n\r"
+
+    provider.send(refused(text=text, sender="", campaign_name="", category=""))
+
+    assert json.loads(rsps.calls[0].request.body) == {"number": "+33600000000", "message": text}
+
+
+def test_allowed_characters_are_the_doc_list_a_subset_of_gsm7():
+    assert set(DOC_CHARACTERS) <= GSM7_CHARACTERS
+    assert set(DOC_CHARACTERS) | {" ", "\n", "\r"} == ALLOWED_CHARACTERS
+    assert {"€", "[", "]", "É", "Ç", "\f"}.isdisjoint(ALLOWED_CHARACTERS)
+
+
+@pytest.mark.parametrize("sender", ["abc", "YourCompany", "Shop24", "12345"])
+def test_valid_senders_are_accepted(provider, sender):
+    provider.validate(refused(sender=sender))
+
+
+def test_non_marketing_categories_are_accepted(provider):
+    provider.validate(refused(category="marketing-notice"))
+    provider.validate(refused(category="codeConfirmation"))
+
+
+@pytest.mark.parametrize("credentials", [{}, {"api_key": ""}, {"api_key": "  "}])
+def test_missing_api_key_is_a_configuration_error_before_any_call(rsps, credentials):
+    provider = PrimotextoProvider(base_url=BASE, credentials=credentials)
+
+    with pytest.raises(ProviderConfigurationError) as caught:
+        provider.send(DOC_SMS)
+
+    assert "api_key" in caught.value.message
+    assert len(rsps.calls) == 0
+
+
+# --- what Primotexto sends back: no documented callback format -----------------------------------
+@pytest.mark.parametrize("hook", ["parse_delivery_reports", "parse_inbound"])
+def test_parse_hooks_refuse_because_the_doc_documents_no_callback(provider, hook):
+    request = RequestFactory().post(
+        "/hooks/primotexto/token/dlr/",
+        data=json.dumps({"snapshotId": "386479", "status": "delivered"}),
+        content_type="application/json",
+    )
+
+    with pytest.raises(WebhookValidationError) as caught:
+        getattr(provider, hook)(request)
+
+    assert "primotexto does not send" in str(caught.value)
+
+
+# --- check -------------------------------------------------------------------------------------
+def test_check_verifies_the_key_on_the_account_endpoint(provider, rsps):
+    rsps.get(STATS_URL, json={"credits": 1234.5})
+
+    description = provider.check()
+
+    assert "accepts the API key" in description
+    assert "1234.5 credits" in description
+    sent = rsps.calls[0].request
+    assert sent.method == "GET"
+    assert sent.url == STATS_URL
+    assert sent.headers["X-Primotexto-ApiKey"] == API_KEY
+
+
+def test_check_without_credits_in_the_answer(provider, rsps):
+    rsps.get(STATS_URL, json={"email": "ops@example.com"})
+
+    assert provider.check() == "Primotexto accepts the API key"
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "words"),
+    [
+        ({"status": 401, "body": "Unauthorized"}, ProviderRejected, ["HTTP 401", "API key"]),
+        ({"status": 404, "body": "Not Found"}, ProviderRejected, ["HTTP 404", "base URL"]),
+        ({"status": 502, "body": "Bad Gateway"}, ProviderTemporaryError, ["HTTP 502"]),
+        (
+            {"body": requests.exceptions.ConnectionError("refused")},
+            ProviderTemporaryError,
+            ["could not reach"],
+        ),
+        (
+            {"status": 200, "body": "<html>Primotexto</html>"},
+            ProviderRejected,
+            ["unexpected answer", "/v2/account/stats", "<html>"],
+        ),
+    ],
+    ids=["401", "404", "502", "connection-refused", "200-html"],
+)
+def test_check_failures(provider, rsps, answer, error, words):
+    rsps.get(STATS_URL, **answer)
+
+    with pytest.raises(ProviderError) as caught:
+        provider.check()
+
+    assert type(caught.value) is error
+    for word in words:
+        assert word in caught.value.message
+
+
+def test_check_without_api_key_makes_no_call(rsps):
+    provider = PrimotextoProvider(base_url=BASE, credentials={})
+
+    with pytest.raises(ProviderConfigurationError):
+        provider.check()
+
+    assert len(rsps.calls) == 0

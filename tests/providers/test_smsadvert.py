@@ -1,0 +1,674 @@
+"""The SMSAdvert adapter against the provider's own doc (../shared/provider-docs/smsadvert.txt)."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+import responses
+from django.test import RequestFactory
+
+from providers import smsadvert
+from providers.events import DeliveryReport, DeliveryStatus, OutboundSMS, SendResult
+from providers.exceptions import (
+    ProviderConfigurationError,
+    ProviderRejected,
+    ProviderTemporaryError,
+    ProviderThrottled,
+    WebhookValidationError,
+)
+from providers.smsadvert import SmsAdvertProvider
+
+BASE = "https://www.smsadvert.io"
+URL = f"{BASE}/api/sms/"
+TOKEN = "API_AUTH_TOKEN"
+# The doc's own answers.
+SUCCESS = {"successMessage": "Your message has been successfully submitted!", "msgId": "xxxxxx"}
+FIELD_ERRORS = {
+    "errors": {
+        "phone": "Numéro de téléphone invalide!",
+        "shortTextMessage": "Saisissez un minimum de caractères 3!",
+    }
+}
+ERROR_MESSAGE = {"errorMessage": "There was a database error!"}
+TEXT = "C'est le contenu du message SMS"
+# The doc's schedule example: startDate 1486883578036, endDate 1486889778036.
+DOC_START = datetime(2017, 2, 12, 7, 12, 58, 36000, tzinfo=UTC)
+DOC_END = datetime(2017, 2, 12, 8, 56, 18, 36000, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def before_the_doc_window(monkeypatch):
+    """'Now' is just before the doc's example window, so its dates are still in the future."""
+    monkeypatch.setattr(smsadvert, "now", lambda: datetime(2017, 2, 12, 7, 0, tzinfo=UTC))
+
+
+def provider(base: str = BASE, **credentials) -> SmsAdvertProvider:
+    return SmsAdvertProvider(base_url=base, credentials={"token": TOKEN, **credentials})
+
+
+def sent_body(call) -> dict:
+    return json.loads(call.request.body)
+
+
+# --- the exact request ---------------------------------------------------------------------
+DOC_SENDS = [
+    pytest.param(
+        "https://www.smsadvert.ro",
+        {"send_as_short": True},
+        {"to": "+40740123456", "text": "This is the content of the SMS message"},
+        {
+            "phone": "+40740123456",
+            "shortTextMessage": "This is the content of the SMS message",
+            "sendAsShort": True,
+        },
+        id="via-their-network-ro-host",
+    ),
+    pytest.param(
+        BASE,
+        {},
+        {"to": "+40740123456", "text": TEXT},
+        {"phone": "+40740123456", "shortTextMessage": TEXT},
+        id="own-devices",
+    ),
+    pytest.param(
+        BASE,
+        {"failover": "short"},
+        {"to": "+40740123456", "text": TEXT},
+        {"phone": "+40740123456", "shortTextMessage": TEXT, "failover": "short"},
+        id="own-devices-with-failover",
+    ),
+    pytest.param(
+        BASE,
+        {},
+        {"to": "+40740123456", "text": TEXT, "window_start": DOC_START, "window_end": DOC_END},
+        {
+            "phone": "+40740123456",
+            "shortTextMessage": TEXT,
+            "startDate": 1486883578036,
+            "endDate": 1486889778036,
+        },
+        id="send-window",
+    ),
+    pytest.param(
+        BASE,
+        {},
+        {"to": "+40740123456", "text": TEXT, "callback_url": "http://votresite.com/callback-url/"},
+        {
+            "phone": "+40740123456",
+            "shortTextMessage": TEXT,
+            "callback": "http://votresite.com/callback-url/",
+        },
+        id="delivery-report-callback",
+    ),
+    pytest.param(
+        BASE,
+        {},
+        {"to": "+40740123456", "text": TEXT, "window_start": DOC_START},
+        {"phone": "+40740123456", "shortTextMessage": TEXT, "startDate": 1486883578036},
+        id="window-start-only",
+    ),
+    pytest.param(
+        BASE,
+        {},
+        {"to": "+40740123456", "text": TEXT, "window_end": DOC_END},
+        {"phone": "+40740123456", "shortTextMessage": TEXT, "endDate": 1486889778036},
+        id="window-end-only",
+    ),
+    pytest.param(
+        BASE,
+        {"send_as_short": "false", "failover": ""},
+        {"to": "+40740123456", "text": TEXT, "sender": "ACME", "reference": "42"},
+        {"phone": "+40740123456", "shortTextMessage": TEXT},
+        id="false-options-and-sender-left-out",
+    ),
+]
+
+
+@pytest.mark.parametrize(("base", "credentials", "sms", "expected"), DOC_SENDS)
+def test_send_makes_the_documented_request(base, credentials, sms, expected):
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post(f"{base}/api/sms/", json=SUCCESS)
+        provider(base, **credentials).send(OutboundSMS(**sms))
+        assert len(rsps.calls) == 1
+        request = rsps.calls[0].request
+    assert request.method == "POST"
+    assert request.url == f"{base}/api/sms/"
+    assert request.headers["Authorization"] == "API_AUTH_TOKEN"
+    assert request.headers["Content-Type"] == "application/json"
+    assert json.loads(request.body) == expected
+
+
+def test_the_token_is_sent_raw_without_surrounding_whitespace():
+    with responses.RequestsMock() as rsps:
+        rsps.post(URL, json=SUCCESS)
+        SmsAdvertProvider(base_url=BASE + "/", credentials={"token": " tok-123\n"}).send(
+            OutboundSMS(to="+40740123456", text=TEXT)
+        )
+        assert rsps.calls[0].request.url == URL
+        assert rsps.calls[0].request.headers["Authorization"] == "tok-123"
+
+
+def test_naive_window_is_read_in_the_project_time_zone():
+    """The project runs in UTC: a naive 07:12:58.036 is the doc's startDate."""
+    with responses.RequestsMock() as rsps:
+        rsps.post(URL, json=SUCCESS)
+        provider().send(
+            OutboundSMS(to="+40740123456", text=TEXT, window_start=DOC_START.replace(tzinfo=None))
+        )
+        assert sent_body(rsps.calls[0])["startDate"] == 1486883578036
+
+
+def test_the_doc_success_answer_gives_the_msg_id():
+    with responses.RequestsMock() as rsps:
+        rsps.post(URL, json=SUCCESS)
+        result = provider().send(OutboundSMS(to="+40740123456", text=TEXT))
+    assert result == SendResult(
+        provider_message_id="xxxxxx", status=DeliveryStatus.SENT, cost=None, raw=SUCCESS
+    )
+
+
+def test_a_numeric_msg_id_is_kept_as_text():
+    with responses.RequestsMock() as rsps:
+        rsps.post(URL, json={"successMessage": "ok", "msgId": 123456})
+        result = provider().send(OutboundSMS(to="+40740123456", text=TEXT))
+    assert result.provider_message_id == "123456"
+
+
+# --- failures ------------------------------------------------------------------------------
+FAILURES = [
+    pytest.param(
+        {"status": 400, "json": FIELD_ERRORS},
+        ProviderRejected,
+        False,
+        [
+            "HTTP 400",
+            "SMSAdvert refused the message",
+            "phone: Numéro de téléphone invalide!",
+            "shortTextMessage: Saisissez un minimum de caractères 3!",
+        ],
+        id="400-field-errors",
+    ),
+    pytest.param(
+        {"status": 400, "json": {"errorMessage": "Invalid token!"}},
+        ProviderRejected,
+        False,
+        ["HTTP 400", "SMSAdvert refused the message: Invalid token!"],
+        id="400-error-message",
+    ),
+    pytest.param(
+        {"status": 401, "body": "Unauthorized"},
+        ProviderRejected,
+        False,
+        ["HTTP 401", "Unauthorized"],
+        id="401",
+    ),
+    pytest.param(
+        {"status": 429, "body": "Too many requests", "headers": {"Retry-After": "30"}},
+        ProviderThrottled,
+        True,
+        ["throttled", "429"],
+        id="429",
+    ),
+    pytest.param(
+        {"status": 500, "json": ERROR_MESSAGE},
+        ProviderTemporaryError,
+        True,
+        ["HTTP 500", "SMSAdvert reported an error: There was a database error!"],
+        id="500-error-message",
+    ),
+    pytest.param(
+        {"status": 502, "body": "<html>Bad gateway</html>"},
+        ProviderTemporaryError,
+        True,
+        ["HTTP 502", "Bad gateway"],
+        id="502-html",
+    ),
+    pytest.param(
+        {"body": requests.exceptions.ReadTimeout()},
+        ProviderTemporaryError,
+        True,
+        ["timed out", "www.smsadvert.io"],
+        id="read-timeout",
+    ),
+    pytest.param(
+        {"body": requests.exceptions.ConnectTimeout()},
+        ProviderTemporaryError,
+        True,
+        ["timed out", "www.smsadvert.io"],
+        id="connect-timeout",
+    ),
+    pytest.param(
+        {"body": requests.exceptions.ConnectionError("refused")},
+        ProviderTemporaryError,
+        True,
+        ["could not reach", "www.smsadvert.io"],
+        id="connection-refused",
+    ),
+    pytest.param(
+        {"status": 200, "body": "<html>maintenance</html>"},
+        ProviderRejected,
+        False,
+        ["unreadable answer", "maintenance"],
+        id="200-garbage",
+    ),
+    pytest.param(
+        {"status": 200, "json": {"successMessage": "Your message has been submitted!"}},
+        ProviderRejected,
+        False,
+        ["unreadable answer", "no msgId"],
+        id="200-without-msg-id",
+    ),
+    pytest.param(
+        {"status": 200, "json": FIELD_ERRORS},
+        ProviderRejected,
+        False,
+        ["SMSAdvert refused the message", "phone: Numéro de téléphone invalide!"],
+        id="200-field-errors",
+    ),
+    pytest.param(
+        {"status": 200, "json": ERROR_MESSAGE},
+        ProviderRejected,
+        False,
+        ["SMSAdvert refused the message: There was a database error!"],
+        id="200-error-message",
+    ),
+]
+
+
+@pytest.mark.parametrize(("answer", "error_class", "retryable", "words"), FAILURES)
+def test_send_failures(answer, error_class, retryable, words):
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post(URL, **answer)
+        with pytest.raises(error_class) as caught:
+            provider().send(OutboundSMS(to="+40740123456", text=TEXT))
+    assert type(caught.value) is error_class
+    assert caught.value.retryable is retryable
+    for word in words:
+        assert word in caught.value.message
+    assert TOKEN not in caught.value.message
+
+
+def test_429_carries_retry_after():
+    with responses.RequestsMock() as rsps:
+        rsps.post(URL, status=429, headers={"Retry-After": "30"})
+        with pytest.raises(ProviderThrottled) as caught:
+            provider().send(OutboundSMS(to="+40740123456", text=TEXT))
+    assert caught.value.retry_after == 30.0
+
+
+def test_an_error_answer_on_200_keeps_the_refused_fields_as_code():
+    with responses.RequestsMock() as rsps:
+        rsps.post(URL, json=FIELD_ERRORS)
+        with pytest.raises(ProviderRejected) as caught:
+            provider().send(OutboundSMS(to="+40740123456", text=TEXT))
+    assert caught.value.code == "phone,shortTextMessage"
+    assert caught.value.raw == FIELD_ERRORS
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "sentence"),
+    [
+        (400, FIELD_ERRORS, "SMSAdvert refused the message: phone: Numéro de téléphone invalide!"),
+        (400, {"errors": {"phone": ["a", "b"]}}, "SMSAdvert refused the message: phone: a, b"),
+        (403, {"errorMessage": "Invalid token"}, "SMSAdvert refused the message: Invalid token"),
+        (503, ERROR_MESSAGE, "SMSAdvert reported an error: There was a database error!"),
+        (400, {"message": "something else"}, None),
+        (400, "not json", None),
+    ],
+)
+def test_describe_error(status, body, sentence):
+    response = requests.Response()
+    response.status_code = status
+    response._content = (json.dumps(body) if isinstance(body, dict) else body).encode()
+    described = provider().describe_error(response)
+    if sentence is None:
+        assert described is None
+    else:
+        assert described.startswith(sentence)
+
+
+# --- validation before any call ------------------------------------------------------------
+REFUSALS = [
+    pytest.param({"to": "0740123456"}, ["E.164", "'0740123456'"], id="national-number"),
+    pytest.param({"to": "40740123456"}, ["E.164"], id="no-plus"),
+    pytest.param(
+        {"to": "+40740123456,+40740123457"}, ["E.164"], id="several-numbers-in-one-message"
+    ),
+    pytest.param({"to": ""}, ["E.164"], id="no-number"),
+    pytest.param({"text": ""}, ["empty"], id="empty-text"),
+    pytest.param({"text": "Hi"}, ["at least 3 characters", "has 2"], id="too-short"),
+    pytest.param({"text": "x" * 481}, ["at most 480 characters", "has 481"], id="too-long"),
+    pytest.param(
+        {"window_start": DOC_END, "window_end": DOC_START},
+        ["send window ends", "before it starts"],
+        id="window-backwards",
+    ),
+    pytest.param(
+        {"window_end": datetime(2017, 2, 12, 6, 0, tzinfo=UTC)},
+        ["send window already ended"],
+        id="window-over",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "words"), REFUSALS)
+def test_validate_refuses_before_any_call(fields, words):
+    sms = OutboundSMS(**{"to": "+40740123456", "text": TEXT, **fields})
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        with pytest.raises(ProviderRejected) as caught:
+            provider().send(sms)
+        assert len(rsps.calls) == 0
+    assert caught.value.retryable is False
+    for word in words:
+        assert word in caught.value.message
+
+
+@pytest.mark.parametrize("text", ["abc", "x" * 480, "Ünïcödé ✓ ok"])
+def test_validate_accepts_the_boundaries(text):
+    provider().validate(OutboundSMS(to="+40740123456", text=text))
+
+
+@pytest.mark.parametrize(
+    ("credentials", "words"),
+    [
+        ({"token": ""}, ["token"]),
+        ({"token": "   "}, ["token"]),
+        ({}, ["token"]),
+        ({"token": TOKEN, "send_as_short": "maybe"}, ["send_as_short", "true or false"]),
+    ],
+)
+def test_configuration_errors_stop_before_any_call(credentials, words):
+    adapter = SmsAdvertProvider(base_url=BASE, credentials=credentials)
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        with pytest.raises(ProviderConfigurationError) as caught:
+            adapter.send(OutboundSMS(to="+40740123456", text=TEXT))
+        assert len(rsps.calls) == 0
+    for word in words:
+        assert word in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"), [(True, True), ("true", True), ("1", True), (False, None), ("no", None)]
+)
+def test_send_as_short_accepts_booleans_and_their_words(value, sent):
+    with responses.RequestsMock() as rsps:
+        rsps.post(URL, json=SUCCESS)
+        provider(send_as_short=value).send(OutboundSMS(to="+40740123456", text=TEXT))
+        assert sent_body(rsps.calls[0]).get("sendAsShort") is sent
+
+
+# --- send_many ----------------------------------------------------------------------------
+def sms(to: str, text: str = TEXT, **fields) -> OutboundSMS:
+    return OutboundSMS(to=to, text=text, callback_url="https://hub.example/hooks/x/dlr/", **fields)
+
+
+def test_send_many_sends_the_same_text_in_one_call_like_the_doc():
+    messages = [sms("+40740123456"), sms("+40740123457"), sms("+40740123458")]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post(URL, json=SUCCESS)
+        results = provider(failover="short").send_many(messages)
+        assert len(rsps.calls) == 1
+        request = rsps.calls[0].request
+    assert request.headers["Authorization"] == TOKEN
+    # The doc's multi-recipient example; no callback, since a report could not name its recipient.
+    assert json.loads(request.body) == {
+        "phone": "+40740123456,+40740123457,+40740123458",
+        "shortTextMessage": TEXT,
+        "failover": "short",
+    }
+    assert [r.provider_message_id for r in results] == [
+        "xxxxxx:+40740123456",
+        "xxxxxx:+40740123457",
+        "xxxxxx:+40740123458",
+    ]
+    assert all(r.status == DeliveryStatus.SENT and r.raw == SUCCESS for r in results)
+
+
+def test_send_many_keeps_the_window_in_a_multi_recipient_call():
+    messages = [
+        sms(n, window_start=DOC_START, window_end=DOC_END) for n in ("+40740123456", "+40740123457")
+    ]
+    with responses.RequestsMock() as rsps:
+        rsps.post(URL, json=SUCCESS)
+        provider().send_many(messages)
+        assert sent_body(rsps.calls[0]) == {
+            "phone": "+40740123456,+40740123457",
+            "shortTextMessage": TEXT,
+            "startDate": 1486883578036,
+            "endDate": 1486889778036,
+        }
+
+
+def test_send_many_groups_by_text_and_window_and_answers_in_input_order():
+    messages = [
+        sms("+40740123456"),  # group A
+        sms("+40740123457", text="Another text"),  # alone: an ordinary send, with callback
+        sms("+40740123458"),  # group A
+        sms("+40740123459", window_end=DOC_END),  # same text, other window: alone
+    ]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post(
+            URL,
+            match=[
+                responses.matchers.json_params_matcher(
+                    {"phone": "+40740123456,+40740123458", "shortTextMessage": TEXT}
+                )
+            ],
+            json={"successMessage": "ok", "msgId": "batch-a"},
+        )
+        rsps.post(
+            URL,
+            match=[
+                responses.matchers.json_params_matcher(
+                    {
+                        "phone": "+40740123457",
+                        "shortTextMessage": "Another text",
+                        "callback": "https://hub.example/hooks/x/dlr/",
+                    }
+                )
+            ],
+            json={"successMessage": "ok", "msgId": "single-b"},
+        )
+        rsps.post(
+            URL,
+            match=[
+                responses.matchers.json_params_matcher(
+                    {
+                        "phone": "+40740123459",
+                        "shortTextMessage": TEXT,
+                        "endDate": 1486889778036,
+                        "callback": "https://hub.example/hooks/x/dlr/",
+                    }
+                )
+            ],
+            json={"successMessage": "ok", "msgId": "single-d"},
+        )
+        results = provider().send_many(messages)
+        assert len(rsps.calls) == 3
+    assert [r.provider_message_id for r in results] == [
+        "batch-a:+40740123456",
+        "single-b",
+        "batch-a:+40740123458",
+        "single-d",
+    ]
+
+
+def test_send_many_never_repeats_a_number_in_one_call():
+    messages = [sms("+40740123456"), sms("+40740123457"), sms("+40740123456")]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post(URL, json={"successMessage": "ok", "msgId": "first"})
+        rsps.post(URL, json={"successMessage": "ok", "msgId": "second"})
+        results = provider().send_many(messages)
+        bodies = [sent_body(call) for call in rsps.calls]
+    assert bodies == [
+        {"phone": "+40740123456,+40740123457", "shortTextMessage": TEXT},
+        {
+            "phone": "+40740123456",
+            "shortTextMessage": TEXT,
+            "callback": "https://hub.example/hooks/x/dlr/",
+        },
+    ]
+    assert [r.provider_message_id for r in results] == [
+        "first:+40740123456",
+        "first:+40740123457",
+        "second",
+    ]
+
+
+def test_send_many_splits_more_than_1000_numbers():
+    numbers = [f"+4074{i:07d}" for i in range(1001)]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post(URL, json={"successMessage": "ok", "msgId": "big"})
+        rsps.post(URL, json={"successMessage": "ok", "msgId": "rest"})
+        results = provider().send_many([sms(n) for n in numbers])
+        phones = [sent_body(call)["phone"] for call in rsps.calls]
+    assert len(phones) == 2
+    assert phones[0] == ",".join(numbers[:1000])
+    assert not phones[0].endswith(",")
+    assert phones[1] == numbers[1000]
+    assert results[999].provider_message_id == f"big:{numbers[999]}"
+    assert results[1000].provider_message_id == "rest"
+
+
+def test_send_many_reports_refusals_and_call_errors_per_message():
+    messages = [
+        sms("+40740123456"),
+        sms("0740123457"),  # refused before any call
+        sms("+40740123458"),
+        sms("+40740123459", text="x"),  # refused before any call
+    ]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post(URL, status=400, json=FIELD_ERRORS)
+        results = provider().send_many(messages)
+        assert len(rsps.calls) == 1
+        assert sent_body(rsps.calls[0])["phone"] == "+40740123456,+40740123458"
+    assert isinstance(results[0], ProviderRejected)
+    assert "Numéro de téléphone invalide!" in results[0].message
+    assert results[2] is results[0]
+    assert isinstance(results[1], ProviderRejected) and "E.164" in results[1].message
+    assert isinstance(results[3], ProviderRejected) and "at least 3" in results[3].message
+
+
+def test_send_many_of_nothing_calls_nobody():
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        assert provider().send_many([]) == []
+        assert len(rsps.calls) == 0
+
+
+# --- delivery reports ----------------------------------------------------------------------
+def dlr_request(body, content_type="application/json"):
+    data = body if isinstance(body, str | bytes) else json.dumps(body)
+    return RequestFactory().post(
+        "/hooks/smsadvert/token/dlr/", data=data, content_type=content_type
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        ({"status": "delivered", "msgId": "xxxxxx"}, DeliveryStatus.DELIVERED),
+        ({"status": "failed", "msgId": "xxxxxx"}, DeliveryStatus.FAILED),
+        ({"status": "Delivered", "msgId": "xxxxxx"}, DeliveryStatus.DELIVERED),
+    ],
+)
+def test_delivery_reports_from_the_doc(payload, status):
+    reports = provider().parse_delivery_reports(dlr_request(payload))
+    assert reports == [DeliveryReport(provider_message_id="xxxxxx", status=status)]
+    assert reports[0].raw == payload
+    assert reports[0].occurred_at is None
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("", "not JSON"),
+        ("status=delivered&msgId=xxxxxx", "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+        ([{"status": "delivered", "msgId": "xxxxxx"}], "JSON object"),
+        ({"status": "delivered"}, "'msgId'"),
+        ({"status": "delivered", "msgId": ""}, "'msgId'"),
+        ({"status": "delivered", "msgId": {"id": 1}}, "'msgId'"),
+        ({"msgId": "xxxxxx"}, "'status'"),
+        ({"status": 1, "msgId": "xxxxxx"}, "'status'"),
+        ({"status": "pending", "msgId": "xxxxxx"}, "unknown smsadvert status 'pending'"),
+    ],
+)
+def test_malformed_delivery_reports(body, words):
+    with pytest.raises(WebhookValidationError) as caught:
+        provider().parse_delivery_reports(dlr_request(body))
+    assert words in str(caught.value)
+
+
+def test_smsadvert_sends_no_replies():
+    with pytest.raises(WebhookValidationError):
+        provider().parse_inbound(dlr_request({"status": "delivered", "msgId": "x"}))
+
+
+# --- check --------------------------------------------------------------------------------
+@pytest.mark.parametrize("status", [400, 422, 200])
+def test_check_succeeds_when_the_empty_request_is_refused_field_by_field(status):
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post(URL, status=status, json=FIELD_ERRORS)
+        description = provider().check()
+        request = rsps.calls[0].request
+    assert json.loads(request.body) == {}
+    assert request.headers["Authorization"] == TOKEN
+    assert "did not refuse the token" in description
+    assert "nothing was sent" in description
+
+
+@pytest.mark.parametrize(
+    ("answer", "error_class", "words"),
+    [
+        ({"status": 401, "body": "Unauthorized"}, ProviderRejected, ["HTTP 401"]),
+        (
+            {"status": 400, "json": {"errorMessage": "Invalid token!"}},
+            ProviderRejected,
+            ["Invalid token!"],
+        ),
+        (
+            {"status": 200, "json": {"errorMessage": "Invalid token!"}},
+            ProviderRejected,
+            ["Invalid token!"],
+        ),
+        ({"status": 200, "json": SUCCESS}, ProviderRejected, ["unexpectedly"]),
+        ({"status": 200, "body": "<html>hello</html>"}, ProviderRejected, ["unexpectedly"]),
+        ({"status": 500, "json": ERROR_MESSAGE}, ProviderTemporaryError, ["database error"]),
+        (
+            {"body": requests.exceptions.ConnectionError("refused")},
+            ProviderTemporaryError,
+            ["could not reach"],
+        ),
+    ],
+)
+def test_check_failures(answer, error_class, words):
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post(URL, **answer)
+        with pytest.raises(error_class) as caught:
+            provider().check()
+    for word in words:
+        assert word in caught.value.message
+
+
+def test_check_without_token_makes_no_call():
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        with pytest.raises(ProviderConfigurationError):
+            SmsAdvertProvider(base_url=BASE, credentials={}).check()
+        assert len(rsps.calls) == 0
+
+
+# --- what admin shows ----------------------------------------------------------------------
+def test_class_attributes():
+    assert SmsAdvertProvider.slug == "smsadvert"
+    assert SmsAdvertProvider.default_base_url == "https://www.smsadvert.io"
+    assert SmsAdvertProvider.required_credentials == ("token",)
+    assert SmsAdvertProvider.secret_credentials == frozenset({"token"})
+    for key in ("token", "send_as_short", "failover"):
+        assert key in SmsAdvertProvider.credentials_help
+    assert SmsAdvertProvider.missing_credentials({"token": ""}) == ["token"]
+
+
+def test_epoch_ms_is_exact():
+    assert smsadvert.epoch_ms(DOC_START) == 1486883578036
+    assert smsadvert.epoch_ms(DOC_START + timedelta(microseconds=999)) == 1486883578036
