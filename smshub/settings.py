@@ -203,9 +203,25 @@ SMSHUB_WEBHOOK_MAX_BODY = env.int("SMSHUB_WEBHOOK_MAX_BODY", default=1024 * 1024
 SMSHUB_STOP_KEYWORDS = env.list(
     "SMSHUB_STOP_KEYWORDS",
     default=[
-        "STOP", "STOP SMS", "STOPSMS", "STOP ALL", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END",
-        "QUIT", "OPTOUT", "OPT OUT", "ARRET", "ARRETER", "DESABONNER", "DESINSCRIRE",
-        "DEZABONARE", "DEZABONEAZA", "OPRESTE", "STOP MESAJE",
+        "STOP",
+        "STOP SMS",
+        "STOPSMS",
+        "STOP ALL",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "OPTOUT",
+        "OPT OUT",
+        "ARRET",
+        "ARRETER",
+        "DESABONNER",
+        "DESINSCRIRE",
+        "DEZABONARE",
+        "DEZABONEAZA",
+        "OPRESTE",
+        "STOP MESAJE",
     ],
 )
 SMSHUB_START_KEYWORDS = env.list(
