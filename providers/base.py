@@ -35,6 +35,10 @@ class ProviderRequest:
 class BaseProvider:
     slug: ClassVar[str]
     display_name: ClassVar[str]
+    # The provider's documented production base URL (a provider account may point elsewhere).
+    default_base_url: ClassVar[str] = ""
+    # One sentence for the admin: the credential keys and what each holds.
+    credentials_help: ClassVar[str] = ""
     # Credential keys the provider account must have, and those that are secrets (masked in admin).
     required_credentials: ClassVar[tuple[str, ...]] = ()
     secret_credentials: ClassVar[frozenset[str]] = frozenset()
@@ -105,6 +109,10 @@ class BaseProvider:
     def polls_inbound(cls) -> bool:
         """Whether replies must be fetched (`fetch_inbound`) rather than pushed to a webhook."""
         return cls.fetch_inbound is not BaseProvider.fetch_inbound
+
+    def parse_queue_reports(self, body: bytes | str) -> list[DeliveryReport]:
+        """Delivery reports read from a provider's message queue (Expertflow's STOMP queue)."""
+        raise WebhookValidationError(f"{self.slug} publishes no delivery reports on a queue")
 
     def fetch_inbound(self, cursor: str = "") -> tuple[list[InboundSMS], str]:
         """Providers whose replies are polled: the replies after `cursor`, and the next cursor."""

@@ -239,6 +239,9 @@ class ExpertflowProvider(BaseProvider):
     status_map: ClassVar[dict[str, DeliveryStatus]] = TWILIO_STATUS_MAP
 
     # --- configuration ----------------------------------------------------------------------
+    def parse_queue_reports(self, body: bytes | str) -> list[DeliveryReport]:
+        return [parse_queue_report(body)]
+
     def _channel(self) -> str:
         channel = str(self.credentials.get("channel") or "").strip()
         if not channel:

@@ -151,6 +151,7 @@ SMSHUB_PROVIDERS = {
     "primotexto": "providers.primotexto.PrimotextoProvider",
     "smsadvert": "providers.smsadvert.SmsAdvertProvider",
     "expertflow": "providers.expertflow.ExpertflowProvider",
+    "ogangi": "providers.ogangi.OgangiProvider",
 }
 # How often the beat sweep claims due messages, and how many one task sends.
 SMSHUB_SWEEP_INTERVAL = env.float("SMSHUB_SWEEP_INTERVAL", default=5.0)

@@ -1,4 +1,9 @@
-"""Replies (MO): stored, threaded onto the message they answer, and opt-outs honoured."""
+"""Replies (MO): stored, threaded onto the message they answer, and opt-outs honoured.
+
+A reply is linked to the message whose provider id it names (`in_reply_to`), else to the latest
+message sent to that number through the same provider account, within the account's reply
+window. A reply made only of a STOP-type keyword opts the number out; a START-type one back in.
+"""
 
 import logging
 import re
@@ -34,21 +39,26 @@ def _keywords(names: list[str]) -> frozenset[str]:
 
 def receive_inbound(provider_account: ProviderAccount, inbound: InboundSMS) -> Reply | None:
     """Store one reply; returns None when it is a duplicate of one already stored."""
+    if inbound.provider_message_id:
+        duplicate = Reply.objects.filter(
+            provider_account=provider_account, provider_message_id=inbound.provider_message_id
+        )
+        if duplicate.exists():
+            return None
+    received_at = inbound.received_at or timezone.now()
+    messages = Message.objects.filter(provider_account=provider_account).select_related("account")
+    message = None
+    if inbound.in_reply_to:
+        message = messages.filter(provider_message_id=inbound.in_reply_to).first()
+    sender = inbound.from_number or (message.recipient if message else "")
     try:
-        from_number = normalize(inbound.from_number)
+        from_number = normalize(sender)
     except ValidationError as exc:
         raise WebhookValidationError(
-            f"the reply's sender {inbound.from_number!r} is not a phone number"
+            f"the reply's sender {sender!r} is not a phone number"
         ) from exc
-    if (
-        inbound.provider_message_id
-        and Reply.objects.filter(
-            provider_account=provider_account, provider_message_id=inbound.provider_message_id
-        ).exists()
-    ):
-        return None
-    received_at = inbound.received_at or timezone.now()
-    message = answered_message(provider_account, from_number, inbound.in_reply_to, received_at)
+    if message is None:
+        message = latest_message_to(messages, from_number, received_at)
     account = message.account if message else _account_for(provider_account)
     if account is None:
         raise WebhookValidationError(
@@ -76,16 +86,8 @@ def receive_inbound(provider_account: ProviderAccount, inbound: InboundSMS) -> R
     return reply
 
 
-def answered_message(
-    provider_account: ProviderAccount, from_number: str, in_reply_to: str, received_at
-) -> Message | None:
-    """The provider's reference when given, else the latest message sent to that number through
-    this provider account within its account's reply window."""
-    messages = Message.objects.filter(provider_account=provider_account).select_related("account")
-    if in_reply_to:
-        message = messages.filter(provider_message_id=in_reply_to).first()
-        if message is not None:
-            return message
+def latest_message_to(messages, from_number: str, received_at) -> Message | None:
+    """The latest of `messages` sent to that number, if within its account's reply window."""
     latest = messages.filter(recipient=from_number).order_by("-id").first()
     if latest is None:
         return None

@@ -58,8 +58,11 @@ def process(log: WebhookRequest, request: HttpRequest | None = None) -> Result:
     request = request or rebuild_request(log)
     result = Result()
     try:
-        if log.kind == Kind.DLR:
-            reports = adapter.parse_delivery_reports(request)
+        if log.kind in (Kind.DLR, Kind.QUEUE):
+            if log.kind == Kind.DLR:
+                reports = adapter.parse_delivery_reports(request)
+            else:
+                reports = adapter.parse_queue_reports(log.body)
             result.events = len(reports)
             for report in reports:
                 outcome = apply_delivery_report(provider_account, report, webhook_request=log)
