@@ -178,6 +178,7 @@ def test_start_opts_back_in(client, expertflow):
 
 def test_an_opted_out_number_is_never_sent_to_again(account, simulator):
     OptOut.objects.create(account=account, number="+33612345678")
+    seen_before = len(simulator.requests_log)
     message = enqueue_message(account, recipient="+33612345678", text="Promo")
     other = enqueue_message(account, recipient="+33612345679", text="Promo")
     dispatch.dispatch_batch()
