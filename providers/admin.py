@@ -36,7 +36,7 @@ def credential_keys_by_provider() -> list[tuple[str, str]]:
     rows = []
     for cls in registry.adapters().values():
         default = "keys " + ", ".join(cls.required_credentials) if cls.required_credentials else ""
-        rows.append((cls.display_name, getattr(cls, "credentials_help", "") or default))
+        rows.append((cls.display_name, cls.credentials_help or default))
     return rows
 
 
