@@ -1,49 +1,116 @@
-"""The provider simulator: a small HTTP server that pretends to be an SMS provider.
+"""The provider simulator: one small HTTP server that fakes all the hub's SMS providers.
 
-Used by local development (`manage.py runsimulator`), the end-to-end tests and benchmarks. It
-needs only the standard library and `requests` (no Django), so it can run standalone and be
-imported in tests without settings.
+Used by local development (`manage.py runsimulator`), the end-to-end tests, benchmarks and fault
+tests. It needs only the standard library and `requests` (no Django), so it can run standalone
+and be imported in tests without settings.
 
-Protocols are served through a small route table, ``(method, path) -> handler``; a path may
-hold ``{name}`` segments (e.g. ``/fake/{account}/messages``) whose values land in
-``SimRequest.params``. Adding a fake of another provider is a matter of writing handlers and
-registering them with :meth:`SimulatorServer.add_route`.
+Structure
+---------
+This module is the core: HTTP, the route table, the request log, callbacks (timers with
+retries), faults, configuration and the control endpoints. Each provider's wire protocol is a
+`Fake` in ``providers/simulator/fakes/<slug>.py`` (registered in ``fakes/__init__.py``) that adds
+its routes at the documented paths, so **one simulator URL is the base URL of every provider**:
 
-The "simulator" protocol (what `providers.simulator.adapter` speaks):
+=============  ===========================================================================
+``simulator``  ``POST /simulator/messages``, ``GET /simulator/health``, ``GET /simulator/log``
+``vortext``    ``POST /sms``, ``GET /status``
+``primotexto`` ``POST|GET /v2/notification/messages/send``, ``GET /v2/account/stats``
+``smsadvert``  ``POST /api/sms/``
+``expertflow`` ``POST /msg-client/send``
+``ogangi``     ``GET|POST /rest/api/tools/sendSMS/...``, ``/rest/api/sendMT/...``,
+               ``/rest/api/tools/sendSMSPinMobileNumberConfirm/...``,
+               ``/rest/api/tools/getMOMessages/...``
+=============  ===========================================================================
 
-- ``POST /simulator/messages`` with ``Authorization: Bearer <api_key>`` and JSON
-  ``{"to", "text", "from"?, "reference"?, "callback_url"?}`` → 201 ``{"id": "sim-<hex>",
-  "status": "accepted"}``; 401 ``{"error": "invalid api key"}``; 400 ``{"error": "..."}`` naming
-  the field. ``dlr_delay`` seconds later, when ``callback_url`` is given, the simulator POSTs
-  ``{"id", "status", "timestamp", "reference", "error_code"}`` to it (retried on failure).
-- Magic number: a recipient ending in ``0000`` is reported ``undelivered`` with error code
-  ``UNREACHABLE``; every other number is ``delivered``.
-- ``GET /simulator/health`` (same auth) → 200 ``{"status": "ok"}``.
-- ``GET /simulator/log`` (no auth, dev tool) → the last requests and callbacks, newest last,
-  with secrets masked.
+Each fake's module docstring says exactly what it accepts and answers, and every choice made
+where the provider's doc is silent (the same choices as ``../shared/provider-docs/NOTES.md``).
+Routes are ``(method, path) -> handler``; a path may hold ``{name}`` segments (matched on the raw,
+still percent-encoded path) whose values land in ``SimRequest.params``.
+
+Configuration (constructor keywords, or ``POST /_simulator/config`` at runtime)
+-------------------------------------------------------------------------------
+``SimulatorServer(host="127.0.0.1", port=0, api_key="simulator-key", dlr_delay=1.0, *,
+credentials=None, hub_urls=None, faults=None, seed=None, auto_reply_suffix="9999",
+auto_reply_text=AUTO_REPLY_TEXT)``
+
+- ``credentials``: ``{slug: {key: value}}`` merged over each fake's defaults: simulator
+  ``api_key`` (the ``api_key`` argument); vortext ``username="vortext"``,
+  ``password="vortext-secret"``; primotexto ``api_key="primotexto-key"``; smsadvert
+  ``token="smsadvert-token"``; expertflow ``channel="sms"``, ``username``/``password`` empty (no
+  basic auth asked; set both to require it); ogangi ``instance_id="1001"``,
+  ``public_key="ogangi-public"``, ``private_key="ogangi-private"``, ``signature_encoding="any"``
+  (``hex``, ``base64`` or ``any``). Wrong credentials get that provider's own refusal.
+- ``hub_urls``: ``{slug: {"dlr": URL, "inbound": URL}}``, where to push delivery reports and
+  replies for providers that have no per-message callback URL: vortext (``inbound``), expertflow
+  (``dlr``, ``inbound``), simulator (``inbound``). SMSAdvert and the simulator protocol call back
+  the URL given with each message; Primotexto documents no callbacks; Ogangi is polled.
+- ``dlr_delay``: seconds between an accepted send and its delivery report. A reply (automatic,
+  see below) comes ``2 * dlr_delay`` after the send, so after its delivery report.
+- ``faults``: ``{slug: {key: value}}`` with keys ``error_rate`` (0 to 1: answer 5xx),
+  ``throttle_rate`` (0 to 1: answer 429 with ``Retry-After``), ``timeout_rate`` (0 to 1: hang
+  ``hang_seconds``, then answer normally, the message accepted: longer than a client timeout),
+  ``latency_ms`` (added to every answer), ``retry_after`` (seconds, default 1),
+  ``hang_seconds`` (default 30, at most 60) and ``error_status`` (500 to 599, default 500). Faults
+  apply to that provider's routes only (never to the ``/_simulator`` control routes), in this
+  order: latency, then at most one of throttle, error, timeout. Rates are drawn from one
+  ``random.Random(seed)``: 0 never and 1 always happen without a draw, so they are
+  deterministic; with a ``seed`` a sequential client sees the same faults on every run.
+  Fault answers take the provider's own error shape.
+- Magic numbers: a recipient ending in ``0000`` is reported undelivered in that provider's own
+  words (simulator ``undelivered``/``UNREACHABLE``, smsadvert ``failed``, expertflow
+  ``undelivered``); providers without delivery reports (vortext, primotexto, ogangi) accept it
+  like any number. A recipient ending in ``auto_reply_suffix`` (``"9999"``; empty disables)
+  answers with ``auto_reply_text`` ``2 * dlr_delay`` after the send, delivered like an injected
+  reply (below) with ``in_reply_to`` set to the message's id; providers without a reply
+  channel (primotexto, smsadvert), or without a configured inbound URL, skip it (logged).
+
+Control endpoints (no authentication: a development tool, like ``/simulator/log``)
+---------------------------------------------------------------------------------------
+- ``GET /_simulator/config`` → 200 ``{"dlr_delay", "seed", "auto_reply": {"suffix", "text"},
+  "credentials", "hub_urls", "faults", "routes"}`` with every provider's effective settings;
+  secrets are masked (``****`` plus the last 4 characters of long ones) and so are long path
+  segments of hub URLs (the hub's webhook tokens).
+- ``POST /_simulator/config`` with a JSON object holding any of ``dlr_delay``,
+  ``auto_reply`` (``{"suffix", "text"}``), ``credentials``, ``hub_urls``, ``faults`` (shaped as
+  the constructor keywords) → 200 and the new settings as ``GET`` shows them; 400
+  ``{"error"}`` and nothing changed when anything is invalid. Per provider, the keys given
+  replace those keys; ``null`` as a key's value (or as a whole provider's value) goes back to
+  the default. A masked value sent back unchanged keeps the stored secret.
+- ``POST /_simulator/replies`` with ``{"provider": slug, "from": number, "text": ...,
+  "to"?: number or sender, "in_reply_to"?: provider message id}`` → 202 ``{"id", "provider",
+  "delivery": "push"|"stored", "url"?}``: the reply is pushed to the hub at once in that
+  provider's own format (vortext, expertflow, simulator) or stored for polling (ogangi); 400
+  for a provider with no reply channel or an invalid body, 409 when the push URL is not set.
+- ``GET /_simulator/log`` (also ``GET /simulator/log``) → the request log.
+
+The request log
+---------------
+The last 1000 requests and callbacks, oldest first, each with the ``provider`` slug (``null``
+for control routes and unknown paths) and, for requests, the ``fault`` applied (or ``null``).
+Secret headers (``Authorization``, ``X-Primotexto-ApiKey``...) and secret query parameters are
+masked; the Ogangi private key never travels.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import hmac
 import json
 import logging
+import random
 import re
 import socket
 import socketserver
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
@@ -52,11 +119,27 @@ logger = logging.getLogger("providers.simulator")
 E164_RE = re.compile(r"\+[1-9]\d{6,14}", re.ASCII)  # used with fullmatch()
 UNREACHABLE_SUFFIX = "0000"  # magic: numbers ending so are reported undelivered
 UNREACHABLE_ERROR_CODE = "UNREACHABLE"
+AUTO_REPLY_SUFFIX = "9999"  # magic: numbers ending so answer with AUTO_REPLY_TEXT
+AUTO_REPLY_TEXT = "Thanks, received (automatic reply from the SMS Hub simulator)"
 MAX_LOG_ENTRIES = 1000
 MAX_BODY_BYTES = 1024 * 1024
 MAX_LOGGED_BODY_BYTES = 64 * 1024
-SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key"})
-USER_AGENT = "SMSHub-Simulator/0.1"
+MAX_HANG_SECONDS = 60.0
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "x-primotexto-apikey"}
+)
+SENSITIVE_QUERY_PARAMETERS = frozenset({"apikey", "api_key", "token", "password", "key"})
+HUB_URL_KINDS = ("dlr", "inbound")
+USER_AGENT = "SMSHub-Simulator/0.2"
+DEFAULT_FAULTS: dict[str, float | int] = {
+    "error_rate": 0.0,
+    "throttle_rate": 0.0,
+    "timeout_rate": 0.0,
+    "latency_ms": 0,
+    "retry_after": 1,
+    "hang_seconds": 30.0,
+    "error_status": 500,
+}
 
 
 def now_iso() -> str:
@@ -65,11 +148,17 @@ def now_iso() -> str:
 
 
 def mask_secret(value: str) -> str:
-    """``"Bearer abcdefgh1234"`` → ``"Bearer ****1234"``; short secrets are hidden entirely."""
+    """``"Bearer abcdefgh1234"`` → ``"Bearer ****1234"``; short secrets are hidden entirely.
+
+    Basic credentials are hidden entirely too: the end of ``base64(user:password)`` is the end
+    of the password.
+    """
     scheme, sep, secret = value.strip().partition(" ")
     if not sep:
         scheme, secret = "", scheme
     secret = secret.strip()
+    if scheme.lower() == "basic":
+        return f"{scheme} ****"
     masked = "****" + (secret[-4:] if len(secret) > 8 else "")
     return f"{scheme} {masked}" if scheme else masked
 
@@ -81,29 +170,69 @@ def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def mask_target(target: str) -> str:
+    """A request target with secret query parameters (``apiKey=...``) masked."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(name.lower() in SENSITIVE_QUERY_PARAMETERS for name, _ in pairs):
+        return target
+    masked = [
+        (name, mask_secret(value) if name.lower() in SENSITIVE_QUERY_PARAMETERS else value)
+        for name, value in pairs
+    ]
+    return f"{path}?{urlencode(masked, safe='*')}"
+
+
+def mask_url(url: str) -> str:
+    """A hub URL with its long path segments (webhook tokens) masked."""
+    parts = urlsplit(url)
+    path = "/".join(
+        mask_secret(segment) if len(segment) >= 16 else segment for segment in parts.path.split("/")
+    )
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def is_http_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 @dataclass
 class SimRequest:
     method: str
-    path: str  # without the query string
+    path: str  # without the query string, still percent-encoded
     query: str
     headers: Mapping[str, str]  # case-insensitive (an http.client.HTTPMessage)
     body: bytes
     params: dict[str, str] = field(default_factory=dict)  # from {name} segments of the route
+    provider: str | None = None  # the slug of the route that matched
+    fault: str | None = None  # the fault applied: "throttle", "error", "timeout" or None
 
     def json(self) -> Any:
         """The body parsed as JSON; raises ValueError when it is not JSON."""
         return json.loads(self.body)
 
+    @property
+    def content_type(self) -> str:
+        """The media type of the body, lower case, without parameters."""
+        return self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+
 
 @dataclass
 class SimResponse:
     status: int
-    body: Any = None  # JSON-serialisable, or str/bytes sent as they are
-    content_type: str = "application/json"
+    body: Any = None  # JSON-serialisable, or str/bytes sent as they are; None with no content type
+    content_type: str | None = "application/json"  # None: no Content-Type header, empty body
     headers: dict[str, str] = field(default_factory=dict)
     after: Callable[[], None] | None = None  # run once the response has been sent
 
     def encode(self) -> bytes:
+        if self.content_type is None and self.body is None:
+            return b""
         if isinstance(self.body, bytes):
             return self.body
         if isinstance(self.body, str):
@@ -125,6 +254,7 @@ class Route:
     handler: Handler
     pattern: re.Pattern[str]
     record: bool = True  # whether requests on this route go to the request log
+    provider: str | None = None  # the provider it belongs to: its faults apply, the log names it
 
 
 def _compile_path(path: str) -> re.Pattern[str]:
@@ -153,6 +283,142 @@ class _BodyError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class ReplyRefused(Exception):
+    """A reply a fake cannot deliver: the HTTP status and text the control endpoint answers."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Reply:
+    """A reply (MO) from a phone, injected or automatic, before it takes a provider's format."""
+
+    provider: str
+    from_number: str  # the phone that answers
+    text: str
+    to: str | None = None  # the number or sender name it answers to
+    in_reply_to: str | None = None  # the provider's id of the message it answers
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class SentMessage:
+    """What a fake remembers of an accepted message, to answer replies about it."""
+
+    id: str
+    to: str
+    sender: str | None
+    record: dict[str, Any] = field(default_factory=dict)  # provider-specific (e.g. the answer)
+
+
+def _digits(number: str) -> str:
+    return re.sub(r"\D", "", number or "")
+
+
+class Fake:
+    """One provider's wire protocol, served by a `SimulatorServer` (see ``fakes/``)."""
+
+    slug: ClassVar[str]
+    default_credentials: ClassVar[dict[str, str]] = {}
+    secret_credentials: ClassVar[frozenset[str]] = frozenset()
+    # Other names the hub's provider accounts may use for a credential: {alias: key}.
+    credential_aliases: ClassVar[dict[str, str]] = {}
+    # Which hub URLs the fake pushes to ("dlr", "inbound"), for documentation and the config.
+    hub_url_kinds: ClassVar[tuple[str, ...]] = ()
+    max_remembered = 10_000
+
+    def __init__(self, server: SimulatorServer) -> None:
+        self.server = server
+        self._sent: OrderedDict[str, SentMessage] = OrderedDict()
+        self._sent_lock = threading.Lock()
+
+    # --- for subclasses ------------------------------------------------------------------
+    def register(self) -> None:
+        """Add the provider's routes with `route`."""
+        raise NotImplementedError
+
+    def fault_response(self, request: SimRequest, status: int, message: str) -> SimResponse:
+        """A simulated 5xx/429 in the provider's own error shape."""
+        return error(status, message)
+
+    def deliver_reply(self, reply: Reply, delay: float) -> dict[str, Any]:
+        """Push `reply` to the hub (or store it for polling) ``delay`` seconds from now.
+
+        Returns what the control endpoint reports (``{"delivery": "push", "url": ...}``);
+        raises `ReplyRefused` when the provider has no way to deliver it.
+        """
+        raise ReplyRefused(400, f"{self.slug} has no documented way to deliver replies")
+
+    # --- helpers ---------------------------------------------------------------------------
+    def route(self, method: str, path: str, handler: Handler, *, record: bool = True) -> None:
+        self.server.add_route(method, path, handler, record=record, provider=self.slug)
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        return self.server.credentials_for(self.slug)
+
+    def hub_url(self, kind: str) -> str | None:
+        return self.server.hub_url(self.slug, kind)
+
+    def push_url(self, kind: str) -> str:
+        """The hub URL a push needs, or `ReplyRefused` (409) when it is not configured."""
+        url = self.hub_url(kind)
+        if url is None:
+            raise ReplyRefused(
+                409,
+                f"no hub URL for {self.slug} {kind}: set hub_urls "
+                f'{{"{self.slug}": {{"{kind}": URL}}}} with POST /_simulator/config',
+            )
+        return url
+
+    def accepted(self, message: SentMessage) -> None:
+        """Remember an accepted message and, for an auto-reply number, schedule its reply."""
+        with self._sent_lock:
+            self._sent[message.id] = message
+            self._sent.move_to_end(message.id)
+            while len(self._sent) > self.max_remembered:
+                self._sent.popitem(last=False)
+        suffix, text = self.server.auto_reply_suffix, self.server.auto_reply_text
+        if not suffix or not message.to.endswith(suffix):
+            return
+        reply = Reply(
+            self.slug, message.to, text, to=message.sender or None, in_reply_to=message.id
+        )
+        try:
+            self.deliver_reply(reply, delay=2 * self.server.dlr_delay)
+        except ReplyRefused as exc:
+            logger.info("no automatic reply to %s %s: %s", self.slug, message.id, exc.message)
+
+    def original(self, reply: Reply) -> SentMessage | None:
+        """The message a reply answers: by ``in_reply_to``, else the latest one to its sender."""
+        with self._sent_lock:
+            if reply.in_reply_to and reply.in_reply_to in self._sent:
+                return self._sent[reply.in_reply_to]
+            wanted = _digits(reply.from_number)
+            for message in reversed(self._sent.values()):
+                if wanted and _digits(message.to) == wanted:
+                    return message
+        return None
+
+    @classmethod
+    def normalize_credentials(cls, raw: Mapping[str, Any]) -> dict[str, str]:
+        """The credentials of a hub provider account, as this fake's keys (unknown keys dropped)."""
+        result: dict[str, str] = {}
+        for name, value in raw.items():
+            key = cls.credential_aliases.get(name, name)
+            if key in cls.default_credentials and value not in (None, ""):
+                result[key] = str(value)
+        return result
+
+    def check_credential(self, key: str, value: str) -> str:
+        """Validate one credential; raise ValueError when it is not acceptable."""
+        return value
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -209,16 +475,24 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         simulator = self.server.simulator
         split = urlsplit(self.path)
+        request = SimRequest(self.command, split.path, split.query, self.headers, b"")
         try:
-            body = self._read_body()
+            request.body = self._read_body()
         except _BodyError as exc:
             self.close_connection = True
-            body, route, response = b"", None, error(exc.status, exc.message)
+            route, response = None, error(exc.status, exc.message)
         else:
-            request = SimRequest(self.command, split.path, split.query, self.headers, body)
             route, response = simulator.dispatch(request)
         if route is None or route.record:
-            simulator.record_request(self.command, self.path, self.headers, body, response.status)
+            simulator.record_request(
+                self.command,
+                self.path,
+                self.headers,
+                request.body,
+                response.status,
+                provider=request.provider,
+                fault=request.fault,
+            )
         self._send(response)
         if response.after is not None:
             try:
@@ -246,7 +520,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         payload = response.encode()
         try:
             self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
+            if response.content_type is not None:
+                self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(payload)))
             for name, value in response.headers.items():
                 self.send_header(name, value)
@@ -283,8 +558,36 @@ class _RequestHandler(BaseHTTPRequestHandler):
         logger.debug(format, *args)
 
 
+def _check_fault(key: str, value: Any) -> float | int:
+    if key not in DEFAULT_FAULTS:
+        raise ValueError(f"unknown fault {key!r} (known: {', '.join(DEFAULT_FAULTS)})")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"fault {key!r} must be a number")
+    if key.endswith("_rate"):
+        if not 0 <= value <= 1:
+            raise ValueError(f"fault {key!r} must be between 0 and 1")
+        return float(value)
+    if key == "hang_seconds":
+        if not 0 <= value <= MAX_HANG_SECONDS:
+            raise ValueError(f"fault 'hang_seconds' must be between 0 and {MAX_HANG_SECONDS:g}")
+        return float(value)
+    if key == "error_status":
+        if value != int(value) or not 500 <= value <= 599:
+            raise ValueError("fault 'error_status' must be an HTTP status from 500 to 599")
+        return int(value)
+    if value < 0:  # latency_ms, retry_after
+        raise ValueError(f"fault {key!r} must be zero or more")
+    return int(value) if key == "retry_after" else float(value)
+
+
+def _check_dlr_delay(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError("dlr_delay must be zero or more seconds")
+    return float(value)
+
+
 class SimulatorServer:
-    """A fake SMS provider on a real socket (bound at construction; ``port=0`` picks a free one)."""
+    """The fake providers on a real socket (bound at construction; ``port=0`` picks a free one)."""
 
     callback_timeout = 10.0  # seconds per callback attempt
     callback_retries = 3  # extra attempts after a failed callback
@@ -296,14 +599,29 @@ class SimulatorServer:
         port: int = 0,
         api_key: str = "simulator-key",
         dlr_delay: float = 1.0,
+        *,
+        credentials: Mapping[str, Mapping[str, Any]] | None = None,
+        hub_urls: Mapping[str, Mapping[str, str]] | None = None,
+        faults: Mapping[str, Mapping[str, Any]] | None = None,
+        seed: int | None = None,
+        auto_reply_suffix: str = AUTO_REPLY_SUFFIX,
+        auto_reply_text: str = AUTO_REPLY_TEXT,
     ) -> None:
+        from .fakes import FAKES  # the fakes import this module's building blocks
+
         if not api_key:
             raise ValueError("the simulator needs a non-empty api_key")
-        if dlr_delay < 0:
-            raise ValueError("dlr_delay must be zero or more seconds")
         self.host = host
-        self.api_key = api_key
-        self.dlr_delay = float(dlr_delay)
+        self.seed = seed
+        self.dlr_delay = _check_dlr_delay(dlr_delay)
+        self.auto_reply_suffix = ""
+        self.auto_reply_text = AUTO_REPLY_TEXT
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self._config_lock = threading.RLock()
+        self._credentials: dict[str, dict[str, str]] = {}  # overrides of the fakes' defaults
+        self._hub_urls: dict[str, dict[str, str]] = {}
+        self._faults: dict[str, dict[str, float | int]] = {}
         self._routes: list[Route] = []
         self._log: deque[dict[str, Any]] = deque(maxlen=MAX_LOG_ENTRIES)
         self._log_lock = threading.Lock()
@@ -314,7 +632,16 @@ class SimulatorServer:
         self._started = False
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._register_simulator_protocol()
+        self.fakes: dict[str, Fake] = {slug: cls(self) for slug, cls in FAKES.items()}
+        self.configure(
+            credentials={"simulator": {"api_key": api_key}, **(credentials or {})},
+            hub_urls=hub_urls,
+            faults=faults,
+            auto_reply={"suffix": auto_reply_suffix, "text": auto_reply_text},
+        )
+        for fake in self.fakes.values():
+            fake.register()
+        self._register_control_routes()
         self._httpd = _HTTPServer((host, port), self)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -326,6 +653,11 @@ class SimulatorServer:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def api_key(self) -> str:
+        """The bearer token of the "simulator" protocol."""
+        return self.credentials_for("simulator")["api_key"]
 
     def start(self) -> None:
         """Serve in a daemon thread and return at once."""
@@ -348,7 +680,7 @@ class SimulatorServer:
             self._closed = True
             started = self._started
         with self._timers_lock:
-            self._stopping.set()  # from now on no callback gets scheduled or retried
+            self._stopping.set()  # from now on no callback gets scheduled or retried; hangs end
             timers = list(self._timers)
             self._timers.clear()
         for timer in timers:
@@ -376,10 +708,164 @@ class SimulatorServer:
         logger.info("simulator listening on %s", self.url)
         self._httpd.serve_forever(poll_interval=0.05)
 
+    # --- configuration -----------------------------------------------------------------------
+    def credentials_for(self, slug: str) -> dict[str, str]:
+        """The credentials the fake of ``slug`` accepts: its defaults, then the overrides."""
+        with self._config_lock:
+            return {**self.fakes[slug].default_credentials, **self._credentials.get(slug, {})}
+
+    def hub_url(self, slug: str, kind: str) -> str | None:
+        with self._config_lock:
+            return self._hub_urls.get(slug, {}).get(kind)
+
+    def faults_for(self, slug: str) -> dict[str, float | int]:
+        with self._config_lock:
+            return {**DEFAULT_FAULTS, **self._faults.get(slug, {})}
+
+    def configure(
+        self,
+        *,
+        credentials: Mapping[str, Any] | None = None,
+        hub_urls: Mapping[str, Any] | None = None,
+        faults: Mapping[str, Any] | None = None,
+        dlr_delay: Any = None,
+        auto_reply: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Change settings (what ``POST /_simulator/config`` does); all or nothing.
+
+        Per provider, the keys given replace those keys and ``None`` goes back to the default;
+        ``None`` for a whole provider resets all its keys. Raises ValueError when anything is
+        invalid, having changed nothing.
+        """
+        with self._config_lock:
+            new_credentials = self._merged(
+                "credentials", self._credentials, credentials, self._check_credential
+            )
+            new_hub_urls = self._merged("hub_urls", self._hub_urls, hub_urls, self._check_hub_url)
+            new_faults = self._merged(
+                "faults", self._faults, faults, lambda slug, key, value: _check_fault(key, value)
+            )
+            new_delay = self.dlr_delay if dlr_delay is None else _check_dlr_delay(dlr_delay)
+            suffix, text = self.auto_reply_suffix, self.auto_reply_text
+            if auto_reply is not None:
+                if not isinstance(auto_reply, Mapping):
+                    raise ValueError("auto_reply must be an object {suffix, text}")
+                unknown = set(auto_reply) - {"suffix", "text"}
+                if unknown:
+                    raise ValueError(f"unknown auto_reply keys: {', '.join(sorted(unknown))}")
+                suffix = auto_reply.get("suffix", suffix)
+                text = auto_reply.get("text", text)
+                if suffix is None:
+                    suffix = ""
+                if not isinstance(suffix, str) or not re.fullmatch(r"\d*", suffix):
+                    raise ValueError("auto_reply suffix must be digits (empty: no automatic reply)")
+                if not isinstance(text, str) or not text:
+                    raise ValueError("auto_reply text must be a non-empty string")
+            self._credentials, self._hub_urls, self._faults = (
+                new_credentials,
+                new_hub_urls,
+                new_faults,
+            )
+            self.dlr_delay, self.auto_reply_suffix, self.auto_reply_text = new_delay, suffix, text
+
+    def _merged(
+        self,
+        name: str,
+        current: dict[str, dict[str, Any]],
+        update: Mapping[str, Any] | None,
+        check: Callable[[str, str, Any], Any],
+    ) -> dict[str, dict[str, Any]]:
+        merged = {slug: dict(values) for slug, values in current.items()}
+        if update is None:
+            return merged
+        if not isinstance(update, Mapping):
+            raise ValueError(f"{name} must be an object {{provider: {{key: value}}}}")
+        for slug, values in update.items():
+            if slug not in self.fakes:
+                raise ValueError(
+                    f"{name}: unknown provider {slug!r} (known: {', '.join(self.fakes)})"
+                )
+            if values is None:
+                merged.pop(slug, None)
+                continue
+            if not isinstance(values, Mapping):
+                raise ValueError(f"{name}[{slug!r}] must be an object {{key: value}}")
+            entry = merged.setdefault(slug, {})
+            for key, value in values.items():
+                if value is None:
+                    entry.pop(key, None)
+                else:
+                    entry[key] = check(slug, key, value)
+        return merged
+
+    def _check_credential(self, slug: str, key: str, value: Any) -> str:
+        fake = self.fakes[slug]
+        if key not in fake.default_credentials:
+            known = ", ".join(fake.default_credentials)
+            raise ValueError(f"credentials: {slug} has no {key!r} (known: {known})")
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise ValueError(f"credentials: {slug} {key} must be a string")
+        current = self.credentials_for(slug).get(key, "")
+        if key in fake.secret_credentials and current and str(value) == mask_secret(current):
+            return current  # the masked value shown by GET, sent back unchanged
+        return fake.check_credential(key, str(value))
+
+    def _check_hub_url(self, slug: str, kind: str, url: Any) -> str:
+        if kind not in HUB_URL_KINDS:
+            raise ValueError(f"hub_urls: unknown kind {kind!r} (known: {', '.join(HUB_URL_KINDS)})")
+        current = self.hub_url(slug, kind)
+        if current and url == mask_url(current):
+            return current
+        if not is_http_url(url):
+            raise ValueError(f"hub_urls: {slug} {kind} must be an absolute http(s) URL")
+        return url
+
+    def config_snapshot(self) -> dict[str, Any]:
+        """The settings as ``GET /_simulator/config`` shows them (secrets masked)."""
+        with self._config_lock:
+            credentials = {
+                slug: {
+                    key: mask_secret(value) if key in fake.secret_credentials and value else value
+                    for key, value in self.credentials_for(slug).items()
+                }
+                for slug, fake in self.fakes.items()
+            }
+            hub_urls = {
+                slug: {kind: mask_url(url) for kind, url in self._hub_urls.get(slug, {}).items()}
+                for slug in self.fakes
+            }
+            faults = {slug: self.faults_for(slug) for slug in self.fakes}
+            routes: dict[str, list[str]] = {slug: [] for slug in self.fakes}
+            for route in self._routes:
+                if route.provider in routes:
+                    routes[route.provider].append(f"{route.method} {route.path}")
+            return {
+                "dlr_delay": self.dlr_delay,
+                "seed": self.seed,
+                "auto_reply": {"suffix": self.auto_reply_suffix, "text": self.auto_reply_text},
+                "credentials": credentials,
+                "hub_urls": hub_urls,
+                "faults": faults,
+                "routes": routes,
+            }
+
     # --- routing ---------------------------------------------------------------------------
-    def add_route(self, method: str, path: str, handler: Handler, *, record: bool = True) -> None:
-        """Serve ``method path`` with ``handler(request) -> SimResponse``."""
-        self._routes.append(Route(method.upper(), path, handler, _compile_path(path), record))
+    def add_route(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        *,
+        record: bool = True,
+        provider: str | None = None,
+    ) -> None:
+        """Serve ``method path`` with ``handler(request) -> SimResponse``.
+
+        With a ``provider``, that provider's faults apply and the request log names it.
+        """
+        self._routes.append(
+            Route(method.upper(), path, handler, _compile_path(path), record, provider)
+        )
 
     def dispatch(self, request: SimRequest) -> tuple[Route | None, SimResponse]:
         path_known = False
@@ -388,10 +874,15 @@ class SimulatorServer:
             if match is None:
                 continue
             path_known = True
+            request.provider = route.provider
             if route.method != request.method:
                 continue
             request.params = match.groupdict()
             try:
+                if route.provider is not None:
+                    faulty = self._apply_faults(request)
+                    if faulty is not None:
+                        return route, faulty
                 return route, route.handler(request)
             except Exception:
                 logger.exception("handler for %s %s failed", request.method, request.path)
@@ -399,6 +890,38 @@ class SimulatorServer:
         if path_known:
             return None, error(405, "method not allowed")
         return None, error(404, "not found")
+
+    # --- faults ------------------------------------------------------------------------------
+    def _happens(self, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        if rate >= 1:
+            return True
+        with self._rng_lock:
+            return self._rng.random() < rate
+
+    def _apply_faults(self, request: SimRequest) -> SimResponse | None:
+        """Sleep the latency; answer a throttle or an error; or hang then let the handler answer."""
+        slug = request.provider or ""
+        faults = self.faults_for(slug)
+        if faults["latency_ms"] > 0 and self._stopping.wait(faults["latency_ms"] / 1000):
+            return None
+        fake = self.fakes.get(slug)
+        if self._happens(faults["throttle_rate"]):
+            request.fault = "throttle"
+            message = "too many requests (simulated)"
+            response = fake.fault_response(request, 429, message) if fake else error(429, message)
+            response.headers["Retry-After"] = str(faults["retry_after"])
+            return response
+        if self._happens(faults["error_rate"]):
+            request.fault = "error"
+            status, message = int(faults["error_status"]), "internal error (simulated)"
+            return fake.fault_response(request, status, message) if fake else error(status, message)
+        if self._happens(faults["timeout_rate"]):
+            request.fault = "timeout"
+            logger.info("%s %s: hanging %gs", request.method, request.path, faults["hang_seconds"])
+            self._stopping.wait(faults["hang_seconds"])
+        return None
 
     # --- request log -------------------------------------------------------------------------
     @property
@@ -417,112 +940,156 @@ class SimulatorServer:
             self._log.append(entry)
 
     def record_request(
-        self, method: str, path: str, headers: Mapping[str, str], body: bytes, status: int
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        status: int,
+        *,
+        provider: str | None = None,
+        fault: str | None = None,
     ) -> None:
         masked = mask_headers(headers)
         described = _describe_body(body)
+        target = mask_target(path)
         self._record(
             {
                 "kind": "request",
                 "at": now_iso(),
+                "provider": provider,
                 "method": method,
-                "path": path,
+                "path": target,
                 "headers": masked,
                 "body": described,
                 "status": status,
+                "fault": fault,
             }
         )
         auth = next((v for k, v in masked.items() if k.lower() == "authorization"), "-")
         summary = json.dumps(described, ensure_ascii=True, separators=(",", ":"))
         if len(summary) > 300:
             summary = summary[:297] + "..."
-        logger.info("%s %s -> %d auth=%s body=%s", method, path, status, auth, summary)
+        logger.info(
+            "[%s] %s %s -> %d%s auth=%s body=%s",
+            provider or "-",
+            method,
+            target,
+            status,
+            f" (fault: {fault})" if fault else "",
+            auth,
+            summary,
+        )
 
-    # --- the "simulator" protocol -----------------------------------------------------------
-    def _register_simulator_protocol(self) -> None:
-        self.add_route("POST", "/simulator/messages", self._send_message)
-        self.add_route("GET", "/simulator/health", self._health)
-        self.add_route("GET", "/simulator/log", self._show_log, record=False)
-
-    def _authorized(self, request: SimRequest) -> bool:
-        scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        return hmac.compare_digest(token.strip().encode(), self.api_key.encode())
-
-    def _health(self, request: SimRequest) -> SimResponse:
-        if not self._authorized(request):
-            return error(401, "invalid api key")
-        return SimResponse(200, {"status": "ok"})
+    # --- control endpoints -------------------------------------------------------------------
+    def _register_control_routes(self) -> None:
+        self.add_route("GET", "/_simulator/config", self._show_config, record=False)
+        self.add_route("POST", "/_simulator/config", self._change_config)
+        self.add_route("POST", "/_simulator/replies", self._inject_reply)
+        self.add_route("GET", "/_simulator/log", self._show_log, record=False)
 
     def _show_log(self, request: SimRequest) -> SimResponse:
         return SimResponse(200, self.requests_log)
 
-    def _send_message(self, request: SimRequest) -> SimResponse:
-        if not self._authorized(request):
-            return error(401, "invalid api key")
+    def _show_config(self, request: SimRequest) -> SimResponse:
+        return SimResponse(200, self.config_snapshot())
+
+    def _change_config(self, request: SimRequest) -> SimResponse:
         try:
             data = request.json()
         except ValueError:
             return error(400, "the body must be valid JSON")
         if not isinstance(data, dict):
             return error(400, "the body must be a JSON object")
-        to = data.get("to")
-        if not isinstance(to, str) or not E164_RE.fullmatch(to):
-            return error(400, "field 'to' must be an E.164 phone number such as +33612345678")
-        text = data.get("text")
-        if not isinstance(text, str) or not text:
-            return error(400, "field 'text' is required and must be a non-empty string")
-        for name in ("from", "reference"):
+        known = {"credentials", "hub_urls", "faults", "dlr_delay", "auto_reply"}
+        unknown = set(data) - known
+        if unknown:
+            return error(400, f"unknown settings: {', '.join(sorted(unknown))}")
+        try:
+            self.configure(**data)
+        except ValueError as exc:
+            return error(400, str(exc))
+        logger.info("configuration changed: %s", ", ".join(sorted(data)) or "nothing")
+        return SimResponse(200, self.config_snapshot())
+
+    def _inject_reply(self, request: SimRequest) -> SimResponse:
+        try:
+            data = request.json()
+        except ValueError:
+            return error(400, "the body must be valid JSON")
+        if not isinstance(data, dict):
+            return error(400, "the body must be a JSON object")
+        slug = data.get("provider")
+        if slug not in self.fakes:
+            return error(400, f"field 'provider' must be one of: {', '.join(self.fakes)}")
+        for name in ("from", "text"):
+            if not isinstance(data.get(name), str) or not data[name]:
+                return error(400, f"field '{name}' is required and must be a non-empty string")
+        for name in ("to", "in_reply_to"):
             if data.get(name) is not None and not isinstance(data[name], str):
                 return error(400, f"field '{name}' must be a string")
-        callback_url = data.get("callback_url") or None
-        if callback_url is not None:
-            parts = urlsplit(callback_url) if isinstance(callback_url, str) else None
-            if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-                return error(400, "field 'callback_url' must be an absolute http(s) URL")
+        reply = Reply(
+            slug,
+            data["from"],
+            data["text"],
+            to=data.get("to") or None,
+            in_reply_to=data.get("in_reply_to") or None,
+        )
+        try:
+            outcome = self.fakes[slug].deliver_reply(reply, delay=0.0)
+        except ReplyRefused as exc:
+            return error(exc.status, exc.message)
+        return SimResponse(202, {"id": reply.id, "provider": slug, **outcome})
 
-        message_id = f"sim-{uuid.uuid4().hex}"
-        response = SimResponse(201, {"id": message_id, "status": "accepted"})
-        if callback_url is not None:
-            response.after = functools.partial(
-                self._schedule_callback, callback_url, message_id, to, data.get("reference")
-            )
-        return response
+    # --- callbacks ---------------------------------------------------------------------------
+    def schedule(self, delay: float, action: Callable[[], None], name: str) -> None:
+        """Run ``action`` in ``delay`` seconds, unless the simulator stops first."""
 
-    # --- delivery report callbacks -----------------------------------------------------------
-    def _schedule_callback(
-        self, callback_url: str, message_id: str, to: str, reference: str | None
-    ) -> None:
         def fire() -> None:
             try:
-                self._deliver_report(callback_url, message_id, to, reference)
+                action()
             except Exception:
-                logger.exception("callback for %s failed", message_id)
+                logger.exception("%s failed", name)
             finally:
                 with self._timers_lock:
                     self._timers.discard(timer)
 
-        timer = threading.Timer(self.dlr_delay, fire)
+        timer = threading.Timer(delay, fire)
         timer.daemon = True
-        timer.name = f"simulator-dlr-{message_id}"
+        timer.name = name
         with self._timers_lock:
             if self._stopping.is_set():
                 return
             self._timers.add(timer)
             timer.start()
 
-    def _deliver_report(
-        self, callback_url: str, message_id: str, to: str, reference: str | None
+    def schedule_callback(
+        self,
+        url: str,
+        body: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+        *,
+        provider: str,
+        label: str,
+        form: bool = False,
+        delay: float | None = None,
     ) -> None:
-        unreachable = to.endswith(UNREACHABLE_SUFFIX)
-        payload = {
-            "id": message_id,
-            "status": "undelivered" if unreachable else "delivered",
-            "timestamp": now_iso(),
-            "reference": reference,
-            "error_code": UNREACHABLE_ERROR_CODE if unreachable else "",
-        }
+        """POST ``body`` (JSON, or form-encoded when ``form``) to ``url`` after ``delay`` seconds.
+
+        ``delay`` defaults to ``dlr_delay``; a callable ``body`` is built when the timer fires
+        (once: each retry sends the same body). Failures are retried `callback_retries` times.
+        """
+        wait = self.dlr_delay if delay is None else delay
+
+        def post() -> None:
+            payload = dict(body() if callable(body) else body)
+            self.post_callback(url, payload, provider=provider, label=label, form=form)
+
+        self.schedule(wait, post, f"simulator-callback-{provider}-{label}")
+
+    def post_callback(
+        self, url: str, payload: dict[str, Any], *, provider: str, label: str, form: bool = False
+    ) -> None:
+        """POST ``payload`` now, in this thread, retrying on failure; every attempt is logged."""
         attempts = 1 + max(0, self.callback_retries)
         for attempt in range(1, attempts + 1):
             if self._stopping.is_set():
@@ -530,14 +1097,17 @@ class SimulatorServer:
             entry: dict[str, Any] = {
                 "kind": "callback",
                 "at": now_iso(),
-                "callback_url": callback_url,
+                "provider": provider,
+                "callback_url": url,
+                "format": "form" if form else "json",
                 "body": payload,
                 "attempt": attempt,
             }
             try:
                 response = requests.post(
-                    callback_url,
-                    json=payload,
+                    url,
+                    data=payload if form else None,
+                    json=None if form else payload,
                     timeout=self.callback_timeout,
                     headers={"User-Agent": USER_AGENT},
                 )
@@ -553,18 +1123,15 @@ class SimulatorServer:
             self._record(entry)
             if problem is None:
                 logger.info(
-                    "callback %s %s -> %s (%d)",
-                    message_id,
-                    payload["status"],
-                    callback_url,
-                    entry["response_status"],
+                    "[%s] callback %s -> %s (%d)", provider, label, url, entry["response_status"]
                 )
                 return
             if attempt < attempts:
                 logger.warning(
-                    "callback %s to %s failed (%s), attempt %d of %d",
-                    message_id,
-                    callback_url,
+                    "[%s] callback %s to %s failed (%s), attempt %d of %d",
+                    provider,
+                    label,
+                    url,
                     problem,
                     attempt,
                     attempts,
@@ -573,9 +1140,10 @@ class SimulatorServer:
                     return
             else:
                 logger.error(
-                    "callback %s to %s failed (%s), giving up after %d attempts",
-                    message_id,
-                    callback_url,
+                    "[%s] callback %s to %s failed (%s), giving up after %d attempts",
+                    provider,
+                    label,
+                    url,
                     problem,
                     attempts,
                 )
