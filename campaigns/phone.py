@@ -34,6 +34,18 @@ def normalize(value: str, region: str | None = None) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def normalize_msisdn(value: str) -> str:
+    """Like `normalize`, also accepting the international form without + that providers send
+    (an MSISDN such as 584141234567)."""
+    try:
+        return normalize(value)
+    except ValidationError:
+        digits = (value or "").strip()
+        if digits.isdigit() and not digits.startswith("0"):
+            return normalize("+" + digits)
+        raise
+
+
 class PhoneNumberFormField(forms.CharField):
     def __init__(self, *, region: str | None = None, **kwargs) -> None:
         self.region = region

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from campaigns.models import Account, Message, OptOut, Reply
-from campaigns.phone import normalize
+from campaigns.phone import normalize_msisdn
 from providers.events import InboundSMS
 from providers.exceptions import WebhookValidationError
 from providers.models import ProviderAccount
@@ -52,7 +52,7 @@ def receive_inbound(provider_account: ProviderAccount, inbound: InboundSMS) -> R
         message = messages.filter(provider_message_id=inbound.in_reply_to).first()
     sender = inbound.from_number or (message.recipient if message else "")
     try:
-        from_number = normalize(sender)
+        from_number = normalize_msisdn(sender)
     except ValidationError as exc:
         raise WebhookValidationError(
             f"the reply's sender {sender!r} is not a phone number"

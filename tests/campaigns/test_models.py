@@ -114,3 +114,12 @@ def test_final_statuses():
     assert Message(status=Message.Status.DELIVERED).is_final
     assert not Message(status=Message.Status.SENT).is_final
     assert not Message(status=Message.Status.UNKNOWN).is_final
+
+
+def test_provider_numbers_without_plus_are_read_as_international():
+    from campaigns.phone import normalize_msisdn
+
+    assert normalize_msisdn("584141234567") == "+584141234567"
+    assert normalize_msisdn("+33 6 12 34 56 78") == "+33612345678"
+    with pytest.raises(ValidationError):
+        normalize_msisdn("0612345678")  # a national number: the country is unknown

@@ -13,6 +13,18 @@ from django.db import transaction
 from campaigns.models import Account, Category, Membership, RouteEntry, SenderName
 from providers.models import ProviderAccount
 
+DEMO_PROVIDERS = [
+    ("Vortext (simulated)", "vortext", {"username": "vortext", "password": "vortext-secret"}),
+    ("Primotexto (simulated)", "primotexto", {"api_key": "primotexto-key"}),
+    ("SMSAdvert (simulated)", "smsadvert", {"token": "smsadvert-token"}),
+    ("Expertflow (simulated)", "expertflow", {"channel": "sms"}),
+    (
+        "Ogangi (simulated)",
+        "ogangi",
+        {"instance_id": "1001", "public_key": "ogangi-public", "private_key": "ogangi-private"},
+    ),
+]
+
 
 class Command(BaseCommand):
     help = "Seed a demo account, an admin user and a simulator provider account (development)."
@@ -50,6 +62,18 @@ class Command(BaseCommand):
                 "enabled": True,
             },
         )
+        # One account per real provider, each pointing at the simulator, which speaks its wire
+        # protocol with these (its default) credentials: every provider can be tried locally.
+        for name, slug, credentials in DEMO_PROVIDERS:
+            ProviderAccount.objects.update_or_create(
+                name=name,
+                defaults={
+                    "slug": slug,
+                    "base_url": options["simulator_url"],
+                    "credentials": credentials,
+                    "enabled": True,
+                },
+            )
         account, _ = Account.objects.get_or_create(
             name="Demo", defaults={"timezone": "Europe/Paris", "flood_limit_per_minute": 600}
         )
