@@ -63,6 +63,8 @@ def process(log: WebhookRequest, request: HttpRequest | None = None) -> Result:
                 reports = adapter.parse_delivery_reports(request)
             else:
                 reports = adapter.parse_queue_reports(log.body)
+            if not reports:
+                raise WebhookValidationError("the request carries no delivery report")
             result.events = len(reports)
             for report in reports:
                 outcome = apply_delivery_report(provider_account, report, webhook_request=log)
@@ -70,6 +72,8 @@ def process(log: WebhookRequest, request: HttpRequest | None = None) -> Result:
                 result.pending += outcome == Applied.PENDING
         else:
             replies = adapter.parse_inbound(request)
+            if not replies:
+                raise WebhookValidationError("the request carries no reply")
             result.events = len(replies)
             for inbound in replies:
                 result.applied += receive_inbound(provider_account, inbound) is not None
