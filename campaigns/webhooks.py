@@ -12,7 +12,7 @@ import logging
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -75,18 +75,21 @@ def webhook(request: HttpRequest, slug: str, token: str, kind: str) -> JsonRespo
         return _rejected(slug, "too_large", 413, "body too large")
 
     try:
-        log = webhook_log.store(provider_account, kind, request)
+        # One commit for the raw request and what it changed; a refusal still keeps the request.
+        with transaction.atomic():
+            log = webhook_log.store(provider_account, kind, request)
+            try:
+                result = webhook_log.process(log, request)
+            except WebhookValidationError as exc:
+                refusal = exc
+            else:
+                refusal = None
     except DatabaseError:
         logger.exception("webhook: could not store a request from %s", provider_account.name)
         return JsonResponse({"error": "temporarily unavailable, try again"}, status=503)
-    try:
-        result = webhook_log.process(log, request)
-    except WebhookValidationError as exc:
-        logger.warning("webhook %s #%s refused: %s", provider_account.name, log.pk, exc)
-        return JsonResponse({"error": str(exc)}, status=400)
-    except DatabaseError:
-        logger.exception("webhook %s #%s kept, not yet applied", provider_account.name, log.pk)
-        return JsonResponse({"error": "temporarily unavailable, try again"}, status=503)
+    if refusal is not None:
+        logger.warning("webhook %s #%s refused: %s", provider_account.name, log.pk, refusal)
+        return JsonResponse({"error": str(refusal)}, status=400)
     return JsonResponse(
         {"received": result.events, "applied": result.applied, "pending": result.pending}
     )

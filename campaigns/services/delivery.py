@@ -91,9 +91,13 @@ def apply_pending_reports(provider_account: ProviderAccount, provider_message_id
 def _message(provider_account: ProviderAccount, provider_message_id: str) -> Message | None:
     if not provider_message_id:
         return None
-    return Message.objects.filter(
-        provider_account=provider_account, provider_message_id=provider_message_id
-    ).first()
+    return (
+        Message.objects.filter(
+            provider_account=provider_account, provider_message_id=provider_message_id
+        )
+        .select_related("account")
+        .first()
+    )
 
 
 def _apply(message: Message, provider_account: ProviderAccount, report: DeliveryReport) -> bool:

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from campaigns.models import Account, Forward, ForwardAttempt, Message, Reply
+from campaigns.models import Forward, ForwardAttempt, Message, Reply
 from providers import http
 
 logger = logging.getLogger(__name__)
@@ -49,8 +49,7 @@ def enqueue_reply(reply: Reply) -> None:
 
 
 def enqueue_status(message: Message) -> None:
-    account = Account.objects.only("forward_url").get(pk=message.account_id)
-    if not account.forward_url:
+    if not message.account.forward_url:
         return
     Forward.objects.create(
         account_id=message.account_id,

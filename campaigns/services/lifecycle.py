@@ -44,7 +44,8 @@ def transition(
     """
     from_status = message.status
     now = timezone.now()
-    with transaction.atomic():
+    # No savepoint of its own: inside a caller's transaction, the caller's commit is ours.
+    with transaction.atomic(savepoint=False):
         updated = Message.objects.filter(pk=message.pk, status=from_status).update(
             status=to_status, updated_at=now, **fields
         )

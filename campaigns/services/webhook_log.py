@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.http import parse_header_parameters
@@ -50,38 +51,37 @@ class Result:
 def process(log: WebhookRequest, request: HttpRequest | None = None) -> Result:
     """Parse a stored request with its provider's adapter and apply what it says.
 
-    A body the adapter cannot read is marked failed with the reason (and raised again as
-    WebhookValidationError for the view to answer 400); it stays replayable.
+    Everything the request carries is applied in one transaction (a savepoint when the caller
+    has one open): all of it, or, on a refusal, none of it. A request that cannot be read or
+    applied is marked failed with the reason, raised again as WebhookValidationError (the view
+    answers 400), and stays replayable.
     """
     provider_account = log.provider_account
     adapter = provider_account.adapter()
-    request = request or rebuild_request(log)
     result = Result()
     try:
-        if log.kind in (Kind.DLR, Kind.QUEUE):
-            if log.kind == Kind.DLR:
-                reports = adapter.parse_delivery_reports(request)
-            else:
-                reports = adapter.parse_queue_reports(log.body)
-            if not reports:
-                raise WebhookValidationError("the request carries no delivery report")
-            result.events = len(reports)
-            for report in reports:
-                outcome = apply_delivery_report(provider_account, report, webhook_request=log)
+        if log.kind == Kind.INBOUND:
+            items = adapter.parse_inbound(request or rebuild_request(log))
+        elif log.kind == Kind.QUEUE:
+            items = adapter.parse_queue_reports(log.body)
+        else:
+            items = adapter.parse_delivery_reports(request or rebuild_request(log))
+        if not items:
+            raise WebhookValidationError("the request carries nothing to apply")
+        result.events = len(items)
+        with transaction.atomic():
+            for item in items:
+                if log.kind == Kind.INBOUND:
+                    result.applied += receive_inbound(provider_account, item) is not None
+                    continue
+                outcome = apply_delivery_report(provider_account, item, webhook_request=log)
                 result.applied += outcome == Applied.CHANGED
                 result.pending += outcome == Applied.PENDING
-        else:
-            replies = adapter.parse_inbound(request)
-            if not replies:
-                raise WebhookValidationError("the request carries no reply")
-            result.events = len(replies)
-            for inbound in replies:
-                result.applied += receive_inbound(provider_account, inbound) is not None
+            _finish(log, Status.UNMATCHED if result.pending else Status.APPLIED, result)
     except WebhookValidationError as exc:
-        result.error = str(exc)
-        _finish(log, Status.FAILED, result)
+        failed = Result(events=result.events, error=str(exc))
+        _finish(log, Status.FAILED, failed)
         raise
-    _finish(log, Status.UNMATCHED if result.pending else Status.APPLIED, result)
     return result
 
 
