@@ -11,7 +11,7 @@ import requests
 from django.utils.dateparse import parse_datetime
 
 from providers.base import BaseProvider, ProviderRequest
-from providers.events import DeliveryReport, DeliveryStatus, OutboundSMS, SendResult
+from providers.events import DeliveryReport, DeliveryStatus, InboundSMS, OutboundSMS, SendResult
 from providers.exceptions import ProviderRejected, WebhookValidationError
 
 
@@ -67,11 +67,7 @@ class SimulatorProvider(BaseProvider):
         return "the simulator answers and accepts the API key"
 
     def parse_delivery_reports(self, request) -> list[DeliveryReport]:
-        try:
-            body = json.loads(request.body)
-        except ValueError as exc:
-            raise WebhookValidationError("the delivery report is not JSON") from exc
-        items = body if isinstance(body, list) else [body]
+        items = _json_items(request, "delivery report")
         reports = []
         for item in items:
             if not isinstance(item, dict) or not item.get("id") or not item.get("status"):
@@ -80,9 +76,43 @@ class SimulatorProvider(BaseProvider):
                 DeliveryReport(
                     provider_message_id=str(item["id"]),
                     status=self.map_status(str(item["status"])),
-                    occurred_at=parse_datetime(str(item.get("timestamp") or "")),
+                    occurred_at=_datetime(item.get("timestamp")),
                     error_code=str(item.get("error_code") or ""),
                     raw=item,
                 )
             )
         return reports
+
+    def parse_inbound(self, request) -> list[InboundSMS]:
+        """Replies: `{"id", "from", "to", "text", "in_reply_to", "timestamp"}` (or a list)."""
+        replies = []
+        for item in _json_items(request, "reply"):
+            if not isinstance(item, dict) or not item.get("id") or not item.get("from"):
+                raise WebhookValidationError("a reply needs 'id' and 'from'")
+            replies.append(
+                InboundSMS(
+                    from_number=str(item["from"]),
+                    to_number=str(item.get("to") or ""),
+                    text=str(item.get("text") or ""),
+                    provider_message_id=str(item["id"]),
+                    in_reply_to=str(item.get("in_reply_to") or ""),
+                    received_at=_datetime(item.get("timestamp")),
+                    raw=item,
+                )
+            )
+        return replies
+
+
+def _json_items(request, what: str) -> list:
+    try:
+        body = json.loads(request.body)
+    except ValueError as exc:
+        raise WebhookValidationError(f"the {what} is not JSON") from exc
+    return body if isinstance(body, list) else [body]
+
+
+def _datetime(value):
+    try:
+        return parse_datetime(str(value or ""))
+    except ValueError:
+        raise WebhookValidationError(f"unreadable timestamp {value!r}") from None

@@ -27,6 +27,7 @@ CREDENTIALS = {
         "public_key": "ogangi-public",
         "private_key": "ogangi-private",
     },
+    "simulator": {"api_key": "simulator-key"},
 }
 
 
@@ -68,11 +69,18 @@ def reaches(message, status):
 
 
 def test_simulator(hub, simulator):
-    provider_account = ProviderAccountFactory(base_url=simulator.url)
-    account = AccountFactory(route=[provider_account])
+    account, _ = route_through(simulator, "simulator")
     message = send(account, "+33612345678")
     assert message.status == Status.SENT
     reaches(message, Status.DELIVERED)
+
+
+def test_simulator_reply(hub, simulator):
+    account, _ = route_through(simulator, "simulator")
+    message = send(account, "+33612349999")  # the simulator answers numbers ending in 9999
+    reply = wait_for(lambda: Reply.objects.filter(message=message).first(), timeout=15)
+    assert reply.from_number == "+33612349999"
+    assert reply.provider_message_id.startswith("sim-mo-")
 
 
 def test_smsadvert_delivery_report_through_the_per_message_callback(hub, simulator):
