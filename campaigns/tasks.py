@@ -35,7 +35,7 @@ def sweep() -> int:
     """Run by beat every few seconds: what is due gets workers, whatever the broker lost."""
     dispatch_service.expire_stuck_sending()
     dispatch_service.promote_due()
-    webhook_log.process_stuck()
+    apply_webhooks()
     due = dispatch_service.due_count()
     tasks = min(math.ceil(due / settings.SMSHUB_DISPATCH_BATCH_SIZE), MAX_FANOUT)
     for _ in range(tasks):
@@ -55,3 +55,14 @@ def forward() -> int:
 def poll_inbound() -> int:
     """Fetch replies from providers that must be polled."""
     return sum(polling.poll(provider_account) for provider_account in polling.polling_accounts())
+
+
+@shared_task(name="campaigns.apply_webhooks")
+def apply_webhooks() -> int:
+    """Apply the delivery reports and replies that providers sent, batch after batch."""
+    total = 0
+    while True:
+        taken = webhook_log.apply_received()
+        total += taken
+        if taken < 200:
+            return total

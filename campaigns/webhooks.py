@@ -3,16 +3,17 @@
 The token in the path identifies the provider account and is its secret (Vortext's push has no
 authentication of its own); a wrong one is a 404 that stores nothing but a counter. Optional HTTP
 basic auth on top (`webhook_username` / `webhook_password` in the account's credentials) is
-compared in constant time. The request is stored as received before anything is parsed, then the
-adapter reads it and the services apply it. A request the hub could not store is answered 503,
-so that the provider tries again: never a 200 for a report the hub did not keep.
+compared in constant time. The adapter reads the body (a body it cannot read is a 400, the request
+kept with the reason); the request is stored as received and answered at once; workers apply it
+(`webhook_log.apply_received`). A request the hub could not store is answered 503, so that the
+provider tries again: never a 200 for a report the hub did not keep.
 """
 
 import logging
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -74,22 +75,26 @@ def webhook(request: HttpRequest, slug: str, token: str, kind: str) -> JsonRespo
     ):
         return _rejected(slug, "too_large", 413, "body too large")
 
+    # Read now, so that a body the provider's adapter cannot read is refused at once (400);
+    # applied by a worker once stored, so that the provider gets its answer fast.
     try:
-        # One commit for the raw request and what it changed; a refusal still keeps the request.
-        with transaction.atomic():
-            log = webhook_log.store(provider_account, kind, request)
-            try:
-                result = webhook_log.process(log, request)
-            except WebhookValidationError as exc:
-                refusal = exc
-            else:
-                refusal = None
+        items, refusal = webhook_log.parse(provider_account, kind, request), None
+    except WebhookValidationError as exc:
+        items, refusal = [], exc
+    try:
+        log = webhook_log.store(
+            provider_account,
+            kind,
+            request,
+            status=WebhookRequest.Status.FAILED if refusal else WebhookRequest.Status.RECEIVED,
+            events=len(items),
+            error=str(refusal or ""),
+        )
     except DatabaseError:
         logger.exception("webhook: could not store a request from %s", provider_account.name)
         return JsonResponse({"error": "temporarily unavailable, try again"}, status=503)
     if refusal is not None:
         logger.warning("webhook %s #%s refused: %s", provider_account.name, log.pk, refusal)
         return JsonResponse({"error": str(refusal)}, status=400)
-    return JsonResponse(
-        {"received": result.events, "applied": result.applied, "pending": result.pending}
-    )
+    webhook_log.nudge()
+    return JsonResponse({"received": len(items)})

@@ -113,6 +113,13 @@ def celery_worker(django_db_setup, django_db_blocker, live_server):
         process.kill()
 
 
+def apply_webhooks() -> int:
+    """Do what a worker does after a webhook answered: apply the stored requests."""
+    from campaigns.services.webhook_log import apply_received
+
+    return apply_received()
+
+
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
     """Poll until `predicate()` is truthy (and return it) or fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -3,11 +3,12 @@
 import contextlib
 import io
 import logging
+import time
 from dataclasses import dataclass
-from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest
+from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from django.utils.http import parse_header_parameters
 
@@ -26,7 +27,32 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x
 Kind, Status = WebhookRequest.Kind, WebhookRequest.Status
 
 
-def store(provider_account: ProviderAccount, kind: str, request: HttpRequest) -> WebhookRequest:
+def parse(provider_account: ProviderAccount, kind: str, request: HttpRequest) -> list:
+    """What the request carries, read by the provider's adapter: reports or replies.
+
+    Raises WebhookValidationError, with the reason, for a body the adapter cannot read.
+    """
+    adapter = provider_account.adapter()
+    if kind == Kind.INBOUND:
+        items = adapter.parse_inbound(request)
+    elif kind == Kind.QUEUE:
+        items = adapter.parse_queue_reports(request.body)
+    else:
+        items = adapter.parse_delivery_reports(request)
+    if not items:
+        raise WebhookValidationError("the request carries nothing to apply")
+    return items
+
+
+def store(
+    provider_account: ProviderAccount,
+    kind: str,
+    request: HttpRequest,
+    *,
+    status: str = WebhookRequest.Status.RECEIVED,
+    events: int = 0,
+    error: str = "",
+) -> WebhookRequest:
     headers = {
         name: value for name, value in request.headers.items() if name.lower() not in SECRET_HEADERS
     }
@@ -37,6 +63,10 @@ def store(provider_account: ProviderAccount, kind: str, request: HttpRequest) ->
         content_type=request.META.get("CONTENT_TYPE", ""),
         headers=headers,
         body=request.body.decode("utf-8", errors="replace"),
+        status=status,
+        events=events,
+        error=error,
+        processed_at=timezone.now() if status == WebhookRequest.Status.FAILED else None,
     )
 
 
@@ -48,26 +78,15 @@ class Result:
     error: str = ""
 
 
-def process(log: WebhookRequest, request: HttpRequest | None = None) -> Result:
-    """Parse a stored request with its provider's adapter and apply what it says.
-
-    Everything the request carries is applied in one transaction (a savepoint when the caller
-    has one open): all of it, or, on a refusal, none of it. A request that cannot be read or
-    applied is marked failed with the reason, raised again as WebhookValidationError (the view
-    answers 400), and stays replayable.
-    """
+def process(log: WebhookRequest) -> Result:
+    """Read a stored request again and apply what it says, in one transaction (a savepoint when
+    the caller has one open): all of it or, on a refusal, none of it. A request that cannot be
+    applied is marked failed with the reason and raised again as WebhookValidationError; it
+    stays replayable."""
     provider_account = log.provider_account
-    adapter = provider_account.adapter()
     result = Result()
     try:
-        if log.kind == Kind.INBOUND:
-            items = adapter.parse_inbound(request or rebuild_request(log))
-        elif log.kind == Kind.QUEUE:
-            items = adapter.parse_queue_reports(log.body)
-        else:
-            items = adapter.parse_delivery_reports(request or rebuild_request(log))
-        if not items:
-            raise WebhookValidationError("the request carries nothing to apply")
+        items = parse(provider_account, log.kind, rebuild_request(log))
         result.events = len(items)
         with transaction.atomic():
             for item in items:
@@ -79,23 +98,26 @@ def process(log: WebhookRequest, request: HttpRequest | None = None) -> Result:
                 result.pending += outcome == Applied.PENDING
             _finish(log, Status.UNMATCHED if result.pending else Status.APPLIED, result)
     except WebhookValidationError as exc:
-        failed = Result(events=result.events, error=str(exc))
-        _finish(log, Status.FAILED, failed)
+        _finish(log, Status.FAILED, Result(events=result.events, error=str(exc)))
         raise
     return result
 
 
-def process_stuck(older_than: timedelta = timedelta(minutes=1)) -> int:
-    """Requests stored but never processed (the database failed in between) are processed now."""
-    stuck = WebhookRequest.objects.filter(
-        status=Status.RECEIVED, received_at__lt=timezone.now() - older_than
-    ).select_related("provider_account")
-    done = 0
-    for log in stuck[:500]:
-        with contextlib.suppress(WebhookValidationError):  # marked failed, with its reason
-            process(log)
-        done += 1
-    return done
+def apply_received(limit: int = 200) -> int:
+    """Apply stored requests waiting to be applied, oldest first; returns how many were taken.
+
+    Workers on several machines take disjoint batches (SKIP LOCKED on PostgreSQL; SQLite has one
+    writer at a time). One commit per batch; one bad request never holds up the others.
+    """
+    with transaction.atomic():
+        waiting = WebhookRequest.objects.filter(status=Status.RECEIVED).order_by("id")
+        if connection.features.has_select_for_update_skip_locked:
+            waiting = waiting.select_for_update(skip_locked=True, of=("self",))
+        logs = list(waiting.select_related("provider_account")[:limit])
+        for log in logs:
+            with contextlib.suppress(WebhookValidationError):  # marked failed, with its reason
+                process(log)
+    return len(logs)
 
 
 def replay(log: WebhookRequest) -> Result:
@@ -105,6 +127,27 @@ def replay(log: WebhookRequest) -> Result:
         return process(log)
     except WebhookValidationError as exc:
         return Result(error=str(exc))
+
+
+_last_nudge = 0.0
+
+
+def nudge(interval: float = 0.5) -> None:
+    """Ask a worker to apply what was stored, at most every `interval` seconds per process.
+
+    Only a shortcut: the beat sweep applies whatever is waiting anyway.
+    """
+    global _last_nudge
+    now = time.monotonic()
+    if now - _last_nudge < interval:
+        return
+    _last_nudge = now
+    from campaigns import tasks
+
+    try:
+        tasks.apply_webhooks.apply_async(retry=False)
+    except Exception:
+        logger.warning("could not ask a worker to apply webhooks: the sweep will", exc_info=True)
 
 
 def _finish(log: WebhookRequest, status: str, result: Result) -> None:
@@ -134,4 +177,11 @@ def rebuild_request(log: WebhookRequest) -> HttpRequest:
     request._stream = io.BytesIO(body)
     request._body = body
     request._read_started = False
+    # A plain HttpRequest's POST is an attribute, not parsed on access as a WSGIRequest's is.
+    try:
+        request._load_post_and_files()
+    except MultiPartParserError:
+        pass  # the adapter says what is wrong with the body
+    else:
+        request.POST, request.FILES = request._post, request._files
     return request

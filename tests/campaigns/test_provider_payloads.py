@@ -6,6 +6,7 @@ import pytest
 
 from campaigns.models import Message
 
+from ..conftest import apply_webhooks
 from ..factories import AccountFactory, MessageFactory, ProviderAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -33,6 +34,7 @@ def test_smsadvert_callback_from_its_documentation(client, word, status):
         content_type="application/json",
     )
     assert response.status_code == 200
+    apply_webhooks()
     message.refresh_from_db()
     assert message.status == status
 
@@ -50,5 +52,6 @@ def test_expertflow_twilio_style_status_form(client, form, status):
     provider_account, message = sent_through("expertflow", {"channel": "smpp"}, "SM1")
     response = client.post(provider_account.webhook_url("dlr"), form)
     assert response.status_code == 200
+    apply_webhooks()
     message.refresh_from_db()
     assert message.status == status

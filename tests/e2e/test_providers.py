@@ -9,7 +9,7 @@ from campaigns.models import Message, PendingDeliveryReport, Reply
 from campaigns.services import dispatch, polling
 from campaigns.services.compose import enqueue_message
 
-from ..conftest import wait_for
+from ..conftest import apply_webhooks, wait_for
 from ..factories import AccountFactory, ProviderAccountFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -60,8 +60,19 @@ def send(account, to, text="Your appointment is tomorrow at 10:00", **kwargs):
     return message
 
 
+def arrives(queryset):
+    """Wait, applying what the webhooks stored as a worker would, until `queryset` has a row."""
+
+    def check():
+        apply_webhooks()
+        return queryset.first()
+
+    return wait_for(check, timeout=15)
+
+
 def reaches(message, status):
     def check():
+        apply_webhooks()  # what a worker does
         message.refresh_from_db()
         return message.status == status
 
@@ -78,7 +89,7 @@ def test_simulator(hub, simulator):
 def test_simulator_reply(hub, simulator):
     account, _ = route_through(simulator, "simulator")
     message = send(account, "+33612349999")  # the simulator answers numbers ending in 9999
-    reply = wait_for(lambda: Reply.objects.filter(message=message).first(), timeout=15)
+    reply = arrives(Reply.objects.filter(message=message))
     assert reply.from_number == "+33612349999"
     assert reply.provider_message_id.startswith("sim-mo-")
 
@@ -97,7 +108,7 @@ def test_vortext_send_then_a_pushed_reply(hub, simulator):
     account, provider_account = route_through(simulator, "vortext")
     message = send(account, "+33612349999")  # the simulator answers numbers ending in 9999
     assert message.status == Status.SENT
-    reply = wait_for(lambda: Reply.objects.filter(message=message).first(), timeout=15)
+    reply = arrives(Reply.objects.filter(message=message))
     assert reply.from_number == "+33612349999"
     assert reply.provider_account == provider_account
 
@@ -115,10 +126,7 @@ def test_expertflow_send_and_its_reports_that_cannot_be_matched(hub, simulator):
     message = send(account, "+40740123456")
     assert message.status == Status.SENT
     # The connector answers no id (as documented): its report waits, visible, never misapplied.
-    pending = wait_for(
-        lambda: PendingDeliveryReport.objects.filter(provider_account=provider_account).first(),
-        timeout=15,
-    )
+    pending = arrives(PendingDeliveryReport.objects.filter(provider_account=provider_account))
     assert pending.status == "delivered"
     message.refresh_from_db()
     assert message.status == Status.SENT
@@ -127,7 +135,7 @@ def test_expertflow_send_and_its_reports_that_cannot_be_matched(hub, simulator):
 def test_expertflow_reply_as_a_twilio_form(hub, simulator):
     account, _ = route_through(simulator, "expertflow")
     message = send(account, "+40740129999")
-    reply = wait_for(lambda: Reply.objects.filter(message=message).first(), timeout=15)
+    reply = arrives(Reply.objects.filter(message=message))
     assert reply.from_number == "+40740129999"
 
 
