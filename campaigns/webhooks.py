@@ -51,9 +51,7 @@ def webhook(request: HttpRequest, slug: str, token: str, kind: str) -> JsonRespo
     if kind not in KINDS:
         return _rejected(slug, "not_found", 404, "not found")
     try:
-        provider_account = ProviderAccount.objects.filter(
-            slug=slug, webhook_token=token, enabled=True
-        ).first()
+        provider_account = ProviderAccount.for_webhook(slug, token)
     except DatabaseError:
         logger.exception("webhook: database unavailable")
         return JsonResponse({"error": "temporarily unavailable, try again"}, status=503)

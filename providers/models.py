@@ -4,6 +4,7 @@ import base64
 import binascii
 import hmac
 import secrets
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +18,10 @@ from .base import BaseProvider
 
 # Optional HTTP basic auth that providers must send with their webhooks, kept with the credentials.
 WEBHOOK_USERNAME, WEBHOOK_PASSWORD = "webhook_username", "webhook_password"
+
+
+WEBHOOK_CACHE_SECONDS = 10.0
+_webhook_cache: dict[tuple[str, str], tuple["ProviderAccount | None", float]] = {}
 
 
 def new_webhook_token() -> str:
@@ -62,6 +67,30 @@ class ProviderAccount(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        _webhook_cache.clear()
+
+    def delete(self, *args, **kwargs):
+        _webhook_cache.clear()
+        return super().delete(*args, **kwargs)
+
+    @classmethod
+    def for_webhook(cls, slug: str, token: str) -> "ProviderAccount | None":
+        """The enabled account a webhook URL names, or None. Webhooks come by the thousand: the
+        answer is kept in this process for `WEBHOOK_CACHE_SECONDS` (a change saved in this
+        process clears it; other processes see a rotated token or a disabled account that much
+        later)."""
+        key, now = (slug, token), time.monotonic()
+        hit = _webhook_cache.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        account = cls.objects.filter(slug=slug, webhook_token=token, enabled=True).first()
+        if len(_webhook_cache) > 10_000:
+            _webhook_cache.clear()
+        _webhook_cache[key] = (account, now + WEBHOOK_CACHE_SECONDS)
+        return account
 
     @property
     def adapter_class(self) -> type[BaseProvider]:

@@ -58,7 +58,11 @@ def apply_delivery_report(
             if apply_pending_reports(provider_account, report.provider_message_id)
             else Applied.UNCHANGED
         )
-    return Applied.CHANGED if _apply(message, provider_account, report) else Applied.UNCHANGED
+    return (
+        Applied.CHANGED
+        if apply_to_message(message, provider_account, report)
+        else Applied.UNCHANGED
+    )
 
 
 def apply_pending_reports(provider_account: ProviderAccount, provider_message_id: str) -> int:
@@ -83,7 +87,7 @@ def apply_pending_reports(provider_account: ProviderAccount, provider_message_id
             error_reason=item.error_reason,
             raw=item.raw,
         )
-        changed += _apply(message, provider_account, report)
+        changed += apply_to_message(message, provider_account, report)
     PendingDeliveryReport.objects.filter(id__in=[item.id for item in pending]).delete()
     return changed
 
@@ -100,7 +104,13 @@ def _message(provider_account: ProviderAccount, provider_message_id: str) -> Mes
     )
 
 
-def _apply(message: Message, provider_account: ProviderAccount, report: DeliveryReport) -> bool:
+def apply_to_message(
+    message: Message,
+    provider_account: ProviderAccount,
+    report: DeliveryReport,
+    events: list[MessageEvent] | None = None,
+) -> bool:
+    """Apply a report to its message if it moves the message forward; True when it did."""
     to_status = Status(report.status)
     if RANK[to_status] <= RANK[Status(message.status)]:
         return False
@@ -118,5 +128,6 @@ def _apply(message: Message, provider_account: ProviderAccount, report: Delivery
         source=MessageEvent.Source.WEBHOOK,
         detail=detail,
         payload=report.raw,
+        events=events,
         **fields,
     )

@@ -35,12 +35,15 @@ def transition(
     source: str,
     detail: str = "",
     payload: Any = None,
+    events: list[MessageEvent] | None = None,
     **fields: Any,
 ) -> bool:
     """Move `message` to `to_status` if nobody else moved it first; record the event.
 
     The update is conditional on the status we last saw, so two writers (a worker and a webhook,
     two webhooks) never both win. Returns False, changing nothing, when the message had moved on.
+    A caller applying many changes in one transaction may pass `events` to collect the events
+    and `bulk_create` them itself.
     """
     from_status = message.status
     now = timezone.now()
@@ -51,7 +54,7 @@ def transition(
         )
         if not updated:
             return False
-        MessageEvent.objects.create(
+        event = MessageEvent(
             message=message,
             at=now,
             from_status=from_status,
@@ -60,6 +63,10 @@ def transition(
             detail=detail,
             payload=payload,
         )
+        if events is None:
+            event.save()
+        else:
+            events.append(event)
     message.status = to_status
     for name, value in fields.items():
         setattr(message, name, value)

@@ -12,11 +12,11 @@ from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from django.utils.http import parse_header_parameters
 
-from campaigns.models import WebhookRequest
+from campaigns.models import Message, MessageEvent, WebhookRequest
 from providers.exceptions import WebhookValidationError
 from providers.models import ProviderAccount
 
-from .delivery import Applied, apply_delivery_report
+from .delivery import Applied, apply_delivery_report, apply_to_message
 from .inbound import receive_inbound
 
 logger = logging.getLogger(__name__)
@@ -108,16 +108,59 @@ def apply_received(limit: int = 200) -> int:
 
     Workers on several machines take disjoint batches (SKIP LOCKED on PostgreSQL; SQLite has one
     writer at a time). One commit per batch; one bad request never holds up the others.
+    Delivery reports, the bulk of the traffic, are applied with a few queries per batch and one
+    conditional update per report; replies go one request at a time.
     """
     with transaction.atomic():
         waiting = WebhookRequest.objects.filter(status=Status.RECEIVED).order_by("id")
         if connection.features.has_select_for_update_skip_locked:
             waiting = waiting.select_for_update(skip_locked=True, of=("self",))
         logs = list(waiting.select_related("provider_account")[:limit])
+        reports = []
         for log in logs:
-            with contextlib.suppress(WebhookValidationError):  # marked failed, with its reason
-                process(log)
+            if log.kind == Kind.INBOUND:
+                with contextlib.suppress(WebhookValidationError):  # marked failed, with why
+                    process(log)
+            else:
+                reports.append(log)
+        if reports:
+            _apply_reports(reports)
     return len(logs)
+
+
+def _apply_reports(logs: list[WebhookRequest]) -> None:
+    now = timezone.now()
+    parsed = []
+    for log in logs:
+        try:
+            parsed.append((log, parse(log.provider_account, log.kind, rebuild_request(log))))
+        except WebhookValidationError as exc:
+            log.status, log.error, log.processed_at = Status.FAILED, str(exc), now
+    wanted = {report.provider_message_id for _, reports in parsed for report in reports}
+    messages = {
+        (m.provider_account_id, m.provider_message_id): m
+        for m in Message.objects.filter(
+            provider_account__in={log.provider_account_id for log, _ in parsed},
+            provider_message_id__in=wanted,
+        ).select_related("account")
+    }
+    events: list[MessageEvent] = []
+    for log, items in parsed:
+        provider_account, applied, pending = log.provider_account, 0, 0
+        for report in items:
+            message = messages.get((provider_account.pk, report.provider_message_id))
+            if message is not None:
+                applied += apply_to_message(message, provider_account, report, events=events)
+                continue
+            outcome = apply_delivery_report(provider_account, report, webhook_request=log)
+            applied += outcome == Applied.CHANGED
+            pending += outcome == Applied.PENDING
+        log.status = Status.UNMATCHED if pending else Status.APPLIED
+        log.events, log.applied, log.processed_at = len(items), applied, now
+    MessageEvent.objects.bulk_create(events)
+    WebhookRequest.objects.bulk_update(
+        logs, ["status", "error", "events", "applied", "processed_at"]
+    )
 
 
 def replay(log: WebhookRequest) -> Result:
