@@ -57,12 +57,23 @@ def poll_inbound() -> int:
     return sum(polling.poll(provider_account) for provider_account in polling.polling_accounts())
 
 
+# An apply task stays this long after its last batch: webhook views nudge at most every
+# `webhook_log.NUDGE_INTERVAL` seconds, so a request that was not nudged finds it still there.
+APPLY_LINGER = 2 * webhook_log.NUDGE_INTERVAL
+
+
 @shared_task(name="campaigns.apply_webhooks")
 def apply_webhooks() -> int:
     """Apply the delivery reports and replies that providers sent, batch after batch."""
+    started = last_work = time.monotonic()
     total = 0
-    while True:
+    while time.monotonic() - started < DISPATCH_TIME_BUDGET:
         taken = webhook_log.apply_received()
         total += taken
-        if taken < 200:
-            return total
+        if taken:
+            last_work = time.monotonic()
+        elif time.monotonic() - last_work > APPLY_LINGER:
+            break
+        else:
+            time.sleep(0.05)
+    return total

@@ -172,17 +172,17 @@ def replay(log: WebhookRequest) -> Result:
         return Result(error=str(exc))
 
 
+NUDGE_INTERVAL = 0.5
 _last_nudge = 0.0
 
 
-def nudge(interval: float = 0.5) -> None:
-    """Ask a worker to apply what was stored, at most every `interval` seconds per process.
-
-    Only a shortcut: the beat sweep applies whatever is waiting anyway.
-    """
+def nudge() -> None:
+    """Ask a worker to apply what was stored, at most every `NUDGE_INTERVAL` seconds per process
+    (the task lingers longer than that, so nothing waits for the sweep). Publishing a task per
+    request would cost more than storing the request."""
     global _last_nudge
     now = time.monotonic()
-    if now - _last_nudge < interval:
+    if now - _last_nudge < NUDGE_INTERVAL:
         return
     _last_nudge = now
     from campaigns import tasks
