@@ -152,6 +152,7 @@ SMSHUB_PROVIDERS = {
     "smsadvert": "providers.smsadvert.SmsAdvertProvider",
     "expertflow": "providers.expertflow.ExpertflowProvider",
     "ogangi": "providers.ogangi.OgangiProvider",
+    "twilio": "providers.twilio.TwilioStyleProvider",
 }
 # How often the beat sweep claims due messages, and how many one task sends.
 SMSHUB_SWEEP_INTERVAL = env.float("SMSHUB_SWEEP_INTERVAL", default=5.0)

@@ -55,3 +55,29 @@ def test_expertflow_twilio_style_status_form(client, form, status):
     apply_webhooks()
     message.refresh_from_db()
     assert message.status == status
+
+
+def test_any_twilio_style_gateway(client):
+    provider_account, message = sent_through("twilio", {}, "SM77")
+    client.post(
+        provider_account.webhook_url("dlr"), {"MessageSid": "SM77", "SmsStatus": "delivered"}
+    )
+    client.post(
+        provider_account.webhook_url("inbound"),
+        {"Body": "Thanks", "From": message.recipient, "To": "2020", "SmsSid": "SM78"},
+    )
+    apply_webhooks()
+    message.refresh_from_db()
+    assert message.status == "delivered"
+    assert message.replies.get().text == "Thanks"
+
+
+def test_a_twilio_style_account_refuses_to_send_with_a_reason(db):
+    from campaigns.services import dispatch
+
+    provider_account, _ = sent_through("twilio", {}, "SM79")
+    queued = MessageFactory(account=provider_account.routed_accounts.get())
+    dispatch.dispatch_batch()
+    queued.refresh_from_db()
+    assert queued.status == "failed"
+    assert "only receives callbacks" in queued.error_reason

@@ -21,6 +21,7 @@ CREDENTIALS = {
     "smsadvert": {"token": "t"},
     "expertflow": {"channel": "sms"},
     "ogangi": {"instance_id": "1", "public_key": "pub", "private_key": "priv"},
+    "twilio": {},
 }
 
 
