@@ -29,7 +29,7 @@ from .models import (
     new_secret,
 )
 from .phone import normalize
-from .services import webhook_log
+from .services import campaign_control, webhook_log
 
 
 def _plural(count: int, singular: str, plural: str) -> str:
@@ -179,12 +179,66 @@ class CampaignAdmin(admin.ModelAdmin):
     list_select_related = ["account", "category"]
     autocomplete_fields = ["account", "category", "created_by"]
     # Pausing, resuming and canceling act on the campaign's messages: they go through the app.
-    readonly_fields = ["status", "created_at"]
+    readonly_fields = ["status", "messages_by_status", "created_at"]
+    actions = ["pause", "resume", "cancel"]
 
     def save_model(self, request: HttpRequest, obj: Campaign, form, change: bool) -> None:
         if not change and obj.created_by is None:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+    @admin.display(description="messages by status")
+    def messages_by_status(self, obj: Campaign) -> str:
+        if not obj.pk:
+            return "—"
+        counts = campaign_control.counts(obj)
+        total = counts.pop("total")
+        if not total:
+            return "No messages."
+        labels = dict(Message.Status.choices)
+        parts = [f"{n} {labels[status].lower()}" for status, n in counts.items() if n]
+        return f"{', '.join(parts)} ({_plural(total, 'message', 'messages')})"
+
+    def _control(self, request: HttpRequest, queryset: QuerySet[Campaign], verb, done) -> None:
+        """Apply `verb` to each campaign; report each one's outcome, refusals included."""
+        for campaign in queryset:
+            try:
+                result = verb(campaign, by=request.user)
+            except campaign_control.CampaignStateError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            text = done(campaign, result)
+            self.log_change(request, campaign, text)
+            self.message_user(request, f"{campaign}: {text}", messages.SUCCESS)
+
+    @admin.action(description="Pause", permissions=["change"])
+    def pause(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        self._control(
+            request,
+            queryset,
+            campaign_control.pause,
+            lambda campaign, _: "paused; its waiting messages wait until it is resumed.",
+        )
+
+    @admin.action(description="Resume", permissions=["change"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        def done(campaign: Campaign, _) -> str:
+            if campaign.status == Campaign.Status.COMPLETED:
+                return "resumed; nothing was left to send, so it is completed."
+            return "resumed; its waiting messages are being sent."
+
+        self._control(request, queryset, campaign_control.resume, done)
+
+    @admin.action(description="Cancel (remaining messages canceled)", permissions=["change"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        self._control(
+            request,
+            queryset,
+            campaign_control.cancel,
+            lambda campaign, canceled: (
+                f"canceled; {_plural(canceled, 'message', 'messages')} will not be sent."
+            ),
+        )
 
 
 class MessageEventInline(admin.TabularInline):

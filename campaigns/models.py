@@ -3,6 +3,7 @@
 import re
 import secrets
 import zoneinfo
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -44,6 +45,12 @@ class Account(models.Model):
     default_route = models.ManyToManyField(
         ProviderAccount, through="RouteEntry", blank=True, related_name="routed_accounts"
     )
+    quiet_hours_start = models.TimeField(
+        null=True, blank=True, help_text="No sends from this local time (e.g. 21:00)…"
+    )
+    quiet_hours_end = models.TimeField(
+        null=True, blank=True, help_text="…until this local time (e.g. 08:00): messages wait."
+    )
     reply_window_hours = models.PositiveIntegerField(
         default=72,
         help_text="A reply without the provider's reference is linked to the latest message sent "
@@ -68,6 +75,20 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def in_quiet_hours(self, now: datetime) -> datetime | None:
+        """When quiet hours are on at `now`, the moment they end (else None)."""
+        if self.quiet_hours_start is None or self.quiet_hours_end is None:
+            return None
+        local = now.astimezone(zoneinfo.ZoneInfo(self.timezone))
+        start, end, clock = self.quiet_hours_start, self.quiet_hours_end, local.time()
+        quiet = start <= clock < end if start < end else clock >= start or clock < end
+        if not quiet:
+            return None
+        ends = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+        if ends <= local:
+            ends += timedelta(days=1)
+        return ends
 
     def route(self) -> list[ProviderAccount]:
         """The enabled provider accounts to send through, first choice first."""
@@ -270,6 +291,9 @@ class Message(models.Model):
     )
     provider_message_id = models.CharField(max_length=100, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Failover: which provider account of the route this message is on, and tries there.
+    route_step = models.PositiveSmallIntegerField(default=0)
+    step_attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     claim_token = models.CharField(max_length=32, blank=True)
@@ -302,6 +326,12 @@ class Message(models.Model):
                 condition=Q(recipient__startswith="+"), name="message_recipient_e164"
             ),
             models.CheckConstraint(condition=Q(segments__gte=1), name="message_segments_positive"),
+            # A campaign never sends twice to the same number.
+            models.UniqueConstraint(
+                fields=["campaign", "recipient"],
+                condition=Q(campaign__isnull=False),
+                name="message_unique_campaign_recipient",
+            ),
             models.CheckConstraint(
                 condition=Q(window_end__isnull=True)
                 | Q(window_start__isnull=True)
@@ -330,6 +360,11 @@ class Message(models.Model):
             # Threading replies: the latest message an account sent to a number.
             models.Index(fields=["account", "recipient", "-id"], name="message_recipient_idx"),
             models.Index(fields=["campaign", "status"], name="message_campaign_status_idx"),
+            # Flood limits: what an account, and a provider account, sent in the last minutes.
+            models.Index(fields=["account", "claimed_at"], name="message_account_claimed_idx"),
+            models.Index(
+                fields=["provider_account", "claimed_at"], name="message_provider_claimed_idx"
+            ),
             # Admin date navigation and, later, retention by age.
             models.Index(fields=["created_at"], name="message_created_idx"),
         ]

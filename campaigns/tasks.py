@@ -23,10 +23,12 @@ def dispatch() -> int:
     """Claim and send due messages, batch after batch, until none is due or time is up."""
     started, total = time.monotonic(), 0
     while time.monotonic() - started < DISPATCH_TIME_BUDGET:
-        claimed = dispatch_service.dispatch_batch()
-        total += claimed
-        if claimed < settings.SMSHUB_DISPATCH_BATCH_SIZE:
+        batch = dispatch_service.dispatch_once()
+        total += batch.claimed
+        if batch.claimed < settings.SMSHUB_DISPATCH_BATCH_SIZE and not batch.waiting:
             break
+        if not batch.claimed:
+            time.sleep(0.1)  # a provider's per-second limit: its next second is close
     return total
 
 
@@ -34,6 +36,7 @@ def dispatch() -> int:
 def sweep() -> int:
     """Run by beat every few seconds: what is due gets workers, whatever the broker lost."""
     dispatch_service.expire_stuck_sending()
+    dispatch_service.expire_windows()
     dispatch_service.promote_due()
     apply_webhooks()
     due = dispatch_service.due_count()

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 from typing import Any
 
 from django import forms
@@ -13,7 +14,7 @@ from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from . import registry
+from . import circuit, registry
 from .exceptions import ProviderError
 from .models import ProviderAccount, mask, new_webhook_token
 
@@ -107,11 +108,30 @@ class ProviderAccountAdmin(admin.ModelAdmin):
         "enabled",
         "priority",
         "max_per_second",
+        "circuit_state",
         "updated_at",
     ]
     list_filter = ["slug", "enabled"]
     search_fields = ["name", "base_url"]
-    readonly_fields = ["dlr_webhook_url", "inbound_webhook_url", "created_at", "updated_at"]
+    readonly_fields = [
+        "circuit_state",
+        "dlr_webhook_url",
+        "inbound_webhook_url",
+        "created_at",
+        "updated_at",
+    ]
+
+    @admin.display(description="circuit")
+    def circuit_state(self, obj: ProviderAccount) -> str:
+        """Closed: sending; open: not called until it reopens; half-open: one probe allowed."""
+        if obj.pk is None:
+            return "—"
+        current = circuit.state(obj.pk)
+        if current == circuit.OPEN:
+            seconds = max(0, int(circuit.reopens_at(obj.pk) - time.time()))
+            return f"open (probe in {seconds} s)"
+        return current
+
     fieldsets = [
         (
             None,
@@ -134,7 +154,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
                 "description": "Paste into the provider's console.",
             },
         ),
-        (None, {"fields": ["created_at", "updated_at"]}),
+        (None, {"fields": ["circuit_state", "created_at", "updated_at"]}),
     ]
     actions = ["test_connection", "rotate_webhook_token"]
 

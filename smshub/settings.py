@@ -233,3 +233,7 @@ SMSHUB_START_KEYWORDS = env.list(
 )
 # Forwarding replies and statuses to an account's own URL: attempts before giving up.
 SMSHUB_FORWARD_MAX_ATTEMPTS = env.int("SMSHUB_FORWARD_MAX_ATTEMPTS", default=8)
+# Retries: attempts on one provider account before failing over to the next of the route.
+# Circuit breaker: temporary failures in a row that open it, and how long it stays open.
+SMSHUB_CIRCUIT_FAILURES = env.int("SMSHUB_CIRCUIT_FAILURES", default=5)
+SMSHUB_CIRCUIT_OPEN_SECONDS = env.float("SMSHUB_CIRCUIT_OPEN_SECONDS", default=30.0)

@@ -11,18 +11,21 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from itertools import groupby
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Min, Q, Sum
 from django.utils import timezone
 
-from campaigns.models import Message, MessageEvent, OptOut, PendingDeliveryReport
+from campaigns.models import Account, Campaign, Message, MessageEvent, OptOut, PendingDeliveryReport
+from providers import circuit
 from providers.events import OutboundSMS, SendResult
 from providers.exceptions import ProviderError
 from providers.models import ProviderAccount
 
+from . import campaign_control
 from .delivery import apply_pending_reports
 from .lifecycle import transition
 
@@ -32,27 +35,98 @@ Status = Message.Status
 Source = MessageEvent.Source
 
 
+# Flood-limit windows, with a little margin: a send happens just after its claim.
+MINUTE, HOUR, SECOND = timedelta(seconds=62), timedelta(seconds=3602), timedelta(seconds=1)
+
+# Accounts this process knows are held (flood limit reached, quiet hours) until a moment:
+# left out of candidate queries until then. Only an optimisation: the limits are checked
+# against the database, under the account's row lock, at every claim.
+_held: dict[int, datetime] = {}
+
+
 def due_filter(now) -> Q:
-    return Q(status=Status.QUEUED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    return (
+        Q(status=Status.QUEUED)
+        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        & (Q(window_start__isnull=True) | Q(window_start__lte=now))
+        & (Q(campaign__isnull=True) | ~Q(campaign__status=Campaign.Status.PAUSED))
+    )
+
+
+@dataclass
+class Claim:
+    messages: list[Message]
+    # Due messages left for a moment (a provider's per-second limit): worth claiming again soon.
+    waiting: bool = False
 
 
 def claim(limit: int) -> list[Message]:
     """Claim up to `limit` due messages for this worker: they are `sending` when this returns."""
+    return claim_batch(limit).messages
+
+
+def claim_batch(limit: int) -> Claim:
+    """Claim due messages within every flood limit, each with the provider account to send it.
+
+    Candidates are locked with SKIP LOCKED (PostgreSQL) so workers take disjoint batches; the
+    accounts' and provider accounts' rows are locked, in id order, while their limits are
+    counted, so two workers never both spend the same budget. On SQLite the transaction is
+    IMMEDIATE: one claimer at a time. Messages over a limit stay queued: they wait, never fail.
+    """
     now = timezone.now()
     token = uuid.uuid4().hex
+    for account_id, until in list(_held.items()):
+        if until <= now:
+            del _held[account_id]
     with transaction.atomic():
-        candidates = Message.objects.filter(due_filter(now)).order_by("id")
+        candidates = Message.objects.filter(due_filter(now)).exclude(account_id__in=list(_held))
         if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        ids = list(candidates.values_list("id", flat=True)[:limit])
-        if not ids:
-            return []
-        Message.objects.filter(id__in=ids, status=Status.QUEUED).update(
-            status=Status.SENDING, claimed_at=now, claim_token=token, updated_at=now
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        rows = list(
+            candidates.order_by("id").values_list("id", "account_id", "segments", "route_step")[
+                :limit
+            ]
         )
+        if not rows:
+            return Claim([])
+        accounts = {
+            a.pk: a
+            for a in Account.objects.select_for_update()
+            .filter(pk__in={row[1] for row in rows})
+            .order_by("pk")
+        }
+        routes = {pk: account.route() for pk, account in accounts.items()}
+        providers = _lock_providers(routes, now)
+        chosen: dict[int | None, list[int]] = {}
+        waiting = False
+        for account_id, group in groupby(rows, key=lambda row: row[1]):
+            account, route = accounts[account_id], routes[account_id]
+            quiet_until = account.in_quiet_hours(now)
+            if quiet_until is not None:
+                _held[account_id] = quiet_until
+                continue
+            budget = _account_budget(account, now)
+            for message_id, _, segments, step in group:
+                if segments > budget:
+                    _held[account_id] = _account_frees_at(account, now)
+                    break
+                provider = _pick(route, step, segments, providers) if route else None
+                if route and provider is None:
+                    waiting = True
+                    continue
+                budget -= segments
+                chosen.setdefault(provider.pk if provider else None, []).append(message_id)
+        for provider_id, ids in chosen.items():
+            Message.objects.filter(id__in=ids, status=Status.QUEUED).update(
+                status=Status.SENDING,
+                claimed_at=now,
+                claim_token=token,
+                provider_account_id=provider_id,
+                updated_at=now,
+            )
         claimed = list(
             Message.objects.filter(claim_token=token, status=Status.SENDING)
-            .select_related("account", "category", "campaign")
+            .select_related("account", "category", "campaign", "provider_account")
             .order_by("id")
         )
         MessageEvent.objects.bulk_create(
@@ -62,11 +136,69 @@ def claim(limit: int) -> list[Message]:
                 from_status=Status.QUEUED,
                 to_status=Status.SENDING,
                 source=Source.DISPATCH,
-                detail="Claimed by a worker.",
+                detail=f"Claimed by a worker for {m.provider_account or 'no provider'}.",
             )
             for m in claimed
         )
-    return claimed
+    return Claim(claimed, waiting)
+
+
+@dataclass
+class _Capacity:
+    provider: ProviderAccount
+    free: float  # segments this provider account may still take in the current second
+
+
+def _lock_providers(routes: dict[int, list[ProviderAccount]], now) -> dict[int, _Capacity]:
+    ids = {p.pk for route in routes.values() for p in route}
+    locked = ProviderAccount.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    capacity = {}
+    for provider in locked:
+        free = float("inf")
+        if provider.max_per_second:
+            used = _segments(Message.objects.filter(provider_account=provider), now - SECOND)
+            free = provider.max_per_second - used
+        capacity[provider.pk] = _Capacity(provider, free)
+    return capacity
+
+
+def _pick(route, step: int, segments: int, providers: dict[int, _Capacity]):
+    """The provider account for a message at `step` of its route: that one, or a later one when
+    its circuit is open (failing over without spending the message's retries); None when every
+    candidate is open or over its per-second limit for now."""
+    for provider in route[min(step, len(route) - 1) :]:
+        slot = providers.get(provider.pk)
+        if slot is None or slot.free < segments or not circuit.allows(provider.pk):
+            continue
+        slot.free -= segments
+        return slot.provider
+    return None
+
+
+def _segments(queryset, since) -> int:
+    return queryset.filter(claimed_at__gt=since).aggregate(n=Sum("segments"))["n"] or 0
+
+
+def _account_budget(account: Account, now) -> float:
+    """Segments the account may still send now, within its per-minute and per-hour limits."""
+    budget = float("inf")
+    messages = Message.objects.filter(account=account)
+    for limit, window in (
+        (account.flood_limit_per_minute, MINUTE),
+        (account.flood_limit_per_hour, HOUR),
+    ):
+        if limit:
+            budget = min(budget, limit - _segments(messages, now - window))
+    return budget
+
+
+def _account_frees_at(account: Account, now) -> datetime:
+    """When the oldest send still counted in a full window leaves it (a moment later at least)."""
+    window = MINUTE if account.flood_limit_per_minute else HOUR
+    oldest = Message.objects.filter(account=account, claimed_at__gt=now - window).aggregate(
+        oldest=Min("claimed_at")
+    )["oldest"]
+    return max((oldest or now) + window, now + SECOND)
 
 
 @dataclass
@@ -96,7 +228,6 @@ def send_through(message: Message, provider_account: ProviderAccount) -> Outcome
 
 def send_claimed(messages: list[Message]) -> list[Outcome]:
     """Call the providers for claimed messages. No transaction is open while we wait on HTTP."""
-    routes: dict[int, list[ProviderAccount]] = {}
     outcomes = []
     opted_out = set(
         OptOut.objects.filter(
@@ -108,20 +239,11 @@ def send_claimed(messages: list[Message]) -> list[Outcome]:
         if (message.account_id, message.recipient) in opted_out:
             reason = "The number opted out of messages from this account: not sent."
             outcomes.append(Outcome(message, None, reason=reason, blocked=True))
-            continue
-        route = routes.get(message.account_id)
-        if route is None:
-            route = routes[message.account_id] = message.account.route()
-        if not route:
-            outcomes.append(
-                Outcome(
-                    message,
-                    None,
-                    reason="The account has no enabled provider account in its route.",
-                )
-            )
-            continue
-        outcomes.append(send_through(message, route[0]))
+        elif message.provider_account is None:
+            reason = "The account has no enabled provider account in its route."
+            outcomes.append(Outcome(message, None, reason=reason))
+        else:
+            outcomes.append(send_through(message, message.provider_account))
     return outcomes
 
 
@@ -138,16 +260,25 @@ def outbound(message: Message, provider_account: ProviderAccount) -> OutboundSMS
     )
 
 
-def record(outcome: Outcome) -> None:
-    """Write what happened to one message; each outcome is its own small transaction."""
+def record(outcome: Outcome, events: list[MessageEvent] | None = None) -> None:
+    """Write what happened to one message.
+
+    A temporary error (network, 5xx, 429) is retried on the same provider account with backoff
+    up to `SMSHUB_MAX_ATTEMPTS` times, then the message fails over to the next provider account
+    of its route; when the route is spent it fails. A refusal fails at once, with the reason.
+    """
     message, now = outcome.message, timezone.now()
-    attempts = message.attempts + 1
+    attempts, error = message.attempts + 1, outcome.error
+    common = {"source": Source.PROVIDER, "events": events}
+    if outcome.provider_account is not None:
+        common["provider_account"] = outcome.provider_account
     if outcome.blocked:
         transition(
             message,
             Status.BLOCKED,
             source=Source.DISPATCH,
             detail=outcome.reason,
+            events=events,
             error_code="opted_out",
             error_reason=outcome.reason,
         )
@@ -156,48 +287,95 @@ def record(outcome: Outcome) -> None:
         transition(
             message,
             Status(result.status),
-            source=Source.PROVIDER,
             detail=f"Accepted by {outcome.provider_account.name} as {result.provider_message_id}.",
             payload=result.raw,
-            provider_account=outcome.provider_account,
             provider_message_id=result.provider_message_id,
             sent_at=now,
             cost=result.cost,
             attempts=attempts,
             error_code="",
             error_reason="",
+            **common,
         )
-    elif (
-        outcome.error is not None
-        and outcome.error.retryable
-        and attempts < settings.SMSHUB_MAX_ATTEMPTS
-    ):
-        delay = backoff(attempts)
-        transition(
-            message,
-            Status.RETRYING,
-            source=Source.PROVIDER,
-            detail=f"{outcome.error.message} Trying again in {delay:.0f} s.",
-            payload=_jsonable(outcome.error.raw),
-            provider_account=outcome.provider_account,
-            attempts=attempts,
-            next_attempt_at=now + timedelta(seconds=delay),
-            error_code=outcome.error.code,
-            error_reason=outcome.error.message,
-        )
-    else:
-        error = outcome.error
+    elif error is None:
         transition(
             message,
             Status.FAILED,
-            source=Source.PROVIDER if error else Source.DISPATCH,
-            detail=error.message if error else outcome.reason,
-            payload=_jsonable(error.raw) if error else None,
-            provider_account=outcome.provider_account,
-            attempts=attempts if error else message.attempts,
-            error_code=error.code if error else "no_route",
-            error_reason=error.message if error else outcome.reason,
+            source=Source.DISPATCH,
+            detail=outcome.reason,
+            events=events,
+            error_code="no_route",
+            error_reason=outcome.reason,
         )
+    elif not error.retryable:
+        transition(
+            message,
+            Status.FAILED,
+            detail=error.message,
+            payload=_jsonable(error.raw),
+            attempts=attempts,
+            error_code=error.code,
+            error_reason=error.message,
+            **common,
+        )
+    else:
+        _retry_or_fail_over(message, outcome.provider_account, error, attempts, now, common)
+
+
+def _retry_or_fail_over(message, provider_account, error, attempts, now, common) -> None:
+    if message.campaign_id and message.campaign.status == Campaign.Status.CANCELED:
+        transition(
+            message,
+            Status.CANCELED,
+            detail=f"{error.message} Campaign canceled: not retried.",
+            attempts=attempts,
+            error_code=error.code,
+            error_reason=error.message,
+            **common,
+        )
+        return
+    step_attempts = message.step_attempts + 1
+    fields = {
+        "attempts": attempts,
+        "error_code": error.code,
+        "error_reason": error.message,
+        "payload": _jsonable(error.raw),
+    }
+    if step_attempts < settings.SMSHUB_MAX_ATTEMPTS:
+        delay = max(backoff(step_attempts), getattr(error, "retry_after", None) or 0)
+        transition(
+            message,
+            Status.RETRYING,
+            detail=f"{error.message} Trying {provider_account.name} again in {delay:.0f} s.",
+            step_attempts=step_attempts,
+            next_attempt_at=now + timedelta(seconds=delay),
+            **fields,
+            **common,
+        )
+        return
+    route = message.account.route()
+    position = next((i for i, p in enumerate(route) if p.pk == provider_account.pk), -1)
+    if 0 <= position < len(route) - 1:
+        following = route[position + 1]
+        transition(
+            message,
+            Status.RETRYING,
+            detail=f"{error.message} {provider_account.name} failed {step_attempts} times: "
+            f"failing over to {following.name}.",
+            route_step=position + 1,
+            step_attempts=0,
+            next_attempt_at=now,
+            **fields,
+            **common,
+        )
+        return
+    transition(
+        message,
+        Status.FAILED,
+        detail=f"{error.message} Retries spent on every provider account of the route.",
+        **fields,
+        **common,
+    )
 
 
 def backoff(attempts: int) -> float:
@@ -208,12 +386,44 @@ def backoff(attempts: int) -> float:
 
 def dispatch_batch(limit: int | None = None) -> int:
     """Claim one batch, send it, record it. Returns how many messages were claimed."""
-    messages = claim(limit or settings.SMSHUB_DISPATCH_BATCH_SIZE)
-    outcomes = send_claimed(messages)
-    for outcome in outcomes:
-        record(outcome)
+    return dispatch_once(limit).claimed
+
+
+@dataclass
+class Batch:
+    claimed: int
+    waiting: bool
+
+
+def dispatch_once(limit: int | None = None) -> Batch:
+    """Claim, send, then record the whole batch in one transaction (events in bulk)."""
+    batch = claim_batch(limit or settings.SMSHUB_DISPATCH_BATCH_SIZE)
+    outcomes = send_claimed(batch.messages)
+    events: list[MessageEvent] = []
+    with transaction.atomic():
+        for outcome in outcomes:
+            record(outcome, events)
+        MessageEvent.objects.bulk_create(events)
+    _update_circuits(outcomes)
     apply_waiting_reports(outcomes)
-    return len(messages)
+    for campaign in {m.campaign_id: m.campaign for m in batch.messages if m.campaign_id}.values():
+        campaign_control.refresh_status(campaign)
+    return Batch(len(batch.messages), batch.waiting)
+
+
+def _update_circuits(outcomes: list[Outcome]) -> None:
+    succeeded, failed = set(), []
+    for outcome in outcomes:
+        if outcome.provider_account is None:
+            continue
+        if outcome.error is not None and outcome.error.retryable:
+            failed.append(outcome.provider_account.pk)
+        elif outcome.result is not None:
+            succeeded.add(outcome.provider_account.pk)
+    for provider_id in succeeded:
+        circuit.record_success(provider_id)
+    for provider_id in failed:
+        circuit.record_failure(provider_id)
 
 
 def apply_waiting_reports(outcomes: list[Outcome]) -> int:
@@ -244,6 +454,32 @@ def promote_due(now=None) -> int:
         due = Message.objects.filter(status=status, **{f"{time_field}__lte": now})
         for message in due.only("id", "status")[:10_000]:
             moved += transition(message, Status.QUEUED, source=Source.SYSTEM, detail="Due to send.")
+    return moved
+
+
+def expire_windows(now=None) -> int:
+    """Messages whose send window ended before they could be sent become `expired`."""
+    now = now or timezone.now()
+    waiting = Message.objects.filter(
+        status__in=[Status.SCHEDULED, Status.QUEUED, Status.RETRYING], window_end__lt=now
+    )
+    events: list[MessageEvent] = []
+    with transaction.atomic():
+        moved = sum(
+            transition(
+                message,
+                Status.EXPIRED,
+                source=Source.SYSTEM,
+                detail="The send window ended before the message could be sent.",
+                events=events,
+                error_code="window_ended",
+                error_reason="The send window ended before the message could be sent.",
+            )
+            for message in waiting.select_related("account").only(
+                "id", "status", "account__forward_url"
+            )[:10_000]
+        )
+        MessageEvent.objects.bulk_create(events)
     return moved
 
 

@@ -48,21 +48,34 @@ def enqueue_reply(reply: Reply) -> None:
     )
 
 
+def status_payload(
+    message_id: int, to: str, status: str, error_code: str = "", error_reason: str = "", at=None
+) -> dict:
+    """What the account's forwarding URL receives when a message reaches a final status."""
+    return {
+        "event": "status",
+        "message_id": message_id,
+        "to": to,
+        "status": status,
+        "error_code": error_code,
+        "error_reason": error_reason,
+        "at": (at or timezone.now()).isoformat(),
+    }
+
+
 def enqueue_status(message: Message) -> None:
     if not message.account.forward_url:
         return
     Forward.objects.create(
         account_id=message.account_id,
         event="status",
-        payload={
-            "event": "status",
-            "message_id": message.pk,
-            "to": message.recipient,
-            "status": message.status,
-            "error_code": message.error_code,
-            "error_reason": message.error_reason,
-            "at": timezone.now().isoformat(),
-        },
+        payload=status_payload(
+            message.pk,
+            message.recipient,
+            message.status,
+            message.error_code,
+            message.error_reason,
+        ),
     )
 
 

@@ -80,7 +80,7 @@ def test_an_unreachable_provider_is_retried_later_not_failed(db):
 def test_retries_stop_after_the_configured_attempts(db, settings):
     settings.SMSHUB_MAX_ATTEMPTS = 2
     closed = ProviderAccountFactory(base_url="http://127.0.0.1:9")
-    message = MessageFactory(account=AccountFactory(route=[closed]), attempts=1)
+    message = MessageFactory(account=AccountFactory(route=[closed]), attempts=1, step_attempts=1)
     dispatch.dispatch_batch()
     message.refresh_from_db()
     assert message.status == Status.FAILED

@@ -1,0 +1,210 @@
+"""Campaign control: pause, resume and cancel a campaign, and count its messages by status.
+
+Pausing changes only the campaign: the dispatcher never claims a paused campaign's messages, so
+they wait as they are (scheduled, queued, retrying) until the campaign is resumed. Canceling
+moves every message still waiting to `canceled`; a message a worker already claimed (`sending`)
+is not touched and finishes normally.
+
+Every action locks the campaign row first (`select_for_update`), so two staff members acting on
+the same campaign at once are served one after the other.
+"""
+
+import logging
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Count, Exists, OuterRef
+from django.utils import timezone
+
+from campaigns.models import Campaign, Forward, Message, MessageEvent
+
+from . import compose, forwarding
+
+logger = logging.getLogger(__name__)
+
+CampaignStatus = Campaign.Status
+Status = Message.Status
+
+PAUSABLE = frozenset({CampaignStatus.SCHEDULED, CampaignStatus.RUNNING})
+CANCELABLE = frozenset(
+    {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.PAUSED}
+)
+# Messages that have not been handed to a provider yet: a cancel stops them.
+WAITING = (Status.SCHEDULED, Status.QUEUED, Status.RETRYING)
+# Messages whose campaign is not done with them yet.
+UNFINISHED = (*WAITING, Status.SENDING)
+
+CANCEL_DETAIL = "Campaign canceled."
+
+
+class CampaignStateError(ValueError):
+    """The campaign's status does not allow what was asked; the message says why."""
+
+
+def _lock(campaign: Campaign) -> Campaign:
+    """The campaign's row, locked until the end of the transaction, with its current status."""
+    return Campaign.objects.select_for_update().get(pk=campaign.pk)
+
+
+def _set_status(campaign: Campaign, locked: Campaign, status: str) -> None:
+    Campaign.objects.filter(pk=locked.pk).update(status=status)
+    campaign.status = locked.status = status
+
+
+def _refuse(campaign: Campaign, verb: str, allowed: str) -> CampaignStateError:
+    return CampaignStateError(
+        f"Campaign “{campaign.name}” cannot be {verb}: its status is "
+        f"{campaign.get_status_display().lower()}. Only {allowed} campaigns can be {verb}."
+    )
+
+
+def pause(campaign: Campaign, by: AbstractBaseUser | None = None) -> Campaign:
+    """Stop sending a scheduled or running campaign; its waiting messages wait, unchanged."""
+    with transaction.atomic():
+        locked = _lock(campaign)
+        if locked.status not in PAUSABLE:
+            raise _refuse(locked, "paused", "scheduled or running")
+        previous = locked.status
+        _set_status(campaign, locked, CampaignStatus.PAUSED)
+    logger.info("campaign paused: campaign=%s from=%s by=%s", campaign.pk, previous, by)
+    return campaign
+
+
+def resume(campaign: Campaign, by: AbstractBaseUser | None = None) -> Campaign:
+    """Send a paused campaign's waiting messages again, starting now.
+
+    The campaign becomes running (completed at once if nothing is left to send) and the
+    dispatcher is nudged once the change is committed.
+    """
+    with transaction.atomic():
+        locked = _lock(campaign)
+        if locked.status != CampaignStatus.PAUSED:
+            raise _refuse(locked, "resumed", "paused")
+        _set_status(campaign, locked, CampaignStatus.RUNNING)
+        # Looked up when the callback runs, so that tests can replace it.
+        transaction.on_commit(lambda: compose.nudge_dispatcher(), robust=True)
+    logger.info("campaign resumed: campaign=%s by=%s", campaign.pk, by)
+    # Everything may have finished while it was paused: then there is nothing to resume.
+    refresh_status(campaign)
+    return campaign
+
+
+def cancel(campaign: Campaign, by: AbstractBaseUser | None = None) -> int:
+    """Cancel the campaign and every message of it not yet handed to a provider.
+
+    Returns how many messages were canceled. Each gets a timeline event. Messages `sending`
+    (claimed by a worker) or further along are left alone.
+
+    The campaign row is written first: on SQLite that takes the database's write lock, so no
+    worker can claim a message between our SELECT and our UPDATE; on PostgreSQL the waiting
+    messages are locked with SELECT ... FOR UPDATE, and the dispatcher skips locked rows.
+    Either way the rows we select are exactly the rows we update.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(campaign)
+        if locked.status not in CANCELABLE:
+            raise _refuse(locked, "canceled", "draft, scheduled, running or paused")
+        previous = locked.status
+        _set_status(campaign, locked, CampaignStatus.CANCELED)
+
+        waiting = list(
+            Message.objects.filter(campaign=locked, status__in=WAITING)
+            .select_for_update()
+            .order_by()
+            .values_list("id", "status", "account_id", "recipient")
+        )
+        canceled = 0
+        for status in WAITING:
+            expected = sum(1 for row in waiting if row[1] == status)
+            if not expected:
+                continue
+            updated = Message.objects.filter(campaign=locked, status=status).update(
+                status=Status.CANCELED, updated_at=now
+            )
+            if updated != expected:
+                logger.warning(
+                    "campaign cancel: campaign=%s status=%s selected=%s updated=%s",
+                    campaign.pk,
+                    status,
+                    expected,
+                    updated,
+                )
+            canceled += updated
+        MessageEvent.objects.bulk_create(
+            (
+                MessageEvent(
+                    message_id=message_id,
+                    at=now,
+                    from_status=from_status,
+                    to_status=Status.CANCELED,
+                    source=MessageEvent.Source.STAFF,
+                    detail=CANCEL_DETAIL,
+                )
+                for message_id, from_status, _, _ in waiting
+            ),
+            batch_size=1000,
+        )
+        _forward_canceled(locked, waiting, now)
+    logger.info(
+        "campaign canceled: campaign=%s from=%s messages_canceled=%s by=%s",
+        campaign.pk,
+        previous,
+        canceled,
+        by,
+    )
+    return canceled
+
+
+def _forward_canceled(campaign: Campaign, rows: list[tuple], now) -> None:
+    """Canceled is a final status: the account's forwarding URL hears of each, as `transition`
+    would tell it, in one bulk insert."""
+    if not rows or not campaign.account.forward_url:
+        return
+    Forward.objects.bulk_create(
+        (
+            Forward(
+                account_id=account_id,
+                event="status",
+                payload=forwarding.status_payload(
+                    message_id, recipient, Status.CANCELED.value, at=now
+                ),
+            )
+            for message_id, _, account_id, recipient in rows
+        ),
+        batch_size=1000,
+    )
+
+
+def counts(campaign: Campaign) -> dict[str, int]:
+    """How many of the campaign's messages are in each status (every status, 0 when none),
+    plus "total". One GROUP BY query."""
+    result = dict.fromkeys(Status.values, 0)
+    rows = (
+        Message.objects.filter(campaign=campaign)
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("id"))
+    )
+    for status, n in rows:
+        result[status] = n
+    result["total"] = sum(result.values())
+    return result
+
+
+def refresh_status(campaign: Campaign) -> bool:
+    """A running campaign with no message left to send (or being sent) becomes completed.
+
+    One conditional UPDATE, so it is safe to call from any worker at any time. Returns whether
+    the campaign was completed by this call.
+    """
+    unfinished = Message.objects.filter(campaign=OuterRef("pk"), status__in=UNFINISHED)
+    completed = (
+        Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.RUNNING)
+        .exclude(Exists(unfinished))
+        .update(status=CampaignStatus.COMPLETED)
+    )
+    if completed:
+        campaign.status = CampaignStatus.COMPLETED
+        logger.info("campaign completed: campaign=%s", campaign.pk)
+    return bool(completed)

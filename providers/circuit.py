@@ -1,0 +1,60 @@
+"""A circuit breaker per provider account, in the cache all workers share.
+
+After `SMSHUB_CIRCUIT_FAILURES` temporary failures in a row the circuit opens: the dispatcher
+stops calling that provider account (messages go to the next one of their route, or wait) for
+`SMSHUB_CIRCUIT_OPEN_SECONDS`. Then it is half-open: one message is let through as a probe;
+success closes the circuit, failure opens it again.
+"""
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+
+
+def _keys(provider_account_id: int) -> tuple[str, str, str]:
+    base = f"smshub:circuit:{provider_account_id}"
+    return f"{base}:failures", f"{base}:open_until", f"{base}:probe"
+
+
+def state(provider_account_id: int) -> str:
+    _, open_key, _ = _keys(provider_account_id)
+    until = cache.get(open_key)
+    if until is None:
+        return CLOSED
+    return OPEN if until > time.time() else HALF_OPEN
+
+
+def allows(provider_account_id: int) -> bool:
+    """Whether a message may be sent through this provider account now (claims the probe)."""
+    current = state(provider_account_id)
+    if current == CLOSED:
+        return True
+    if current == OPEN:
+        return False
+    _, _, probe_key = _keys(provider_account_id)
+    return cache.add(probe_key, 1, timeout=settings.SMSHUB_CIRCUIT_OPEN_SECONDS)
+
+
+def record_success(provider_account_id: int) -> None:
+    if state(provider_account_id) != CLOSED or cache.get(_keys(provider_account_id)[0]):
+        cache.delete_many(list(_keys(provider_account_id)))
+
+
+def record_failure(provider_account_id: int) -> None:
+    failures_key, open_key, probe_key = _keys(provider_account_id)
+    cache.add(failures_key, 0, timeout=None)
+    try:
+        failures = cache.incr(failures_key)
+    except ValueError:  # evicted in between
+        cache.set(failures_key, 1, timeout=None)
+        failures = 1
+    if failures >= settings.SMSHUB_CIRCUIT_FAILURES or state(provider_account_id) == HALF_OPEN:
+        cache.set(open_key, time.time() + settings.SMSHUB_CIRCUIT_OPEN_SECONDS, timeout=None)
+        cache.delete(probe_key)
+
+
+def reopens_at(provider_account_id: int) -> float | None:
+    return cache.get(_keys(provider_account_id)[1])
