@@ -6,6 +6,7 @@ stops calling that provider account (messages go to the next one of their route,
 success closes the circuit, failure opens it again.
 """
 
+import math
 import time
 
 from django.conf import settings
@@ -35,7 +36,8 @@ def allows(provider_account_id: int) -> bool:
     if current == OPEN:
         return False
     _, _, probe_key = _keys(provider_account_id)
-    return cache.add(probe_key, 1, timeout=settings.SMSHUB_CIRCUIT_OPEN_SECONDS)
+    # Whole seconds: a cache rounds a fraction down, and 0 would not keep the probe at all.
+    return cache.add(probe_key, 1, timeout=math.ceil(settings.SMSHUB_CIRCUIT_OPEN_SECONDS))
 
 
 def record_success(provider_account_id: int) -> None:

@@ -1,0 +1,259 @@
+"""The dispatch engine's rules: flood limits, failover, circuit breaker, windows, quiet hours,
+paused campaigns, and concurrent claimers that never take the same message."""
+
+import threading
+import time
+from datetime import time as clock
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.db import IntegrityError, connections
+from django.utils import timezone
+
+from campaigns.models import Campaign, Message
+from campaigns.services import dispatch
+from providers import circuit
+
+from ..factories import AccountFactory, MessageFactory, ProviderAccountFactory
+
+pytestmark = pytest.mark.django_db
+
+Status = Message.Status
+CLOSED_PORT = "http://127.0.0.1:9"
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(db):
+    cache.clear()
+    dispatch._held.clear()
+    yield
+    dispatch._held.clear()
+
+
+def queued(account, count, segments=1, **kwargs):
+    return [
+        MessageFactory(account=account, recipient=f"+336123400{i:02d}", segments=segments, **kwargs)
+        for i in range(count)
+    ]
+
+
+def age_claims(account, seconds):
+    """As if the messages claimed so far had been claimed `seconds` ago."""
+    Message.objects.filter(account=account, claimed_at__isnull=False).update(
+        claimed_at=timezone.now() - timedelta(seconds=seconds)
+    )
+    dispatch._held.clear()
+
+
+def test_an_account_minute_limit_counts_segments_and_makes_messages_wait(provider_account):
+    account = AccountFactory(route=[provider_account], flood_limit_per_minute=5)
+    queued(account, 2, segments=2)  # 4 segments
+    queued(account, 3, segments=1)
+    first = dispatch.claim(100)
+    assert sum(m.segments for m in first) == 5  # 2 + 2 + 1: the next would make 6
+    assert dispatch.claim(100) == []
+    assert Message.objects.filter(status=Status.QUEUED).count() == 2  # waiting, not failed
+    age_claims(account, 30)
+    assert dispatch.claim(100) == []  # still inside the same sliding minute
+    age_claims(account, 63)
+    assert len(dispatch.claim(100)) == 2
+
+
+def test_an_hour_limit(provider_account):
+    account = AccountFactory(route=[provider_account], flood_limit_per_hour=3)
+    queued(account, 5)
+    assert len(dispatch.claim(100)) == 3
+    age_claims(account, 120)
+    assert dispatch.claim(100) == []
+
+
+def test_one_accounts_limit_does_not_hold_up_another(provider_account):
+    limited = AccountFactory(route=[provider_account], flood_limit_per_minute=1)
+    other = AccountFactory(route=[provider_account])
+    queued(limited, 5)
+    MessageFactory(account=other, recipient="+33699999999")
+    claimed = dispatch.claim(100)
+    assert sorted(m.account_id for m in claimed) == sorted([limited.pk, other.pk])
+    later = MessageFactory(account=other, recipient="+33699999998")
+    assert [m.pk for m in dispatch.claim(2)] == [later.pk]  # the held account is skipped
+
+
+def test_a_provider_per_second_limit(simulator):
+    provider = ProviderAccountFactory(base_url=simulator.url, max_per_second=3)
+    account = AccountFactory(route=[provider])
+    queued(account, 5)
+    batch = dispatch.claim_batch(100)
+    assert len(batch.messages) == 3
+    assert batch.waiting  # the rest can go in the next second
+    assert Message.objects.filter(status=Status.QUEUED).count() == 2
+    Message.objects.filter(claimed_at__isnull=False).update(
+        claimed_at=timezone.now() - timedelta(seconds=2)
+    )
+    assert len(dispatch.claim(100)) == 2
+
+
+def test_failover_to_the_next_provider_of_the_route(settings, simulator):
+    settings.SMSHUB_MAX_ATTEMPTS = 2
+    settings.SMSHUB_RETRY_BASE_DELAY = 0
+    broken = ProviderAccountFactory(name="Broken", base_url=CLOSED_PORT)
+    working = ProviderAccountFactory(name="Working", base_url=simulator.url)
+    account = AccountFactory(route=[broken, working])
+    message = MessageFactory(account=account)
+    for _ in range(2):  # two tries on the broken one
+        dispatch.dispatch_batch()
+        message.refresh_from_db()
+        assert message.status == Status.RETRYING
+        dispatch.promote_due(now=timezone.now() + timedelta(seconds=1))
+    assert message.route_step == 1
+    assert "failing over to Working" in message.events.filter(to_status="retrying").last().detail
+    dispatch.dispatch_batch()
+    message.refresh_from_db()
+    assert message.status == Status.SENT
+    assert message.provider_account == working
+    assert message.attempts == 3
+
+
+def test_retries_spent_on_every_provider_fail_the_message(settings):
+    settings.SMSHUB_MAX_ATTEMPTS = 1
+    account = AccountFactory(route=[ProviderAccountFactory(base_url=CLOSED_PORT)])
+    message = MessageFactory(account=account)
+    dispatch.dispatch_batch()
+    message.refresh_from_db()
+    assert message.status == Status.FAILED
+    assert "could not reach" in message.error_reason
+    assert "Retries spent on every provider account" in message.events.last().detail
+
+
+def test_a_refusal_fails_at_once_without_failover(simulator):
+    refusing = ProviderAccountFactory(base_url=simulator.url, credentials={"api_key": "wrong"})
+    account = AccountFactory(route=[refusing, ProviderAccountFactory(base_url=simulator.url)])
+    message = MessageFactory(account=account)
+    dispatch.dispatch_batch()
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == (Status.FAILED, "401")
+
+
+def test_the_circuit_opens_after_failures_and_traffic_goes_to_the_next_provider(
+    settings, simulator
+):
+    settings.SMSHUB_CIRCUIT_FAILURES = 2
+    settings.SMSHUB_CIRCUIT_OPEN_SECONDS = 0.5
+    broken = ProviderAccountFactory(name="Broken", base_url=CLOSED_PORT)
+    working = ProviderAccountFactory(name="Working", base_url=simulator.url)
+    account = AccountFactory(route=[broken, working])
+    queued(account, 2)
+    dispatch.dispatch_batch()  # both fail on Broken: two failures in a row
+    assert circuit.state(broken.pk) == circuit.OPEN
+    fresh = MessageFactory(account=account, recipient="+33699999999")
+    dispatch.dispatch_batch()
+    fresh.refresh_from_db()
+    assert (fresh.status, fresh.provider_account) == (Status.SENT, working)
+    time.sleep(0.6)
+    assert circuit.state(broken.pk) == circuit.HALF_OPEN
+    assert circuit.allows(broken.pk)  # one probe
+    assert not circuit.allows(broken.pk)  # and only one
+    circuit.record_success(broken.pk)
+    assert circuit.state(broken.pk) == circuit.CLOSED
+
+
+def test_the_admin_shows_the_circuit(admin_client, settings):
+    settings.SMSHUB_CIRCUIT_FAILURES = 1
+    provider = ProviderAccountFactory(name="Flaky")
+    circuit.record_failure(provider.pk)
+    page = admin_client.get("/admin/providers/provideraccount/").content.decode()
+    assert "open (probe in" in page
+
+
+def test_a_send_window(provider_account):
+    account = AccountFactory(route=[provider_account])
+    now = timezone.now()
+    later = MessageFactory(
+        account=account, window_start=now + timedelta(hours=1), window_end=now + timedelta(hours=2)
+    )
+    missed = MessageFactory(
+        account=account,
+        recipient="+33699999999",
+        window_start=now - timedelta(hours=2),
+        window_end=now - timedelta(hours=1),
+    )
+    assert dispatch.expire_windows() == 1
+    assert dispatch.claim(100) == []
+    missed.refresh_from_db()
+    later.refresh_from_db()
+    assert missed.status == Status.EXPIRED
+    assert "window ended" in missed.error_reason
+    assert later.status == Status.QUEUED
+
+
+def test_quiet_hours_hold_messages_without_failing_them(provider_account):
+    local_now = timezone.now().astimezone(timezone.get_fixed_timezone(60))
+    account = AccountFactory(
+        route=[provider_account],
+        timezone="Etc/GMT-1",
+        quiet_hours_start=(local_now - timedelta(hours=1)).time().replace(second=0, microsecond=0),
+        quiet_hours_end=(local_now + timedelta(hours=1)).time().replace(second=0, microsecond=0),
+    )
+    message = MessageFactory(account=account)
+    assert dispatch.claim(100) == []
+    message.refresh_from_db()
+    assert message.status == Status.QUEUED
+
+
+def test_quiet_hours_across_midnight():
+    account = AccountFactory.build(
+        timezone="Europe/Paris", quiet_hours_start=clock(21), quiet_hours_end=clock(8)
+    )
+    paris = timezone.get_fixed_timezone(60)  # November: UTC+1
+    night = timezone.datetime(2026, 11, 21, 23, 30, tzinfo=paris)
+    assert account.in_quiet_hours(night).hour == 8
+    assert account.in_quiet_hours(night).day == 22
+    assert account.in_quiet_hours(timezone.datetime(2026, 11, 21, 12, 0, tzinfo=paris)) is None
+    assert account.in_quiet_hours(timezone.datetime(2026, 11, 21, 7, 59, tzinfo=paris)).day == 21
+
+
+def test_a_paused_campaigns_messages_wait(provider_account):
+    account = AccountFactory(route=[provider_account])
+    campaign = Campaign.objects.create(account=account, name="Spring", status="paused")
+    queued(account, 2, campaign=campaign)
+    assert dispatch.claim(100) == []
+    campaign.status = "running"
+    campaign.save()
+    assert len(dispatch.claim(100)) == 2
+
+
+def test_a_campaign_never_sends_twice_to_a_number(provider_account):
+    campaign = Campaign.objects.create(account=AccountFactory(), name="Once")
+    MessageFactory(account=campaign.account, campaign=campaign, recipient="+33612345678")
+    with pytest.raises(IntegrityError):
+        MessageFactory(account=campaign.account, campaign=campaign, recipient="+33612345678")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_four_concurrent_claimers_never_take_the_same_message(provider_account):
+    account = AccountFactory(route=[provider_account])
+    Message.objects.bulk_create(
+        Message(account=account, recipient=f"+3361234{i:04d}", text="x", status="queued")
+        for i in range(400)
+    )
+    taken, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def claimer():
+        barrier.wait()
+        try:
+            while batch := dispatch.claim(25):
+                taken.extend(m.pk for m in batch)
+        except Exception as exc:  # surfaced below: a "database is locked" must not happen
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claimer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(taken) == len(set(taken)) == 400
+    assert Message.objects.filter(status=Status.SENDING).count() == 400
