@@ -1,6 +1,7 @@
 """Staff forms. Every choice is limited to the current account's own objects."""
 
 from django import forms
+from django.utils import timezone
 
 from providers import gsm
 
@@ -39,6 +40,29 @@ class ComposeForm(forms.Form):
             (s.name, s.name) for s in approved
         ]
         self.fields["category"].queryset = Category.objects.filter(account=account)
+
+    send_at = forms.DateTimeField(
+        label="Send at",
+        required=False,
+        help_text="Empty: now. In the account's time zone.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    window_end = forms.DateTimeField(
+        label="Not after",
+        required=False,
+        help_text="If it cannot go out by then, it expires instead of arriving late.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        send_at, window_end = cleaned.get("send_at"), cleaned.get("window_end")
+        if window_end is not None:
+            if window_end <= timezone.now():
+                self.add_error("window_end", "This time has already passed.")
+            elif send_at is not None and window_end <= send_at:
+                self.add_error("window_end", "Must be after the time to send.")
+        return cleaned
 
     def clean_text(self) -> str:
         text = self.cleaned_data["text"]

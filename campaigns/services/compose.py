@@ -2,6 +2,7 @@
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
 from campaigns.models import Account, Category, Message, MessageEvent
 from providers import gsm
@@ -41,11 +42,21 @@ def create_message(
     return message
 
 
-def enqueue_message(account: Account, **kwargs) -> Message:
-    """Create one message, queued to send now, and nudge the dispatcher once it is committed."""
+def enqueue_message(account: Account, *, send_at=None, window_end=None, **kwargs) -> Message:
+    """Create one message to send now, or at `send_at` (and not after `window_end`), and nudge
+    the dispatcher once it is committed. Times are aware datetimes, stored in UTC."""
+    if send_at is not None and send_at > timezone.now():
+        kwargs.update(
+            status=Message.Status.SCHEDULED,
+            detail=f"Scheduled for {send_at.isoformat()}.",
+            scheduled_at=send_at,
+        )
+    if send_at is not None or window_end is not None:
+        kwargs.update(window_start=send_at, window_end=window_end)
     with transaction.atomic():
         message = create_message(account, **kwargs)
-        transaction.on_commit(nudge_dispatcher, robust=True)
+        if message.status == Message.Status.QUEUED:
+            transaction.on_commit(nudge_dispatcher, robust=True)
     return message
 
 

@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from providers import gsm
@@ -33,9 +34,15 @@ def compose(request: HttpRequest) -> HttpResponse:
                 text=form.cleaned_data["text"],
                 sender=form.cleaned_data["sender"],
                 category=form.cleaned_data["category"],
+                send_at=form.cleaned_data["send_at"],
+                window_end=form.cleaned_data["window_end"],
                 created_by=request.user,
             )
-            messages.success(request, f"Message to {message.recipient} queued.")
+            if message.status == message.Status.SCHEDULED:
+                when = timezone.localtime(message.scheduled_at).strftime("%Y-%m-%d %H:%M")
+                messages.success(request, f"Message to {message.recipient} scheduled for {when}.")
+            else:
+                messages.success(request, f"Message to {message.recipient} queued.")
             return redirect("campaigns:compose")
     else:
         form = ComposeForm(account=account)

@@ -150,3 +150,36 @@ def test_switching_account_only_to_ones_you_belong_to(operator_client, operator,
     page = operator_client.get(COMPOSE).content.decode()
     assert "In the second account" in page
     assert "In the first account" not in page
+
+
+def test_a_send_time_is_read_in_the_accounts_timezone(operator_client, account):
+    assert account.timezone == "Europe/Paris"
+    response = operator_client.post(
+        COMPOSE,
+        {
+            "recipient": "+33612345678",
+            "text": "Later",
+            "send_at": "2030-01-15T10:00",
+            "window_end": "2030-01-15T12:00",
+        },
+        follow=True,
+    )
+    message = Message.objects.get()
+    assert message.status == Message.Status.SCHEDULED
+    assert message.scheduled_at.isoformat() == "2030-01-15T09:00:00+00:00"  # Paris is UTC+1
+    assert message.window_end.isoformat() == "2030-01-15T11:00:00+00:00"
+    assert "scheduled for 2030-01-15 10:00" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"send_at": "2030-01-15T10:00", "window_end": "2030-01-15T09:00"}, "Must be after"),
+        ({"window_end": "2020-01-01T09:00"}, "already passed"),
+        ({"send_at": "tomorrow"}, "Enter a valid date/time"),
+    ],
+)
+def test_bad_schedules_are_form_errors(operator_client, data, error):
+    response = operator_client.post(COMPOSE, {"recipient": "+33612345678", "text": "x", **data})
+    assert error in response.content.decode()
+    assert not Message.objects.exists()
