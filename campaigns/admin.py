@@ -30,6 +30,7 @@ from .models import (
 )
 from .phone import normalize
 from .services import campaign_control, webhook_log
+from .services.dispatch import resend
 
 
 def _plural(count: int, singular: str, plural: str) -> str:
@@ -279,6 +280,25 @@ class MessageAdmin(ReadOnlyMixin, PhoneSearchMixin, admin.ModelAdmin):
     show_full_result_count = False
     raw_id_fields = ["account", "campaign", "category", "created_by", "provider_account"]
     inlines = [MessageEventInline]
+    actions = ["resend_unknown"]
+
+    @admin.action(description="Send again (messages whose outcome is unknown)")
+    def resend_unknown(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        """Explicit only: an `unknown` message may have reached the phone already."""
+        sent, skipped = 0, 0
+        for message in queryset:
+            if resend(message, by=request.user):
+                sent += 1
+            else:
+                skipped += 1
+        text = f"{_plural(sent, 'message', 'messages')} queued to send again."
+        if skipped:
+            text += f" {skipped} skipped: only messages whose outcome is unknown can be resent."
+        self.message_user(request, text, messages.SUCCESS if sent else messages.WARNING)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return request.user.is_superuser
+
     fieldsets = [
         (
             None,

@@ -26,6 +26,7 @@ from providers.exceptions import ProviderError
 from providers.models import ProviderAccount
 
 from . import campaign_control
+from .compose import nudge_dispatcher
 from .delivery import apply_pending_reports
 from .lifecycle import transition
 
@@ -509,3 +510,22 @@ def _jsonable(value):
     if value is None or isinstance(value, (dict, list, str, int, float, bool)):
         return value
     return str(value)
+
+
+def resend(message: Message, by=None) -> bool:
+    """Queue a message whose outcome is `unknown` again, on a staff member's explicit request
+    (the provider may have it already: never done automatically). False for any other status."""
+    if message.status != Status.UNKNOWN:
+        return False
+    who = f" by {by}" if by is not None else ""
+    moved = transition(
+        message,
+        Status.QUEUED,
+        source=Source.STAFF,
+        detail=f"Sent again on request{who}; its earlier outcome was unknown.",
+        next_attempt_at=None,
+        step_attempts=0,
+    )
+    if moved:
+        transaction.on_commit(nudge_dispatcher, robust=True)
+    return moved

@@ -257,3 +257,20 @@ def test_four_concurrent_claimers_never_take_the_same_message(provider_account):
     assert errors == []
     assert len(taken) == len(set(taken)) == 400
     assert Message.objects.filter(status=Status.SENDING).count() == 400
+
+
+def test_staff_may_resend_an_unknown_message_explicitly(admin_client, provider_account):
+    account = AccountFactory(route=[provider_account])
+    unknown = MessageFactory(account=account, status=Status.UNKNOWN)
+    sent = MessageFactory(account=account, recipient="+33699999999", status=Status.SENT)
+    response = admin_client.post(
+        "/admin/campaigns/message/",
+        {"action": "resend_unknown", "_selected_action": [unknown.pk, sent.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "1 message queued to send again. 1 skipped" in page
+    unknown.refresh_from_db()
+    sent.refresh_from_db()
+    assert (unknown.status, sent.status) == (Status.QUEUED, Status.SENT)
+    assert "Sent again on request by admin" in unknown.events.last().detail
