@@ -26,7 +26,13 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	@touch $@
 
-install: $(BIN)/.installed
+install: $(BIN)/.installed .env
+
+# A development .env (git-ignored): debug on, a random secret key. Production writes its own.
+.env:
+	@printf '# Development settings, written by make. See .env.example for production.\nDEBUG=true\nSECRET_KEY=%s\n' \
+		"$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
+	@echo "wrote .env (development settings)"
 
 run: export DEBUG ?= 1
 run: export PUBLIC_BASE_URL ?= http://127.0.0.1:$(SMSHUB_PORT)

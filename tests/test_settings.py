@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def django_check(**env_overrides):
-    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    # Set, not removed: a development .env would otherwise fill them in.
+    env = {**os.environ, "SECRET_KEY": "", "DEBUG": "false"}
     env.update({"DJANGO_SETTINGS_MODULE": "smshub.settings", **env_overrides})
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
