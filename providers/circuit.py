@@ -1,9 +1,9 @@
 """A circuit breaker per provider account, in the cache all workers share.
 
-After `SMSHUB_CIRCUIT_FAILURES` temporary failures in a row the circuit opens: the dispatcher
-stops calling that provider account (messages go to the next one of their route, or wait) for
-`SMSHUB_CIRCUIT_OPEN_SECONDS`. Then it is half-open: one message is let through as a probe;
-success closes the circuit, failure opens it again.
+After `SMSHUB_CIRCUIT_FAILURES` temporary failures in a row (`record_batch`) the circuit
+opens: the dispatcher stops calling that provider account (messages go to the next one of their
+route, or wait) for `SMSHUB_CIRCUIT_OPEN_SECONDS`. Then it is half-open: one message is let
+through as a probe; success closes the circuit, failure opens it again.
 """
 
 import math
@@ -40,23 +40,27 @@ def allows(provider_account_id: int) -> bool:
     return cache.add(probe_key, 1, timeout=math.ceil(settings.SMSHUB_CIRCUIT_OPEN_SECONDS))
 
 
-def record_success(provider_account_id: int) -> None:
-    if state(provider_account_id) != CLOSED or cache.get(_keys(provider_account_id)[0]):
-        cache.delete_many(list(_keys(provider_account_id)))
-
-
-def record_failure(provider_account_id: int) -> None:
-    failures_key, open_key, probe_key = _keys(provider_account_id)
-    cache.add(failures_key, 0, timeout=None)
-    try:
-        failures = cache.incr(failures_key)
-    except ValueError:  # evicted in between
-        cache.set(failures_key, 1, timeout=None)
-        failures = 1
-    if failures >= settings.SMSHUB_CIRCUIT_FAILURES or state(provider_account_id) == HALF_OPEN:
-        cache.set(open_key, time.time() + settings.SMSHUB_CIRCUIT_OPEN_SECONDS, timeout=None)
-        cache.delete(probe_key)
-
-
 def reopens_at(provider_account_id: int) -> float | None:
     return cache.get(_keys(provider_account_id)[1])
+
+
+def record_batch(provider_account_id: int, results: list[bool]) -> None:
+    """Record a batch's outcomes for one provider account, in send order (True: it answered).
+
+    Counts failures in a row across batches; a success resets the count. The half-open probe
+    (the batch's first call) closes the circuit or opens it again.
+    """
+    if not results:
+        return
+    failures_key, open_key, probe_key = _keys(provider_account_id)
+    was = state(provider_account_id)
+    run, longest = cache.get(failures_key) or 0, 0  # an earlier run counts if this one extends it
+    for answered in results:
+        run = 0 if answered else run + 1
+        longest = max(longest, run)
+    cache.set(failures_key, run, timeout=None)
+    if was == HALF_OPEN and results[0]:
+        cache.delete_many([open_key, probe_key])
+    if longest >= settings.SMSHUB_CIRCUIT_FAILURES or (was == HALF_OPEN and not results[0]):
+        cache.set(open_key, time.time() + settings.SMSHUB_CIRCUIT_OPEN_SECONDS, timeout=None)
+        cache.delete(probe_key)

@@ -413,18 +413,15 @@ def dispatch_once(limit: int | None = None) -> Batch:
 
 
 def _update_circuits(outcomes: list[Outcome]) -> None:
-    succeeded, failed = set(), []
+    """Each provider account's answers in send order: a refusal is an answer too; only
+    temporary errors (network, 5xx, 429) count as failures."""
+    results: dict[int, list[bool]] = {}
     for outcome in outcomes:
-        if outcome.provider_account is None:
-            continue
-        if outcome.error is not None and outcome.error.retryable:
-            failed.append(outcome.provider_account.pk)
-        elif outcome.result is not None:
-            succeeded.add(outcome.provider_account.pk)
-    for provider_id in succeeded:
-        circuit.record_success(provider_id)
-    for provider_id in failed:
-        circuit.record_failure(provider_id)
+        if outcome.provider_account is not None:
+            failed = outcome.error is not None and outcome.error.retryable
+            results.setdefault(outcome.provider_account.pk, []).append(not failed)
+    for provider_id, answers in results.items():
+        circuit.record_batch(provider_id, answers)
 
 
 def apply_waiting_reports(outcomes: list[Outcome]) -> int:

@@ -153,14 +153,14 @@ def test_the_circuit_opens_after_failures_and_traffic_goes_to_the_next_provider(
     assert circuit.state(broken.pk) == circuit.HALF_OPEN
     assert circuit.allows(broken.pk)  # one probe
     assert not circuit.allows(broken.pk)  # and only one
-    circuit.record_success(broken.pk)
+    circuit.record_batch(broken.pk, [True])  # the probe answered
     assert circuit.state(broken.pk) == circuit.CLOSED
 
 
 def test_the_admin_shows_the_circuit(admin_client, settings):
     settings.SMSHUB_CIRCUIT_FAILURES = 1
     provider = ProviderAccountFactory(name="Flaky")
-    circuit.record_failure(provider.pk)
+    circuit.record_batch(provider.pk, [False])
     page = admin_client.get("/admin/providers/provideraccount/").content.decode()
     assert "open (probe in" in page
 

@@ -1,0 +1,433 @@
+"""Dispatch at scale: thousands of messages through real Celery worker processes, the simulator
+on loopback, faults, a worker killed mid-run and a flood limit. What must hold: every message is
+accounted for, none is sent twice, over-limit means later (never failed).
+
+The module starts its OWN two worker processes (no beat: the tests publish the sweep as beat
+would). They consume a queue of their own, so a session worker of other tests (conftest's
+`celery_worker`) never takes their tasks. Each test has its own simulator with a log big enough
+to count every send; delivery reports are switched off (`sent` is the end of the line here).
+"""
+
+import contextlib
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, deque
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import phonenumbers
+import pytest
+from django.core.cache import cache
+from django.db.models import Count
+
+from campaigns.models import Message
+from providers import circuit
+from providers.simulator.server import SimulatorServer
+
+from ..conftest import database_url_for_subprocess
+from ..factories import AccountFactory, ProviderAccountFactory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+Status = Message.Status
+ROOT = Path(__file__).resolve().parent.parent.parent
+OUTPUT = ROOT / "test-output"
+QUEUE = "dispatch-at-scale"
+# Settings of the worker processes: quick retries, so faults play out within the test. The
+# circuit breaker is out of the way (it would open at once at a 30 % error rate, see
+# `test_the_circuit_opens_only_after_failures_in_a_row`): retries then failover are tested.
+WORKER_ENV = {
+    "SMSHUB_MAX_ATTEMPTS": "2",
+    "SMSHUB_RETRY_BASE_DELAY": "0.2",
+    "SMSHUB_CIRCUIT_FAILURES": "100000",
+}
+SENT_OR_LATER = {Status.SENT, Status.DELIVERED, Status.UNDELIVERED}
+FINAL_OR_SENT = set(Message.FINAL_STATUSES) | {Status.SENT}
+VORTEXT = {"username": "vortext", "password": "vortext-secret"}
+
+# The worker: `celery -A smshub worker`, with its default queue renamed to ours (what it
+# publishes, the dispatch tasks of a sweep, stays on that queue too).
+WORKER_MAIN = (
+    "import sys; from smshub.celery import app; "
+    "app.conf.task_default_queue = sys.argv[1]; app.worker_main(sys.argv[2:])"
+)
+
+
+class Workers:
+    """Worker processes on the test database, each in its own process group (prefork children
+    included), started and killed by the tests."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, Path] = {}
+        self.started = 0
+
+    def start(self, count: int = 1) -> list[str]:
+        names, logs = [], []
+        for _ in range(count):
+            self.started += 1
+            name = f"scale{self.started}-{os.getpid()}"
+            log_path = OUTPUT / f"celery-worker-scale{self.started}.log"
+            with open(log_path, "w") as log:
+                self.processes[name] = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        WORKER_MAIN,
+                        QUEUE,
+                        "worker",
+                        "-n",
+                        f"{name}@%h",
+                        "--loglevel=INFO",
+                        "--concurrency=2",
+                        "--without-heartbeat",
+                        "--without-gossip",
+                        "--without-mingle",
+                    ],
+                    cwd=ROOT,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            names.append(name)
+            logs.append(log_path)
+            self.logs[name] = log_path
+        deadline = time.monotonic() + 60
+        for name, log_path in zip(names, logs, strict=True):
+            while "ready." not in log_path.read_text():
+                if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                    self.stop_all()
+                    pytest.fail(f"worker {name} did not start:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.2)
+        return names
+
+    def dispatched(self, name: str) -> int:
+        """Messages claimed by a worker: the sum of what its dispatch tasks returned."""
+        found = re.findall(
+            r"campaigns\.dispatch\[[^]]+\] succeeded in [^:]+: (\d+)", self.logs[name].read_text()
+        )
+        return sum(int(n) for n in found)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the whole worker: the main process and its pool children, at once."""
+        process = self.processes.pop(name)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            process.terminate()  # the main process only: a warm shutdown of its pool
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        self.processes.clear()
+
+
+def _purge_queue() -> None:
+    from smshub.celery import app
+
+    # No such queue yet: nothing to purge.
+    with app.connection_for_write() as connection, contextlib.suppress(Exception):
+        connection.default_channel.queue_purge(QUEUE)
+
+
+@pytest.fixture(scope="module")
+def workers(django_db_setup, django_db_blocker, live_server):
+    """Two worker processes (`--concurrency=2` each) for the whole module."""
+    with django_db_blocker.unblock():
+        database_url = database_url_for_subprocess()
+    OUTPUT.mkdir(exist_ok=True)
+    _purge_queue()
+    pool = Workers(
+        {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url,
+            "SMSHUB_TEST_PUBLIC_BASE_URL": live_server.url,
+            **WORKER_ENV,
+        }
+    )
+    pool.start(2)
+    yield pool
+    pool.stop_all()
+    _purge_queue()
+
+
+@pytest.fixture
+def simulator():
+    """A simulator of this test's own, logging every request (not only the last 1000), without
+    delivery reports, and quiet (one log line per request is thousands of lines here)."""
+    logger = logging.getLogger("providers.simulator")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    server = SimulatorServer(api_key="simulator-key", dlr_delay=0.2)
+    server._log = deque(maxlen=100_000)
+    server.schedule_callback = lambda *args, **kwargs: None  # no delivery reports
+    server.start()
+    yield server
+    server.stop()
+    logger.setLevel(level)
+
+
+def sweep() -> None:
+    """What beat does every few seconds."""
+    from campaigns.tasks import sweep as sweep_task
+
+    sweep_task.apply_async(queue=QUEUE, expires=10)
+
+
+def provider_account(simulator, slug="simulator", **kwargs):
+    credentials = VORTEXT if slug == "vortext" else {"api_key": simulator.api_key}
+    created = ProviderAccountFactory(
+        name=slug.title(), slug=slug, base_url=simulator.url, credentials=credentials, **kwargs
+    )
+    cache.delete_many(list(circuit._keys(created.pk)))  # a circuit of an earlier run (Redis)
+    return created
+
+
+def recipients(count: int) -> list[str]:
+    numbers = [f"+3361234{i:04d}" for i in range(1, count + 1)]
+    # Not the simulator's magic endings: 0000 (unreachable), 9999 (answers).
+    assert not any(n.endswith(("0000", "9999")) for n in numbers)
+    assert all(phonenumbers.is_valid_number(phonenumbers.parse(n)) for n in numbers[::97])
+    return numbers
+
+
+def queue_messages(account, count: int) -> list[int]:
+    Message.objects.bulk_create(
+        (
+            Message(
+                account=account,
+                recipient=number,
+                text="Your appointment is tomorrow at 10:00",
+                encoding=Message.Encoding.GSM7,
+                segments=1,
+                status=Status.QUEUED,
+            )
+            for number in recipients(count)
+        ),
+        batch_size=500,
+    )
+    return list(Message.objects.filter(account=account).values_list("id", flat=True))
+
+
+def statuses(account) -> Counter:
+    return Counter(
+        dict(
+            Message.objects.filter(account=account)
+            .values_list("status")
+            .annotate(n=Count("id"))
+            .values_list("status", "n")
+        )
+    )
+
+
+def run_until(done, timeout: float, sweep_every: float = 1.5):
+    """Poll `done()` (returns a value or None), publishing the sweep now and then as beat would."""
+    deadline, last_sweep = time.monotonic() + timeout, 0.0
+    while time.monotonic() < deadline:
+        if time.monotonic() - last_sweep >= sweep_every:
+            sweep()
+            last_sweep = time.monotonic()
+        value = done()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"not done within {timeout} s")
+
+
+def sends(simulator, *, successful_only=False) -> list[dict]:
+    """The send requests the simulator received (both protocols), oldest first."""
+    return [
+        entry
+        for entry in simulator.requests_log
+        if entry.get("kind") == "request"
+        and entry["method"] == "POST"
+        and entry["path"] in ("/simulator/messages", "/sms")
+        and (not successful_only or 200 <= entry["status"] < 300)
+    ]
+
+
+def message_of(entry: dict, by_recipient: dict[str, int]) -> int:
+    """The message a send request was for: its reference, or (Vortext sends none) its number."""
+    if entry["path"] == "/simulator/messages":
+        return int(entry["body"]["reference"])
+    return by_recipient[entry["body"]["phoneNumber"]]
+
+
+def test_two_workers_send_every_message_exactly_once(workers, simulator):
+    count = 2000
+    account = AccountFactory(route=[provider_account(simulator)])
+    ids = queue_messages(account, count)
+    started = time.monotonic()
+    sweep()
+
+    def all_sent():
+        seen = statuses(account)
+        return seen if sum(seen[s] for s in SENT_OR_LATER) == count else None
+
+    seen = run_until(all_sent, timeout=90)
+    elapsed = time.monotonic() - started
+    print(f"\n{count} messages sent by 2 workers x 2 processes in {elapsed:.1f} s")
+    assert set(seen) <= SENT_OR_LATER
+
+    references = Counter(int(e["body"]["reference"]) for e in sends(simulator))
+    assert references.most_common(1)[0][1] == 1, "a message was sent twice"
+    assert set(references) == set(ids)
+    # Both workers took their share: what their dispatch tasks returned (messages claimed).
+    shares = {name: workers.dispatched(name) for name in workers.processes}
+    print(f"messages claimed per worker: {shares}")
+    assert all(shares.values()), shares
+
+
+def test_faults_retry_then_fail_over_and_nothing_is_lost(workers, simulator):
+    count = 300
+    simulator.configure(faults={"simulator": {"error_rate": 0.3}})
+    first, second = provider_account(simulator), provider_account(simulator, slug="vortext")
+    account = AccountFactory(route=[first, second])
+    ids = queue_messages(account, count)
+    by_recipient = dict(Message.objects.filter(account=account).values_list("recipient", "id"))
+    sweep()
+
+    def settled():
+        seen = statuses(account)
+        return seen if sum(seen[s] for s in FINAL_OR_SENT) == count else None
+
+    seen = run_until(settled, timeout=60, sweep_every=1.0)
+    assert set(seen) <= SENT_OR_LATER | {Status.FAILED}, seen
+    assert not Message.objects.filter(account=account, status=Status.FAILED, error_reason="")
+
+    successes = Counter(message_of(e, by_recipient) for e in sends(simulator, successful_only=True))
+    assert successes.most_common(1)[0][1] == 1, "a message was accepted twice"
+    sent = set(
+        Message.objects.filter(account=account, status__in=SENT_OR_LATER).values_list(
+            "id", flat=True
+        )
+    )
+    assert set(successes) == sent
+    assert set(ids) - sent == set(
+        Message.objects.filter(account=account, status=Status.FAILED).values_list("id", flat=True)
+    )
+    errors = [e for e in sends(simulator) if e["status"] >= 500]
+    assert errors, "the fault never happened"
+
+    failed_over = Message.objects.filter(
+        account=account,
+        provider_account=second,
+        events__detail__contains="failing over",
+    ).distinct()
+    print(
+        f"\n{seen}; {len(errors)} errors answered; "
+        f"{Message.objects.filter(account=account, provider_account=second).count()} through "
+        f"the second account, {failed_over.count()} of them after failing over; "
+        f"circuit of the first: {circuit.state(first.pk)}"
+    )
+    assert failed_over.exists()
+
+
+def sliding_window_max(moments: list[datetime], window: timedelta) -> int:
+    moments, most, start = sorted(moments), 0, 0
+    for end, moment in enumerate(moments):
+        while moment - moments[start] >= window:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def test_a_flood_limit_holds_messages_back_without_failing_them(workers, simulator):
+    account = AccountFactory(route=[provider_account(simulator)], flood_limit_per_minute=100)
+    queue_messages(account, 250)
+    started = time.monotonic()
+    sweep()
+    run_until(lambda: statuses(account)[Status.SENT] >= 100, timeout=30)
+    while time.monotonic() - started < 5:  # the workers keep trying meanwhile
+        sweep()
+        time.sleep(1)
+    seen = statuses(account)
+    assert seen == {Status.SENT: 100, Status.QUEUED: 150}, seen
+
+    sent = sends(simulator)
+    assert len(sent) == 100
+    moments = [datetime.fromisoformat(e["at"]) for e in sent]
+    assert sliding_window_max(moments, timedelta(seconds=60)) <= 100
+
+
+def test_a_worker_killed_mid_run_loses_nothing_and_sends_nothing_twice(
+    workers, simulator, settings
+):
+    count = 1000
+    settings.SMSHUB_SENDING_TIMEOUT = 1
+    simulator.configure(faults={"simulator": {"latency_ms": 20}})
+    account = AccountFactory(route=[provider_account(simulator)])
+    ids = queue_messages(account, count)
+    sweep()
+
+    victim = next(iter(workers.processes))
+    run_until(lambda: statuses(account)[Status.SENT] >= 250, timeout=60)
+    workers.kill(victim)
+    at_kill = statuses(account)
+    assert at_kill[Status.QUEUED], f"too late to kill a worker mid-run: {at_kill}"
+    workers.start(1)
+
+    def quiet():
+        """Nothing queued or retrying and the `sending` count steady: only orphans are left."""
+        seen = statuses(account)
+        if seen[Status.QUEUED] or seen[Status.RETRYING]:
+            quiet.last = None
+            return None
+        if quiet.last != seen:
+            quiet.last, quiet.since = seen, time.monotonic()
+            return None
+        return seen if time.monotonic() - quiet.since > 2 else None
+
+    quiet.last = None
+    run_until(quiet, timeout=90)
+    time.sleep(1.1)  # past SMSHUB_SENDING_TIMEOUT
+    from campaigns.services.dispatch import expire_stuck_sending
+
+    expire_stuck_sending()
+    seen = statuses(account)
+    print(f"\nat the kill: {dict(at_kill)}; at the end: {dict(seen)}")
+    assert set(seen) <= SENT_OR_LATER | {Status.UNKNOWN}, seen
+    assert sum(seen.values()) == count
+
+    references = Counter(int(e["body"]["reference"]) for e in sends(simulator))
+    assert not references or references.most_common(1)[0][1] == 1, "a message was sent twice"
+    sent = set(
+        Message.objects.filter(account=account, status__in=SENT_OR_LATER).values_list(
+            "id", flat=True
+        )
+    )
+    assert sent <= set(references)
+    assert set(references) <= set(ids)
+    # At most what the killed worker had claimed (2 processes, one batch each) is unknown.
+    assert seen[Status.UNKNOWN] <= 2 * 100
+
+
+def test_the_circuit_opens_only_after_failures_in_a_row(simulator, settings):
+    """providers/circuit.py: "After SMSHUB_CIRCUIT_FAILURES temporary failures in a row"."""
+    from campaigns.services.dispatch import Outcome, _update_circuits
+    from providers.events import SendResult
+    from providers.exceptions import ProviderTemporaryError
+
+    settings.SMSHUB_CIRCUIT_FAILURES = 5
+    first = provider_account(simulator)
+    message = Message(pk=1)
+    outcomes = [  # one batch, in send order: ok, error, ok, error... never two errors in a row
+        Outcome(message, first, error=ProviderTemporaryError("HTTP 500"))
+        if i % 2
+        else Outcome(message, first, result=SendResult(f"sim-{i}"))
+        for i in range(10)
+    ]
+    _update_circuits(outcomes)
+    assert circuit.state(first.pk) == circuit.CLOSED
