@@ -40,6 +40,7 @@ class ComposeForm(forms.Form):
             (s.name, s.name) for s in approved
         ]
         self.fields["category"].queryset = Category.objects.filter(account=account)
+        self.fields["send_at"].help_text = f"Empty: now. Time in {account.timezone}."
 
     send_at = forms.DateTimeField(
         label="Send at",
