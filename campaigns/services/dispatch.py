@@ -100,6 +100,7 @@ def claim_batch(limit: int) -> Claim:
         providers = _lock_providers(routes, now)
         chosen: dict[int | None, list[int]] = {}
         waiting = False
+        rows.sort(key=lambda row: (row[1], row[0]))  # each account's messages together, in order
         for account_id, group in groupby(rows, key=lambda row: row[1]):
             account, route = accounts[account_id], routes[account_id]
             quiet_until = account.in_quiet_hours(now)

@@ -274,3 +274,14 @@ def test_staff_may_resend_an_unknown_message_explicitly(admin_client, provider_a
     sent.refresh_from_db()
     assert (unknown.status, sent.status) == (Status.QUEUED, Status.SENT)
     assert "Sent again on request by admin" in unknown.events.last().detail
+
+
+def test_a_limit_holds_when_accounts_messages_interleave(provider_account):
+    limited = AccountFactory(route=[provider_account], flood_limit_per_minute=2)
+    other = AccountFactory(route=[provider_account])
+    for i in range(4):  # limited, other, limited, other...
+        MessageFactory(account=limited, recipient=f"+3361234500{i}")
+        MessageFactory(account=other, recipient=f"+3361234600{i}")
+    claimed = dispatch.claim(100)
+    assert sum(m.account_id == limited.pk for m in claimed) == 2
+    assert sum(m.account_id == other.pk for m in claimed) == 4
