@@ -119,7 +119,3 @@ def opt_out_or_in(reply: Reply) -> None:
         deleted, _ = OptOut.objects.filter(account=reply.account, number=reply.from_number).delete()
         if deleted:
             logger.info("opt-in: account=%s number=…%s", reply.account_id, reply.from_number[-4:])
-
-
-def is_opted_out(account: Account, number: str) -> bool:
-    return OptOut.objects.filter(account=account, number=number).exists()

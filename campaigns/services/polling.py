@@ -3,6 +3,8 @@
 import json
 import logging
 
+from django.db import transaction
+
 from campaigns.models import WebhookRequest
 from providers import registry
 from providers.exceptions import ProviderError, WebhookValidationError
@@ -31,24 +33,32 @@ def poll(provider_account: ProviderAccount) -> int:
         return 0
     new = 0
     if replies:
-        log = WebhookRequest.objects.create(
-            provider_account=provider_account,
-            kind=WebhookRequest.Kind.POLL,
-            method="GET",
-            content_type="application/json",
-            body=json.dumps([reply.raw for reply in replies], default=str),
-            events=len(replies),
-        )
-        errors = []
-        for inbound in replies:
-            try:
-                new += receive_inbound(provider_account, inbound) is not None
-            except WebhookValidationError as exc:
-                errors.append(str(exc))
-        log.status = WebhookRequest.Status.FAILED if errors else WebhookRequest.Status.APPLIED
-        log.error, log.applied = "\n".join(errors), new
-        log.save(update_fields=["status", "error", "applied"])
+        # One transaction: no worker ever sees this log half-written (it is never "received").
+        with transaction.atomic():
+            new = _store_and_apply(provider_account, replies)
     if cursor != provider_account.inbound_cursor:
         provider_account.inbound_cursor = cursor
         provider_account.save(update_fields=["inbound_cursor"])
+    return new
+
+
+def _store_and_apply(provider_account: ProviderAccount, replies: list) -> int:
+    """Apply the fetched replies and keep them, with the outcome, in the webhook log."""
+    new, errors = 0, []
+    for inbound in replies:
+        try:
+            new += receive_inbound(provider_account, inbound) is not None
+        except WebhookValidationError as exc:
+            errors.append(str(exc))
+    WebhookRequest.objects.create(
+        provider_account=provider_account,
+        kind=WebhookRequest.Kind.POLL,
+        method="GET",
+        content_type="application/json",
+        body=json.dumps([reply.raw for reply in replies], default=str),
+        status=WebhookRequest.Status.FAILED if errors else WebhookRequest.Status.APPLIED,
+        error="\n".join(errors),
+        events=len(replies),
+        applied=new,
+    )
     return new

@@ -112,7 +112,9 @@ def apply_received(limit: int = 200) -> int:
     conditional update per report; replies go one request at a time.
     """
     with transaction.atomic():
-        waiting = WebhookRequest.objects.filter(status=Status.RECEIVED).order_by("id")
+        waiting = WebhookRequest.objects.filter(
+            status=Status.RECEIVED, kind__in=[Kind.DLR, Kind.INBOUND, Kind.QUEUE]
+        ).order_by("id")
         if connection.features.has_select_for_update_skip_locked:
             waiting = waiting.select_for_update(skip_locked=True, of=("self",))
         logs = list(waiting.select_related("provider_account")[:limit])
