@@ -90,19 +90,36 @@ class Account(models.Model):
             ends += timedelta(days=1)
         return ends
 
-    def route(self) -> list[ProviderAccount]:
-        """The enabled provider accounts to send through, first choice first."""
-        return [
-            entry.provider_account
-            for entry in self.route_entries.select_related("provider_account")
-            if entry.provider_account.enabled
-        ]
+    def routes(self) -> dict[int | None, list[ProviderAccount]]:
+        """Every route of the account, enabled provider accounts only, first choice first: the
+        default route under None, each category's own route under its id (one query)."""
+        routes: dict[int | None, list[ProviderAccount]] = {None: []}
+        for entry in self.route_entries.select_related("provider_account"):
+            if entry.provider_account.enabled:
+                routes.setdefault(entry.category_id, []).append(entry.provider_account)
+        return routes
+
+    def route(self, category_id: int | None = None) -> list[ProviderAccount]:
+        """The enabled provider accounts to send a message of this category through: the
+        category's own route when it has one, else the account's default route."""
+        routes = self.routes()
+        return routes.get(category_id) or routes[None]
 
 
 class RouteEntry(models.Model):
-    """One step of an account's default route: provider accounts are tried in `position` order."""
+    """One step of a route: provider accounts are tried in `position` order. Without a category
+    it belongs to the account's default route; with one, to that category's own route."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="route_entries")
+    category = models.ForeignKey(
+        "Category",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="route_entries",
+        help_text="Empty: the account's default route. Set: the route of this category's "
+        "messages (the default route serves a category that has none).",
+    )
     provider_account = models.ForeignKey(ProviderAccount, on_delete=models.PROTECT)
     position = models.PositiveSmallIntegerField(default=0)
 
@@ -111,12 +128,24 @@ class RouteEntry(models.Model):
         verbose_name_plural = "route entries"
         constraints = [
             models.UniqueConstraint(
-                fields=["account", "provider_account"], name="route_entry_unique_provider"
-            )
+                fields=["account", "provider_account"],
+                condition=Q(category__isnull=True),
+                name="route_entry_unique_provider",
+            ),
+            models.UniqueConstraint(
+                fields=["account", "category", "provider_account"],
+                condition=Q(category__isnull=False),
+                name="route_entry_unique_category_provider",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.position}. {self.provider_account}"
+        route = f" ({self.category})" if self.category_id else ""
+        return f"{self.position}. {self.provider_account}{route}"
+
+    def clean(self) -> None:
+        if self.category_id and self.account_id and self.category.account_id != self.account_id:
+            raise ValidationError({"category": "This category belongs to another account."})
 
 
 class Membership(models.Model):

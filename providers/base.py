@@ -44,6 +44,9 @@ class BaseProvider:
     secret_credentials: ClassVar[frozenset[str]] = frozenset()
     # The provider's status words → ours.
     status_map: ClassVar[dict[str, DeliveryStatus]] = {}
+    # True when `send_many` puts many recipients in one call: the dispatcher then hands it a
+    # provider account's whole batch instead of sending message by message.
+    multi_recipient: ClassVar[bool] = False
 
     def __init__(self, *, base_url: str, credentials: dict[str, Any] | None = None) -> None:
         self.base_url = base_url.rstrip("/")

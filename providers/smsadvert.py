@@ -41,7 +41,8 @@ Deliberate choices where the doc is silent:
   carries only that ``msgId``, so a report could never tell which recipient it is about. Hence,
   in a multi-recipient call, each message's provider id is ``"<msgId>:<phone>"`` (unique per
   message, the batch still readable) and **no ``callback`` is sent**: those messages stay
-  ``sent``. A caller that needs per-message delivery reports uses ``send``.
+  ``sent``. The dispatcher sends through ``send_many``; a provider account whose credential
+  ``multi_recipient`` is false sends one number per call instead, each with its callback.
 - ``check``: the doc has no read-only call, so it POSTs an empty JSON object to the send path
   with the token. SMSAdvert must refuse it (no phone, no text): nothing is sent or charged.
   Field errors (``errors``) mean the host answers and did not refuse the token; ``errorMessage``,
@@ -126,12 +127,15 @@ class SmsAdvertProvider(BaseProvider):
     credentials_help = (
         "token: the API token of your SMSAdvert account; send_as_short (optional, true/false): "
         "send through SMSAdvert's network instead of your own phones; failover (optional, "
-        'e.g. "short"): fall back to SMSAdvert\'s network when your phones cannot send.'
+        'e.g. "short"): fall back to SMSAdvert\'s network when your phones cannot send; '
+        "multi_recipient (optional, default true): up to 1000 numbers per call for the same "
+        "text; false sends one number per call, so that each message gets a delivery report."
     )
     status_map = {
         "delivered": DeliveryStatus.DELIVERED,
         "failed": DeliveryStatus.FAILED,
     }
+    multi_recipient = True
 
     # --- configuration --------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
@@ -142,19 +146,25 @@ class SmsAdvertProvider(BaseProvider):
             )
         return {"Authorization": token}
 
-    def _send_as_short(self) -> bool:
-        value = self.credentials.get("send_as_short")
-        if value is None or isinstance(value, bool):
-            return bool(value)
+    def _flag(self, name: str, default: bool) -> bool:
+        """A true/false credential (a JSON boolean or a word such as "true", "no")."""
+        value = self.credentials.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
         word = str(value).strip().lower()
         if word in TRUE_WORDS:
             return True
         if word in FALSE_WORDS:
             return False
         raise ProviderConfigurationError(
-            f"the SMSAdvert credential 'send_as_short' must be true or false, not {value!r}",
+            f"the SMSAdvert credential {name!r} must be true or false, not {value!r}",
             code="config",
         )
+
+    def _send_as_short(self) -> bool:
+        return self._flag("send_as_short", default=False)
 
     def _options(self) -> dict[str, Any]:
         """The per-account fields of every send: sendAsShort and failover."""
@@ -245,6 +255,8 @@ class SmsAdvertProvider(BaseProvider):
         One entry per message, in order: its SendResult, or the ProviderError it met. A message
         in a multi-recipient call gets the provider id ``"<msgId>:<phone>"`` and no callback.
         """
+        if not self._flag("multi_recipient", default=True):
+            return super().send_many(messages)
         results: dict[int, SendResult | Exception] = {}
         # Group key → calls; each call maps phone → index of the message in `messages`.
         groups: dict[tuple, list[dict[str, int]]] = {}

@@ -159,6 +159,8 @@ SMSHUB_PROVIDERS = {
 # How often the beat sweep claims due messages, and how many one task sends.
 SMSHUB_SWEEP_INTERVAL = env.float("SMSHUB_SWEEP_INTERVAL", default=5.0)
 SMSHUB_DISPATCH_BATCH_SIZE = env.int("SMSHUB_DISPATCH_BATCH_SIZE", default=100)
+# Provider calls a worker process makes at once while sending a claimed batch.
+SMSHUB_SEND_CONCURRENCY = env.int("SMSHUB_SEND_CONCURRENCY", default=8)
 CELERY_BEAT_SCHEDULE = {
     # Claims what is due: scheduled sends, retries, and anything the broker dropped.
     "sweep": {

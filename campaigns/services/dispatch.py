@@ -8,15 +8,18 @@ it becomes `unknown`, never resent blindly.
 """
 
 import logging
+import os
 import random
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from itertools import groupby
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Min, Q, Sum
+from django.db.models import Case, F, Min, Q, Sum, Value, When
 from django.utils import timezone
 
 from campaigns.models import Account, Campaign, Message, MessageEvent, OptOut, PendingDeliveryReport
@@ -84,9 +87,9 @@ def claim_batch(limit: int) -> Claim:
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
         rows = list(
-            candidates.order_by("id").values_list("id", "account_id", "segments", "route_step")[
-                :limit
-            ]
+            candidates.order_by("id").values_list(
+                "id", "account_id", "segments", "route_step", "category_id"
+            )[:limit]
         )
         if not rows:
             return Claim([])
@@ -96,19 +99,20 @@ def claim_batch(limit: int) -> Claim:
             .filter(pk__in={row[1] for row in rows})
             .order_by("pk")
         }
-        routes = {pk: account.route() for pk, account in accounts.items()}
+        routes = {pk: account.routes() for pk, account in accounts.items()}
         providers = _lock_providers(routes, now)
         chosen: dict[int | None, list[int]] = {}
         waiting = False
         rows.sort(key=lambda row: (row[1], row[0]))  # each account's messages together, in order
         for account_id, group in groupby(rows, key=lambda row: row[1]):
-            account, route = accounts[account_id], routes[account_id]
+            account, account_routes = accounts[account_id], routes[account_id]
             quiet_until = account.in_quiet_hours(now)
             if quiet_until is not None:
                 _held[account_id] = quiet_until
                 continue
             budget = _account_budget(account, now)
-            for message_id, _, segments, step in group:
+            for message_id, _, segments, step, category_id in group:
+                route = account_routes.get(category_id) or account_routes[None]
                 if segments > budget:
                     _held[account_id] = _account_frees_at(account, now)
                     break
@@ -151,8 +155,10 @@ class _Capacity:
     free: float  # segments this provider account may still take in the current second
 
 
-def _lock_providers(routes: dict[int, list[ProviderAccount]], now) -> dict[int, _Capacity]:
-    ids = {p.pk for route in routes.values() for p in route}
+def _lock_providers(
+    routes: dict[int, dict[int | None, list[ProviderAccount]]], now
+) -> dict[int, _Capacity]:
+    ids = {p.pk for account in routes.values() for route in account.values() for p in route}
     locked = ProviderAccount.objects.select_for_update().filter(pk__in=ids).order_by("pk")
     capacity = {}
     for provider in locked:
@@ -229,24 +235,77 @@ def send_through(message: Message, provider_account: ProviderAccount) -> Outcome
 
 
 def send_claimed(messages: list[Message]) -> list[Outcome]:
-    """Call the providers for claimed messages. No transaction is open while we wait on HTTP."""
-    outcomes = []
+    """Call the providers for claimed messages. No transaction is open while we wait on HTTP.
+
+    A provider account whose adapter takes many recipients per call (SMSAdvert) gets its whole
+    share of the batch in `send_many`; other messages are sent one per call, up to
+    `SMSHUB_SEND_CONCURRENCY` calls at a time, each thread with its own pooled session.
+    Outcomes come back in the order of `messages`.
+    """
     opted_out = set(
         OptOut.objects.filter(
             account_id__in={m.account_id for m in messages},
             number__in={m.recipient for m in messages},
         ).values_list("account_id", "number")
     )
+    outcomes: dict[int, Outcome] = {}
+    singles: list[Message] = []
+    grouped: dict[int, list[Message]] = {}
     for message in messages:
         if (message.account_id, message.recipient) in opted_out:
             reason = "The number opted out of messages from this account: not sent."
-            outcomes.append(Outcome(message, None, reason=reason, blocked=True))
+            outcomes[message.pk] = Outcome(message, None, reason=reason, blocked=True)
         elif message.provider_account is None:
             reason = "The account has no enabled provider account in its route."
-            outcomes.append(Outcome(message, None, reason=reason))
+            outcomes[message.pk] = Outcome(message, None, reason=reason)
+        elif message.provider_account.adapter_class.multi_recipient:
+            grouped.setdefault(message.provider_account_id, []).append(message)
         else:
-            outcomes.append(send_through(message, message.provider_account))
+            singles.append(message)
+    calls = [partial(send_through, m, m.provider_account) for m in singles]
+    calls += [partial(send_together, group) for group in grouped.values()]
+    for result in _run(calls):
+        for outcome in result if isinstance(result, list) else [result]:
+            outcomes[outcome.message.pk] = outcome
+    return [outcomes[m.pk] for m in messages]
+
+
+def send_together(messages: list[Message]) -> list[Outcome]:
+    """Send messages of one provider account through its `send_many` (many recipients a call)."""
+    provider_account = messages[0].provider_account
+    try:
+        results = provider_account.adapter().send_many(
+            [outbound(m, provider_account) for m in messages]
+        )
+    except ProviderError as exc:
+        results = [exc] * len(messages)
+    outcomes = []
+    for message, result in zip(messages, results, strict=True):
+        if isinstance(result, ProviderError):
+            logger.warning(
+                "send failed: message=%s provider=%s error=%s",
+                message.pk,
+                provider_account.name,
+                result.message,
+            )
+            outcomes.append(Outcome(message, provider_account, error=result))
+        else:
+            outcomes.append(Outcome(message, provider_account, result=result))
     return outcomes
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _run(calls: list) -> list:
+    """Run provider calls, several at a time on a thread pool kept for this process."""
+    global _pool
+    workers = settings.SMSHUB_SEND_CONCURRENCY
+    if len(calls) <= 1 or workers <= 1:
+        return [call() for call in calls]
+    if _pool is None or _pool[0] != os.getpid():  # a forked worker child makes its own
+        _pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="send"))
+    return list(_pool[1].map(lambda call: call(), calls))
 
 
 def outbound(message: Message, provider_account: ProviderAccount) -> OutboundSMS:
@@ -324,6 +383,67 @@ def record(outcome: Outcome, events: list[MessageEvent] | None = None) -> None:
         _retry_or_fail_over(message, outcome.provider_account, error, attempts, now, common)
 
 
+def record_accepted(outcomes: list[Outcome], events: list[MessageEvent]) -> list[Outcome]:
+    """Record every message a provider accepted as `sent` in one UPDATE; return the other
+    outcomes for `record`. Runs inside the caller's transaction; the rows are locked first, so
+    a message moved meanwhile (to `unknown` by the stuck-message sweep) is left as it is."""
+    accepted = {
+        o.message.pk: o for o in outcomes if o.result is not None and o.result.status == Status.SENT
+    }
+    if not accepted:
+        return outcomes
+    still_sending = set(
+        Message.objects.select_for_update()
+        .filter(pk__in=list(accepted), status=Status.SENDING)
+        .values_list("pk", flat=True)
+    )
+    mine = [o for pk, o in accepted.items() if pk in still_sending]
+    if mine:
+        now = timezone.now()
+        Message.objects.filter(pk__in=[o.message.pk for o in mine]).update(
+            status=Status.SENT,
+            updated_at=now,
+            sent_at=now,
+            attempts=F("attempts") + 1,
+            error_code="",
+            error_reason="",
+            provider_message_id=Case(
+                *(When(pk=o.message.pk, then=Value(o.result.provider_message_id)) for o in mine),
+                default=F("provider_message_id"),
+            ),
+            cost=Case(
+                *(
+                    When(pk=o.message.pk, then=Value(o.result.cost))
+                    for o in mine
+                    if o.result.cost is not None
+                ),
+                default=F("cost"),
+            ),
+        )
+        for outcome in mine:
+            message, result = outcome.message, outcome.result
+            events.append(
+                MessageEvent(
+                    message=message,
+                    at=now,
+                    from_status=Status.SENDING,
+                    to_status=Status.SENT,
+                    source=Source.PROVIDER,
+                    detail=f"Accepted by {outcome.provider_account.name} "
+                    f"as {result.provider_message_id}.",
+                    payload=result.raw,
+                )
+            )
+            message.status, message.sent_at = Status.SENT, now
+            message.provider_message_id, message.attempts = (
+                result.provider_message_id,
+                (message.attempts + 1),
+            )
+            if result.cost is not None:
+                message.cost = result.cost
+    return [o for o in outcomes if o.message.pk not in accepted]
+
+
 def _retry_or_fail_over(message, provider_account, error, attempts, now, common) -> None:
     if message.campaign_id and message.campaign.status == Campaign.Status.CANCELED:
         transition(
@@ -355,7 +475,7 @@ def _retry_or_fail_over(message, provider_account, error, attempts, now, common)
             **common,
         )
         return
-    route = message.account.route()
+    route = message.account.route(message.category_id)
     position = next((i for i, p in enumerate(route) if p.pk == provider_account.pk), -1)
     if 0 <= position < len(route) - 1:
         following = route[position + 1]
@@ -403,7 +523,7 @@ def dispatch_once(limit: int | None = None) -> Batch:
     outcomes = send_claimed(batch.messages)
     events: list[MessageEvent] = []
     with transaction.atomic():
-        for outcome in outcomes:
+        for outcome in record_accepted(outcomes, events):
             record(outcome, events)
         MessageEvent.objects.bulk_create(events)
     _update_circuits(outcomes)
