@@ -1,30 +1,47 @@
 """Messages sent per second through the whole dispatch pipeline, against bare HTTP posts to the
 same simulator endpoint, in the same run.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/dispatch.py [N]
-        [--threads 4] [--latency-ms 50]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \\
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/2 CACHE_URL=redis://127.0.0.1:6379/1 \\
+        .venv/bin/python bench/dispatch.py [N] [--processes 2] [--concurrency 8]
+        [--latency-ms 50] [--max-per-second 100]
 
-It creates a throwaway database (Django's test-database machinery) with N queued messages and
-starts the provider simulator on loopback (delivery reports off: this measures sending). Then:
+It creates a throwaway database (Django's test-database machinery) holding a campaign of N
+queued messages, and starts the provider simulator in a process of its own (delivery reports
+off: this measures sending). Then, timed:
 
-- pipeline: THREADS threads, each a "worker" looping `campaigns.services.dispatch.dispatch_once()`
-  (claim a batch, send it over HTTP, record it) until nothing is due;
+- pipeline: a real Celery worker (`bench/worker.py`: the project's app, counting SQL queries)
+  with PROCESSES pool processes, each sending CONCURRENCY calls at a time
+  (`SMSHUB_SEND_CONCURRENCY`). It starts as a new campaign does: one nudge, then the beat sweep
+  every `SMSHUB_SWEEP_INTERVAL` seconds (run here, as beat would), until every message is sent;
 - bare, single-threaded: N `requests.Session().post` calls to the same endpoint with the same
   JSON body shape, one after the other;
-- bare, threaded: the same N posts split over THREADS threads (one session each).
+- bare, threaded: the same N posts over PROCESSES x CONCURRENCY threads (one session each).
 
-Prints messages/s for each, the ratios, SQL queries per message and peak memory; the last line
-is one JSON object. `--latency-ms` makes the simulator answer that much later, in every run.
+Prints messages/s for each, the ratios, SQL queries per message, broker messages (tasks
+published) per recipient and peak memory; the last line is one JSON object. `--latency-ms`
+makes the simulator answer that much later, in every run.
+
+With `--max-per-second R` the provider account is limited to R segments a second and only the
+pipeline runs: it prints how long the N messages took against N / R seconds (target: at most
+1.05 times) and the most sends the simulator received in one second (target: at most R).
 """
 
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import resource
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,13 +55,14 @@ import django  # noqa: E402
 django.setup()
 
 import requests  # noqa: E402
+from celery.signals import before_task_publish  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.db.models import Avg, F  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
-from providers.simulator.server import SimulatorServer  # noqa: E402
-
 API_KEY = "bench-simulator-key"
+QUEUE = "bench-dispatch"
 TEXT = "Your appointment is tomorrow at 10:00"
 
 
@@ -62,6 +80,149 @@ def body(i: int, callback_url: str) -> dict:
         "reference": str(i),
         "callback_url": callback_url,
     }
+
+
+def database_url() -> str:
+    """The URL of the benchmark's database, for the worker process."""
+    s = connection.settings_dict
+    if s["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "") + "@" if s["USER"] else ""
+    return f"postgres://{auth}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve_simulator(port: int, latency_ms: int, sends_file: str, capacity: int) -> None:
+    """The simulator, in a process of its own; on SIGTERM it writes when each send arrived."""
+    from collections import deque
+
+    from providers.simulator.server import SimulatorServer
+
+    logging.getLogger("providers").setLevel(logging.WARNING)
+    server = SimulatorServer(port=port, api_key=API_KEY, dlr_delay=1.0)
+    server._log = deque(maxlen=capacity)
+    server.schedule_callback = lambda *a, **k: None  # no delivery reports: sending only
+    server.configure(faults={"simulator": {"latency_ms": latency_ms}})
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    server.start()
+    stop.wait()
+    server.stop()
+    moments = [
+        e["at"]
+        for e in server.requests_log
+        if e.get("kind") == "request" and e["path"] == "/simulator/messages"
+    ]
+    Path(sends_file).write_text(json.dumps(moments))
+
+
+class Simulator:
+    def __init__(self, latency_ms: int, capacity: int) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        handle, self.sends_file = tempfile.mkstemp(prefix="bench-sends-", suffix=".json")
+        os.close(handle)
+        context = multiprocessing.get_context("spawn")
+        self.process = context.Process(
+            target=serve_simulator, args=(self.port, latency_ms, self.sends_file, capacity)
+        )
+        self.process.start()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the simulator did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> list[datetime]:
+        """Stop it; when each send arrived."""
+        self.process.terminate()
+        self.process.join(timeout=30)
+        path = Path(self.sends_file)
+        moments = json.loads(path.read_text()) if path.exists() else []
+        path.unlink()
+        return [datetime.fromisoformat(m) for m in moments]
+
+
+class Worker:
+    """`celery -A bench.worker worker` on the benchmark's database."""
+
+    def __init__(self, processes: int, concurrency: int, database_url: str) -> None:
+        self.query_dir = tempfile.mkdtemp(prefix="bench-queries-")
+        self.log = Path(self.query_dir) / "worker.log"
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "SMSHUB_SEND_CONCURRENCY": str(concurrency),
+            "BENCH_QUERY_DIR": self.query_dir,
+        }
+        command = [sys.executable, "-m", "celery", "-A", "bench.worker", "worker"]
+        command += ["--concurrency", str(processes), "--loglevel", "INFO"]
+        command += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 60
+        while "ready." not in self.log.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        """Stop it (warm shutdown); the SQL queries its processes ran."""
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        return sum(
+            int(path.read_text() or 0)
+            for path in Path(self.query_dir).iterdir()
+            if path.name.isdigit()
+        )
+
+
+def purge_broker() -> None:
+    """Tasks an interrupted earlier run left in the benchmark's queue."""
+    from bench.worker import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(QUEUE)
+
+
+def pipeline(n: int, worker: Worker) -> tuple[float, int]:
+    """Nudge, then sweep as beat would, until all N are sent: (seconds, tasks published)."""
+    from bench.worker import app  # noqa: F401  (tasks go to the benchmark's own queue)
+    from campaigns import tasks
+    from campaigns.models import Message
+    from campaigns.services.compose import nudge_dispatcher
+
+    published = Counter()
+
+    def count(sender=None, **kwargs) -> None:
+        published[sender] += 1
+
+    before_task_publish.connect(count, weak=False)
+    sent = Message.objects.filter(status=Message.Status.SENT)
+    started = last_sweep = time.perf_counter()
+    nudge_dispatcher()  # what creating a campaign does once it is committed
+    try:
+        while sent.count() < n:
+            if worker.process.poll() is not None:
+                raise RuntimeError(f"the worker died:\n{worker.log.read_text()[-3000:]}")
+            if time.perf_counter() - last_sweep >= settings.SMSHUB_SWEEP_INTERVAL:
+                tasks.sweep()
+                last_sweep = time.perf_counter()
+            time.sleep(0.1)  # a count of the campaign: not so often that it loads the database
+        return time.perf_counter() - started, sum(published.values())
+    finally:
+        before_task_publish.disconnect(count)
 
 
 def run_threads(count: int, target) -> float:
@@ -86,33 +247,6 @@ def run_threads(count: int, target) -> float:
     return seconds
 
 
-def pipeline(threads: int) -> tuple[float, int]:
-    """Every "worker" thread dispatches until nothing is due; returns (seconds, SQL queries)."""
-    from campaigns.services.dispatch import dispatch_once
-
-    queries = [0] * threads
-
-    def worker(index: int) -> None:
-        def count(execute, sql, params, many, context):
-            queries[index] += 1
-            return execute(sql, params, many, context)
-
-        try:
-            with connection.execute_wrapper(count):
-                idle = 0
-                while idle < 3:  # nothing claimed three times in a row: the others finish
-                    batch = dispatch_once()
-                    if batch.claimed:
-                        idle = 0
-                    else:
-                        idle += 1
-                        time.sleep(0.01 if batch.waiting else 0.05)
-        finally:
-            connection.close()
-
-    return run_threads(threads, worker), sum(queries)
-
-
 def bare(url: str, bodies: list[dict], threads: int) -> float:
     """POST every body, split over `threads` threads with a session each; returns seconds."""
     headers = {"Authorization": f"Bearer {API_KEY}"}
@@ -131,37 +265,57 @@ def bare(url: str, bodies: list[dict], threads: int) -> float:
     return run_threads(threads, worker)
 
 
+def busiest_second(moments: list[datetime]) -> tuple[int, int]:
+    """The most sends in one calendar second, and in any sliding second."""
+    per_second = Counter(m.replace(microsecond=0) for m in moments)
+    ordered, start, sliding = sorted(moments), 0, 0
+    for end, moment in enumerate(ordered):
+        while (moment - ordered[start]).total_seconds() >= 1:
+            start += 1
+        sliding = max(sliding, end - start + 1)
+    return max(per_second.values(), default=0), sliding
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("n", nargs="?", type=int, default=5000, help="messages (default 5000)")
-    parser.add_argument("--threads", type=int, default=4, help='"workers" (default 4)')
+    parser.add_argument("n", nargs="?", type=int, default=20_000, help="messages (20000)")
+    parser.add_argument("--processes", type=int, default=2, help="worker pool processes (2)")
+    parser.add_argument("--concurrency", type=int, default=8, help="calls at once each (8)")
     parser.add_argument("--latency-ms", type=int, default=0, help="simulator latency (ms)")
+    parser.add_argument("--max-per-second", type=int, default=0, help="provider limit (none)")
     args = parser.parse_args()
-    n, threads = args.n, args.threads
+    n, limit = args.n, args.max_per_second
+    threads = args.processes * args.concurrency
 
-    from campaigns.models import Account, Message, RouteEntry
+    from campaigns.models import Account, Campaign, Message, RouteEntry
     from providers.models import ProviderAccount
 
-    logging.getLogger("providers").setLevel(logging.WARNING)
-    simulator = SimulatorServer(api_key=API_KEY, dlr_delay=1.0)
-    simulator.schedule_callback = lambda *a, **k: None  # no delivery reports: sending only
-    simulator.configure(faults={"simulator": {"latency_ms": args.latency_ms}})
-    simulator.start()
+    simulator = Simulator(args.latency_ms, capacity=3 * n + 1000)
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "django.db.backends.sqlite3":
-        # A file, as in production: threads on a shared-cache in-memory database lock tables.
+        # A file, as in production: the worker is another process.
         database["TEST"]["NAME"] = str(ROOT / "var" / f"bench-dispatch-{os.getpid()}.sqlite3")
     old = setup_databases(verbosity=0, interactive=False, keepdb=False)
+    worker = None
     try:
+        purge_broker()
         provider = ProviderAccount.objects.create(
-            name="Bench", slug="simulator", base_url=simulator.url, credentials={"api_key": API_KEY}
+            name="Bench",
+            slug="simulator",
+            base_url=simulator.url,
+            credentials={"api_key": API_KEY},
+            max_per_second=limit or None,
         )
         account = Account.objects.create(name="Bench")
         RouteEntry.objects.create(account=account, provider_account=provider, position=0)
+        campaign = Campaign.objects.create(
+            account=account, name="Bench", text=TEXT, status=Campaign.Status.RUNNING
+        )
         Message.objects.bulk_create(
             (
                 Message(
                     account=account,
+                    campaign=campaign,
                     recipient=recipient(i),
                     text=TEXT,
                     encoding=Message.Encoding.GSM7,
@@ -176,54 +330,79 @@ def main() -> None:
         url = f"{simulator.url}/simulator/messages"
         bodies = [body(i, callback_url) for i in range(n)]
         bare(url, bodies[:200], 1)  # warm up
-
-        pipeline_seconds, queries = pipeline(threads)
+        worker = Worker(args.processes, args.concurrency, database_url())
+        pipeline_began = datetime.now(UTC)
+        pipeline_seconds, published = pipeline(n, worker)
+        queries, worker = worker.stop(), None
         sent = Message.objects.filter(status=Message.Status.SENT).count()
         assert sent == n, f"only {sent} of {n} messages sent"
-        single_seconds = bare(url, bodies, 1)
-        threaded_seconds = bare(url, bodies, threads)
+        in_flight = Message.objects.aggregate(t=Avg(F("sent_at") - F("claimed_at")))["t"]
+        if not limit:
+            single_seconds = bare(url, bodies, 1)
+            threaded_seconds = bare(url, bodies, threads)
         vendor = connection.vendor
     finally:
+        if worker is not None:
+            worker.stop()
         connection.close()
         teardown_databases(old, verbosity=0)
-        simulator.stop()
+        moments = simulator.stop()
 
-    pipeline_rate, single_rate, threaded_rate = (
-        n / pipeline_seconds,
-        n / single_seconds,
-        n / threaded_seconds,
-    )
+    pipeline_rate = n / pipeline_seconds
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"database:                    {vendor}")
+    worker_peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    figures = {
+        "bench": "dispatch",
+        "database": vendor,
+        "broker": settings.CELERY_BROKER_URL.split("://")[0],
+        "messages": n,
+        "processes": args.processes,
+        "concurrency": args.concurrency,
+        "latency_ms": args.latency_ms,
+        "pipeline_per_s": round(pipeline_rate),
+        "queries_per_message": round(queries / n, 2),
+        "broker_messages_per_recipient": round(published / n, 4),
+        "peak_rss_mb": round(peak_mb),
+        "worker_peak_rss_mb": round(worker_peak_mb),
+    }
+    print(f"database, broker:            {vendor}, {figures['broker']}")
     print(
-        f"messages:                    {n} ({threads} threads, batches of "
-        f"{settings.SMSHUB_DISPATCH_BATCH_SIZE}, simulator latency {args.latency_ms} ms)"
+        f"messages:                    {n} ({args.processes} worker processes x "
+        f"{args.concurrency} calls at once, batches of {settings.SMSHUB_DISPATCH_BATCH_SIZE}, "
+        f"simulator latency {args.latency_ms} ms)"
     )
-    print(f"pipeline:                    {pipeline_rate:,.0f} messages/s")
-    print(f"bare posts, single-threaded: {single_rate:,.0f} requests/s")
-    print(f"{f'bare posts, {threads} threads:':<29}{threaded_rate:,.0f} requests/s")
-    print(f"ratio pipeline / single:     {pipeline_rate / single_rate:.2f}")
-    print(f"ratio pipeline / threaded:   {pipeline_rate / threaded_rate:.2f}")
-    print(f"SQL queries per message:     {queries / n:.2f}")
-    print(f"peak memory (RSS):           {peak_mb:,.0f} MB")
-    print(
-        json.dumps(
-            {
-                "bench": "dispatch",
-                "database": vendor,
-                "messages": n,
-                "threads": threads,
-                "latency_ms": args.latency_ms,
-                "pipeline_per_s": round(pipeline_rate),
-                "bare_single_per_s": round(single_rate),
-                "bare_threaded_per_s": round(threaded_rate),
-                "ratio_single": round(pipeline_rate / single_rate, 3),
-                "ratio_threaded": round(pipeline_rate / threaded_rate, 3),
-                "queries_per_message": round(queries / n, 2),
-                "peak_rss_mb": round(peak_mb),
-            }
+    print(f"pipeline:                    {pipeline_rate:,.0f} messages/s, {pipeline_seconds:.1f} s")
+    if limit:
+        calendar, sliding = busiest_second([m for m in moments if m >= pipeline_began])
+        ratio = pipeline_seconds / (n / limit)
+        print(f"limit:                       {limit} segments/s: {n / limit:.0f} s at best")
+        print(f"ratio time / best time:      {ratio:.3f} (target <= 1.05)")
+        print(f"busiest second (calendar):   {calendar} sends (target <= {limit})")
+        print(f"busiest second (sliding):    {sliding} sends")
+        print(f"claim to answer, on average: {in_flight.total_seconds() * 1000:.0f} ms")
+        figures.update(
+            max_per_second=limit,
+            ratio_time=round(ratio, 3),
+            busiest_calendar_second=calendar,
+            busiest_sliding_second=sliding,
+            claim_to_answer_ms=round(in_flight.total_seconds() * 1000),
         )
-    )
+    else:
+        single_rate, threaded_rate = n / single_seconds, n / threaded_seconds
+        print(f"bare posts, single-threaded: {single_rate:,.0f} requests/s")
+        print(f"{f'bare posts, {threads} threads:':<29}{threaded_rate:,.0f} requests/s")
+        print(f"ratio pipeline / single:     {pipeline_rate / single_rate:.2f} (target >= 1.0)")
+        print(f"ratio pipeline / threaded:   {pipeline_rate / threaded_rate:.2f} (target >= 0.85)")
+        figures.update(
+            bare_single_per_s=round(single_rate),
+            bare_threaded_per_s=round(threaded_rate),
+            ratio_single=round(pipeline_rate / single_rate, 3),
+            ratio_threaded=round(pipeline_rate / threaded_rate, 3),
+        )
+    print(f"SQL queries per message:     {queries / n:.2f} (target <= 3)")
+    print(f"broker messages / recipient: {published / n:.4f} (target <= 0.01)")
+    print(f"peak memory (RSS):           {peak_mb:,.0f} MB here, {worker_peak_mb:,.0f} MB worker")
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import time
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
 
 from .services import dispatch as dispatch_service
 from .services import forwarding, polling, webhook_log
@@ -14,22 +16,49 @@ logger = logging.getLogger(__name__)
 
 # One dispatch task keeps claiming batches for at most this long, then hands over.
 DISPATCH_TIME_BUDGET = 30.0
-# The sweep never publishes more dispatch tasks than this at once.
-MAX_FANOUT = 16
+
+
+def _slot_key(slot: int) -> str:
+    return f"smshub:dispatch-slot:{slot}"
+
+
+def _slot_timeout() -> int:
+    """How long a slot is held without news: a published task expires unstarted after two
+    sweep intervals, and a running one renews its slot after every batch. A task the broker
+    lost, or a worker killed mid-task, frees its slot this long after at most."""
+    return math.ceil(settings.SMSHUB_SWEEP_INTERVAL * 2 + 5)
 
 
 @shared_task(name="campaigns.dispatch")
-def dispatch() -> int:
-    """Claim and send due messages, batch after batch, until none is due or time is up."""
+def dispatch(slot: int | None = None) -> int:
+    """Claim and send due messages, batch after batch, until none is due or time is up.
+
+    `slot` is the place the sweep reserved for this task (see `sweep`); it is given back at the
+    end, so that the next sweep may publish another task.
+    """
     started, total = time.monotonic(), 0
-    while time.monotonic() - started < DISPATCH_TIME_BUDGET:
-        batch = dispatch_service.dispatch_once()
-        total += batch.claimed
-        if batch.claimed < settings.SMSHUB_DISPATCH_BATCH_SIZE and not batch.waiting:
-            break
-        if not batch.claimed:
-            time.sleep(0.1)  # a provider's per-second limit: its next second is close
+    try:
+        while time.monotonic() - started < DISPATCH_TIME_BUDGET:
+            batch = dispatch_service.dispatch_once()
+            total += batch.claimed
+            if slot is not None:
+                cache.set(_slot_key(slot), 1, timeout=_slot_timeout())
+            if batch.claimed < settings.SMSHUB_DISPATCH_BATCH_SIZE and not batch.waiting:
+                break
+            if not batch.claimed:  # a provider's per-second limit: claim again when it frees
+                time.sleep(_until(batch.retry_at))
+    finally:
+        if slot is not None:
+            cache.delete(_slot_key(slot))
     return total
+
+
+def _until(moment) -> float:
+    """Seconds to wait for `moment` (a few milliseconds at least, a tenth of a second at most:
+    another worker may take the freed budget, or free some sooner)."""
+    if moment is None:
+        return 0.1
+    return min(max((moment - timezone.now()).total_seconds(), 0.005), 0.1)
 
 
 @shared_task(name="campaigns.sweep")
@@ -41,12 +70,29 @@ def sweep() -> int:
     while webhook_log.apply_received():  # what no nudged task took: no lingering here
         pass
     due = dispatch_service.due_count()
-    tasks = min(math.ceil(due / settings.SMSHUB_DISPATCH_BATCH_SIZE), MAX_FANOUT)
-    for _ in range(tasks):
-        dispatch.apply_async(expires=settings.SMSHUB_SWEEP_INTERVAL * 2)
+    wanted = min(math.ceil(due / settings.SMSHUB_DISPATCH_BATCH_SIZE), settings.SMSHUB_DISPATCHERS)
+    published = _publish_dispatchers(wanted) if wanted else 0
     if due:
-        logger.info("sweep: %s messages due, %s dispatch tasks published", due, tasks)
+        logger.info("sweep: %s messages due, %s dispatch tasks published", due, published)
     return due
+
+
+def _publish_dispatchers(wanted: int) -> int:
+    """Publish dispatch tasks until `wanted` are running or waiting in the broker, at most.
+
+    Each task holds a slot in the cache from its publication until it ends (or the slot times
+    out: see `_slot_timeout`), so a campaign costs a few broker messages, not a task per batch
+    at every sweep.
+    """
+    slots = range(settings.SMSHUB_DISPATCHERS)
+    held = cache.get_many([_slot_key(slot) for slot in slots])
+    free = [slot for slot in slots if _slot_key(slot) not in held]
+    published = 0
+    for slot in free[: max(wanted - len(held), 0)]:
+        if cache.add(_slot_key(slot), 1, timeout=_slot_timeout()):
+            dispatch.apply_async(args=(slot,), expires=settings.SMSHUB_SWEEP_INTERVAL * 2)
+            published += 1
+    return published
 
 
 @shared_task(name="campaigns.forward")

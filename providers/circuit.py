@@ -30,14 +30,22 @@ def state(provider_account_id: int) -> str:
 
 def allows(provider_account_id: int) -> bool:
     """Whether a message may be sent through this provider account now (claims the probe)."""
+    return allowance(provider_account_id) >= 1
+
+
+def allowance(provider_account_id: int) -> float:
+    """How many messages a claim may send through this provider account now: all of them when
+    the circuit is closed, none when open, one (the probe, if this caller took it) when half-open.
+    One cache read for a whole batch, where `allows` is one per message."""
     current = state(provider_account_id)
     if current == CLOSED:
-        return True
+        return math.inf
     if current == OPEN:
-        return False
+        return 0
     _, _, probe_key = _keys(provider_account_id)
-    # Whole seconds: a cache rounds a fraction down, and 0 would not keep the probe at all.
-    return cache.add(probe_key, 1, timeout=math.ceil(settings.SMSHUB_CIRCUIT_OPEN_SECONDS))
+    return (
+        1 if cache.add(probe_key, 1, timeout=math.ceil(settings.SMSHUB_CIRCUIT_OPEN_SECONDS)) else 0
+    )
 
 
 def reopens_at(provider_account_id: int) -> float | None:

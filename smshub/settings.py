@@ -161,6 +161,9 @@ SMSHUB_SWEEP_INTERVAL = env.float("SMSHUB_SWEEP_INTERVAL", default=5.0)
 SMSHUB_DISPATCH_BATCH_SIZE = env.int("SMSHUB_DISPATCH_BATCH_SIZE", default=100)
 # Provider calls a worker process makes at once while sending a claimed batch.
 SMSHUB_SEND_CONCURRENCY = env.int("SMSHUB_SEND_CONCURRENCY", default=8)
+# Dispatch tasks the sweep keeps running or queued at most (more worker processes than this
+# would sit idle while messages are due).
+SMSHUB_DISPATCHERS = env.int("SMSHUB_DISPATCHERS", default=16)
 CELERY_BEAT_SCHEDULE = {
     # Claims what is due: scheduled sends, retries, and anything the broker dropped.
     "sweep": {

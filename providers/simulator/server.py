@@ -473,6 +473,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
     def _handle(self) -> None:
+        arrived = now_iso()  # what a provider's rate limit counts: when the request came in
         simulator = self.server.simulator
         split = urlsplit(self.path)
         request = SimRequest(self.command, split.path, split.query, self.headers, b"")
@@ -492,6 +493,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 response.status,
                 provider=request.provider,
                 fault=request.fault,
+                at=arrived,
             )
         self._send(response)
         if response.after is not None:
@@ -949,14 +951,16 @@ class SimulatorServer:
         *,
         provider: str | None = None,
         fault: str | None = None,
+        at: str | None = None,
     ) -> None:
+        """Log a request; `at` is when it arrived (default: now)."""
         masked = mask_headers(headers)
         described = _describe_body(body)
         target = mask_target(path)
         self._record(
             {
                 "kind": "request",
-                "at": now_iso(),
+                "at": at or now_iso(),
                 "provider": provider,
                 "method": method,
                 "path": target,

@@ -8,14 +8,15 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections
 from django.utils import timezone
 
-from campaigns.models import Campaign, Message
+from campaigns.models import Campaign, Message, RouteEntry
 from campaigns.services import dispatch
 from providers import circuit
 
-from ..factories import AccountFactory, MessageFactory, ProviderAccountFactory
+from ..factories import AccountFactory, CategoryFactory, MessageFactory, ProviderAccountFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -87,9 +88,12 @@ def test_a_provider_per_second_limit(simulator):
     assert len(batch.messages) == 3
     assert batch.waiting  # the rest can go in the next second
     assert Message.objects.filter(status=Status.QUEUED).count() == 2
-    Message.objects.filter(claimed_at__isnull=False).update(
-        claimed_at=timezone.now() - timedelta(seconds=2)
-    )
+    claimed = Message.objects.filter(claimed_at__isnull=False)
+    claimed.update(claimed_at=timezone.now() - timedelta(seconds=2))
+    assert dispatch.claim(100) == []  # still in flight: they count until their calls are done
+    claimed.update(status=Status.SENT, sent_at=timezone.now() - timedelta(seconds=0.5))
+    assert dispatch.claim(100) == []  # their calls started less than a second ago
+    claimed.update(sent_at=timezone.now() - timedelta(seconds=1.1))
     assert len(dispatch.claim(100)) == 2
 
 
@@ -285,3 +289,155 @@ def test_a_limit_holds_when_accounts_messages_interleave(provider_account):
     claimed = dispatch.claim(100)
     assert sum(m.account_id == limited.pk for m in claimed) == 2
     assert sum(m.account_id == other.pk for m in claimed) == 4
+
+
+def test_messages_of_a_category_follow_its_own_route(simulator):
+    default = ProviderAccountFactory(name="Default", base_url=simulator.url)
+    marketing_route = ProviderAccountFactory(name="Marketing", base_url=simulator.url)
+    account = AccountFactory(route=[default])
+    marketing, billing = CategoryFactory(account=account), CategoryFactory(account=account)
+    RouteEntry.objects.create(
+        account=account, category=marketing, provider_account=marketing_route, position=0
+    )
+    promo = MessageFactory(account=account, category=marketing, recipient="+33612340001")
+    invoice = MessageFactory(account=account, category=billing, recipient="+33612340002")
+    plain = MessageFactory(account=account, recipient="+33612340003")
+    dispatch.dispatch_batch()
+    for message in (promo, invoice, plain):
+        message.refresh_from_db()
+        assert message.status == Status.SENT
+    assert promo.provider_account == marketing_route
+    assert invoice.provider_account == default  # a category without a route: the default one
+    assert plain.provider_account == default
+
+
+def test_a_category_route_fails_over_within_itself(settings, simulator):
+    settings.SMSHUB_MAX_ATTEMPTS = 1
+    broken = ProviderAccountFactory(name="Broken", base_url=CLOSED_PORT)
+    backup = ProviderAccountFactory(name="Backup", base_url=simulator.url)
+    account = AccountFactory(route=[ProviderAccountFactory(name="Default", base_url=CLOSED_PORT)])
+    category = CategoryFactory(account=account)
+    for position, provider in enumerate([broken, backup]):
+        RouteEntry.objects.create(
+            account=account, category=category, provider_account=provider, position=position
+        )
+    message = MessageFactory(account=account, category=category)
+    dispatch.dispatch_batch()
+    message.refresh_from_db()
+    assert "failing over to Backup" in message.events.filter(to_status="retrying").last().detail
+    dispatch.promote_due(now=timezone.now() + timedelta(seconds=1))
+    dispatch.dispatch_batch()
+    message.refresh_from_db()
+    assert (message.status, message.provider_account) == (Status.SENT, backup)
+
+
+def test_a_route_entry_refuses_another_accounts_category():
+    account, other = AccountFactory(), AccountFactory()
+    entry = RouteEntry(
+        account=account,
+        category=CategoryFactory(account=other),
+        provider_account=ProviderAccountFactory(),
+    )
+    with pytest.raises(ValidationError, match="another account"):
+        entry.full_clean()
+
+
+SMSADVERT = {"token": "smsadvert-token"}
+
+
+def numbered(account, prefix: str, count: int, text: str) -> list[Message]:
+    """Messages to numbers no other test uses: the session simulator's log is shared."""
+    return [
+        MessageFactory(account=account, recipient=f"+336{prefix}{i:04d}", text=text)
+        for i in range(count)
+    ]
+
+
+def smsadvert_calls(simulator, messages) -> list[dict]:
+    """The successful calls the simulator's SMSAdvert received for these messages."""
+    numbers = {m.recipient for m in messages}
+    return [
+        e
+        for e in simulator.requests_log
+        if e.get("kind") == "request"
+        and e["path"] == "/api/sms/"
+        and e["status"] == 200
+        and numbers & set(e["body"]["phone"].split(","))
+    ]
+
+
+def test_smsadvert_gets_many_recipients_in_one_call(simulator):
+    provider = ProviderAccountFactory(
+        name="SMSAdvert", slug="smsadvert", base_url=simulator.url, credentials=SMSADVERT
+    )
+    account = AccountFactory(route=[provider])
+    messages = numbered(account, "5551", 5, "The pharmacy is open on Sunday")
+    other_text = MessageFactory(account=account, recipient="+33655529999", text="Another text")
+    dispatch.dispatch_batch()
+    calls = smsadvert_calls(simulator, [*messages, other_text])
+    assert len(calls) == 2  # one per text
+    together = next(c for c in calls if "," in c["body"]["phone"])
+    assert sorted(together["body"]["phone"].split(",")) == sorted(m.recipient for m in messages)
+    assert "callback" not in together["body"]  # one msgId for all: no per-message report
+    for message in [*messages, other_text]:
+        message.refresh_from_db()
+        assert message.status == Status.SENT
+    assert {m.provider_message_id.rsplit(":", 1)[1] for m in messages} == {
+        m.recipient for m in messages
+    }
+    assert "callback" in next(c for c in calls if "," not in c["body"]["phone"])["body"]
+
+
+def test_smsadvert_one_number_per_call_when_the_account_asks_for_reports(simulator):
+    provider = ProviderAccountFactory(
+        name="SMSAdvert",
+        slug="smsadvert",
+        base_url=simulator.url,
+        credentials={**SMSADVERT, "multi_recipient": "false"},
+    )
+    account = AccountFactory(route=[provider])
+    messages = numbered(account, "5553", 3, "The pharmacy is open on Sunday")
+    dispatch.dispatch_batch()
+    calls = smsadvert_calls(simulator, messages)
+    assert sorted(c["body"]["phone"] for c in calls) == sorted(m.recipient for m in messages)
+    assert all(c["body"]["callback"] for c in calls)
+    for message in messages:
+        message.refresh_from_db()
+        assert message.status == Status.SENT and ":" not in message.provider_message_id
+
+
+def test_the_sweep_keeps_at_most_the_configured_dispatch_tasks(settings, provider_account):
+    """A campaign costs a few broker messages: the sweep tops dispatch tasks up to the
+    configured number, and publishes again only when a task gives its slot back."""
+    from celery.signals import before_task_publish
+
+    from campaigns import tasks
+
+    settings.SMSHUB_DISPATCHERS, settings.SMSHUB_DISPATCH_BATCH_SIZE = 3, 10
+    account = AccountFactory(route=[provider_account])
+    Message.objects.bulk_create(
+        Message(account=account, recipient=f"+3361255{i:04d}", text="Hello", segments=1)
+        for i in range(50)
+    )
+    published = []
+
+    def count(sender=None, body=None, **kwargs):
+        if sender == "campaigns.dispatch":
+            published.append(body[0])  # the task's arguments: (slot,)
+
+    before_task_publish.connect(count, weak=False)
+    try:
+        tasks.sweep()
+        assert sorted(published) == [(0,), (1,), (2,)]
+        tasks.sweep()
+        assert len(published) == 3  # all three still hold their slots
+        tasks.dispatch(slot=1)  # a task runs, sends, and gives its slot back
+        assert Message.objects.filter(status=Status.SENT).count() == 50
+        Message.objects.bulk_create(
+            Message(account=account, recipient=f"+3361256{i:04d}", text="Hello", segments=1)
+            for i in range(50)
+        )
+        tasks.sweep()
+        assert published[3:] == [(1,)]
+    finally:
+        before_task_publish.disconnect(count)
