@@ -77,11 +77,21 @@ class PhoneSearchMixin:
 
 
 class RouteEntryInline(admin.TabularInline):
+    """The account's routes: entries without a category make the default route; entries with
+    one make that category's own route. Each is tried in `position` order."""
+
     model = RouteEntry
-    fields = ["position", "provider_account"]
-    ordering = ["position", "id"]
+    fields = ["position", "provider_account", "category"]
+    ordering = ["category", "position", "id"]
     autocomplete_fields = ["provider_account"]
     extra = 0
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        category = formset.form.base_fields["category"]
+        category.queryset = Category.objects.filter(account=obj) if obj else Category.objects.none()
+        category.empty_label = "— default route —"
+        return formset
 
 
 class MembershipInline(admin.TabularInline):

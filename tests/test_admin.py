@@ -417,3 +417,42 @@ def test_add_campaign_records_who_created_it(admin_client, admin_user, objects):
     assert response.status_code == 302
     campaign = Campaign.objects.get(name="Autumn")
     assert (campaign.created_by, campaign.status) == (admin_user, Campaign.Status.DRAFT)
+
+
+def test_an_account_route_per_category_is_set_in_admin(admin_client, objects):
+    """The account's page lists its routes; a category's route only offers its own categories."""
+    account, provider = objects[Account], objects[ProviderAccount]
+    foreign = Category.objects.create(
+        account=Account.objects.create(name="Other"), name="Theirs", tag="theirs"
+    )
+    url = reverse("admin:campaigns_account_change", args=[account.pk])
+    page = admin_client.get(url).content.decode()
+    assert "Appointments" in page and "Theirs" not in page
+
+    form = {
+        "name": account.name,
+        "timezone": account.timezone,
+        "reply_window_hours": account.reply_window_hours,
+        "route_entries-TOTAL_FORMS": "2",
+        "route_entries-INITIAL_FORMS": "1",
+        "route_entries-0-id": objects[RouteEntry].pk,
+        "route_entries-0-account": account.pk,
+        "route_entries-0-position": "0",
+        "route_entries-0-provider_account": provider.pk,
+        "route_entries-0-category": "",
+        "route_entries-1-account": account.pk,
+        "route_entries-1-position": "0",
+        "route_entries-1-provider_account": provider.pk,
+        "route_entries-1-category": objects[Category].pk,
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+    }
+    response = admin_client.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert account.route(objects[Category].pk) == [provider]
+    assert RouteEntry.objects.filter(account=account, category=objects[Category]).count() == 1
+
+    form["route_entries-1-category"] = foreign.pk
+    response = admin_client.post(url, form)
+    assert response.status_code == 200  # refused: not one of this account's categories
+    assert "Select a valid choice" in response.content.decode()
