@@ -364,6 +364,21 @@ def test_a_flood_limit_holds_messages_back_without_failing_them(workers, simulat
     assert sliding_window_max(moments, timedelta(seconds=60)) <= 100
 
 
+@pytest.mark.slow
+def test_600_a_minute_over_a_3000_message_campaign(workers, simulator):
+    """The issue's own case, in real time (about 5 minutes: `pytest -m slow`): no sliding
+    minute of the simulator's log holds more than 600 sends, and all 3000 go."""
+    account = AccountFactory(route=[provider_account(simulator)], flood_limit_per_minute=600)
+    queue_messages(account, 3000)
+    sweep()
+    run_until(lambda: statuses(account)[Status.SENT] == 3000 or None, timeout=420, sweep_every=5)
+    moments = [datetime.fromisoformat(e["at"]) for e in sends(simulator)]
+    assert len(moments) == 3000
+    busiest = sliding_window_max(moments, timedelta(seconds=60))
+    print(f"\n3000 messages at 600 a minute: at most {busiest} in any minute")
+    assert busiest <= 600
+
+
 def test_a_provider_per_second_limit_holds_in_every_second_the_provider_sees(workers, simulator):
     limit, count = 50, 300
     provider = provider_account(simulator, max_per_second=limit)
@@ -382,7 +397,7 @@ def test_a_provider_per_second_limit_holds_in_every_second_the_provider_sees(wor
 def test_a_worker_killed_mid_run_loses_nothing_and_sends_nothing_twice(
     workers, simulator, settings
 ):
-    count = 1000
+    count = 2000
     settings.SMSHUB_SENDING_TIMEOUT = 1
     simulator.configure(faults={"simulator": {"latency_ms": 20}})
     account = AccountFactory(route=[provider_account(simulator)])
