@@ -4,14 +4,17 @@ import json
 import logging
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
 from . import circuit, registry
@@ -119,6 +122,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
         "inbound_webhook_url",
         "created_at",
         "updated_at",
+        "audit_trail",
     ]
 
     @admin.display(description="circuit")
@@ -154,14 +158,14 @@ class ProviderAccountAdmin(admin.ModelAdmin):
                 "description": "Paste into the provider's console.",
             },
         ),
-        (None, {"fields": ["circuit_state", "created_at", "updated_at"]}),
+        (None, {"fields": ["circuit_state", "created_at", "updated_at", "audit_trail"]}),
     ]
     actions = ["test_connection", "rotate_webhook_token"]
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         # `?credentials__api_key__startswith=a` would let anyone who may view the list guess a
         # secret character by character.
-        if lookup.split(LOOKUP_SEP)[0] in ("credentials", "webhook_token"):
+        if lookup.split(LOOKUP_SEP)[0] in ("credentials", "webhook_token", "webhook_token_digest"):
             return False
         return super().lookup_allowed(lookup, value, request)
 
@@ -180,12 +184,30 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: ProviderAccount | None = None):
         readonly = list(super().get_readonly_fields(request, obj))
         if obj is not None and not self.has_change_permission(request, obj):
-            readonly.append("credentials_masked")
+            readonly += self.VIEW_ONLY_FIELDS.values()
         return readonly
 
-    @staticmethod
-    def _view_only(field: str) -> str:
-        return "credentials_masked" if field == "credentials" else field
+    # A view-only page shows these instead: the webhook token is as much a secret as a password.
+    VIEW_ONLY_FIELDS = {
+        "credentials": "credentials_masked",
+        "dlr_webhook_url": "dlr_webhook_url_masked",
+        "inbound_webhook_url": "inbound_webhook_url_masked",
+    }
+
+    @classmethod
+    def _view_only(cls, field: str) -> str:
+        return cls.VIEW_ONLY_FIELDS.get(field, field)
+
+    @admin.display(description="audit trail")
+    def audit_trail(self, obj: ProviderAccount) -> str:
+        """A link to the audit trail's entries for this account (when the audit app is on)."""
+        try:
+            url = reverse("admin:audit_auditentry_changelist")
+        except NoReverseMatch:
+            return "—"
+        content_type = ContentType.objects.get_for_model(ProviderAccount)
+        query = urlencode({"content_type__id__exact": content_type.pk, "object_id": obj.pk})
+        return format_html('<a href="{}?{}">Who changed what, and when</a>', url, query)
 
     @admin.display(description="credentials")
     def credentials_masked(self, obj: ProviderAccount) -> str:
@@ -203,6 +225,24 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     @admin.display(description="replies URL")
     def inbound_webhook_url(self, obj: ProviderAccount) -> str:
         return self._webhook_url(obj, "inbound")
+
+    @staticmethod
+    def _masked_webhook_url(obj: ProviderAccount, kind: str) -> str:
+        """The URL with its token cut to the first 4 characters: enough to tell which token is
+        in use, not enough to call the webhook."""
+        token = obj.webhook_token
+        url = obj.webhook_url(kind).replace(f"/{token}/", f"/{token[:4]}…/")
+        return format_html(
+            "<code>{}</code> (token hidden: only who may change provider accounts sees it)", url
+        )
+
+    @admin.display(description="delivery reports URL")
+    def dlr_webhook_url_masked(self, obj: ProviderAccount) -> str:
+        return self._masked_webhook_url(obj, "dlr")
+
+    @admin.display(description="replies URL")
+    def inbound_webhook_url_masked(self, obj: ProviderAccount) -> str:
+        return self._masked_webhook_url(obj, "inbound")
 
     @admin.action(description="Test connection")
     def test_connection(self, request: HttpRequest, queryset: QuerySet[ProviderAccount]) -> None:

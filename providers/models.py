@@ -1,4 +1,9 @@
-"""A provider account: one configured connection to one provider."""
+"""A provider account: one configured connection to one provider.
+
+Its secrets are encrypted at rest (`smshub.crypto`): `credentials` (a dict to every caller) and
+`webhook_token`. A webhook finds its account by `webhook_token_digest`, the token's SHA-256,
+indexed; the decrypted token is then compared in constant time.
+"""
 
 import base64
 import binascii
@@ -12,6 +17,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+
+from smshub.crypto import EncryptedJSONField, EncryptedTextField, digest
 
 from . import registry
 from .base import BaseProvider
@@ -42,10 +49,10 @@ class ProviderAccount(models.Model):
         "provider", max_length=40, choices=registry.choices, help_text="Which provider this is."
     )
     base_url = models.URLField("base URL", max_length=300)
-    credentials = models.JSONField(default=dict, blank=True)
-    webhook_token = models.CharField(
-        max_length=64, unique=True, default=new_webhook_token, editable=False
-    )
+    credentials = EncryptedJSONField(default=dict, blank=True)
+    webhook_token = EncryptedTextField(default=new_webhook_token, editable=False)
+    # SHA-256 of the token, for the webhook's lookup; kept in step by save() (not by update()).
+    webhook_token_digest = models.CharField(max_length=64, unique=True, editable=False)
     enabled = models.BooleanField(default=True)
     priority = models.PositiveSmallIntegerField(
         default=100, help_text="Lower goes first when several accounts can send."
@@ -69,6 +76,10 @@ class ProviderAccount(models.Model):
         return self.name
 
     def save(self, *args, **kwargs) -> None:
+        self.webhook_token_digest = digest(self.webhook_token)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "webhook_token" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "webhook_token_digest"}
         super().save(*args, **kwargs)
         _webhook_cache.clear()
 
@@ -82,11 +93,15 @@ class ProviderAccount(models.Model):
         answer is kept in this process for `WEBHOOK_CACHE_SECONDS` (a change saved in this
         process clears it; other processes see a rotated token or a disabled account that much
         later)."""
-        key, now = (slug, token), time.monotonic()
+        key, now = (slug, digest(token)), time.monotonic()
         hit = _webhook_cache.get(key)
         if hit is not None and hit[1] > now:
             return hit[0]
-        account = cls.objects.filter(slug=slug, webhook_token=token, enabled=True).first()
+        account = cls.objects.filter(slug=slug, webhook_token_digest=key[1], enabled=True).first()
+        if account is not None and not hmac.compare_digest(
+            account.webhook_token.encode(), token.encode()
+        ):
+            account = None
         if len(_webhook_cache) > 10_000:
             _webhook_cache.clear()
         _webhook_cache[key] = (account, now + WEBHOOK_CACHE_SECONDS)
@@ -106,12 +121,15 @@ class ProviderAccount(models.Model):
         )
         return f"{settings.PUBLIC_BASE_URL}{path}"
 
+    def is_secret_credential(self, key: str) -> bool:
+        """Whether that credential is a secret (every one, for an unknown provider kind)."""
+        if self.slug not in registry.adapters():
+            return True
+        return key in self.adapter_class.secret_credentials | {WEBHOOK_PASSWORD}
+
     def masked_credentials(self) -> dict[str, Any]:
-        secret = None
-        if self.slug in registry.adapters():
-            secret = self.adapter_class.secret_credentials | {WEBHOOK_PASSWORD}
         return {
-            key: mask(value) if secret is None or key in secret else value
+            key: mask(value) if self.is_secret_credential(key) else value
             for key, value in (self.credentials or {}).items()
         }
 
