@@ -1,0 +1,61 @@
+"""Who is calling: an API key in `Authorization: Bearer <key>` or in `X-API-Key: <key>`.
+
+A request without a valid key is answered 401 before anything else happens; a valid key over
+its rate limit gets 429 with `Retry-After`. Neither touches anything. Keys are not cookies, so
+CSRF does not apply to API calls.
+"""
+
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja.security import APIKeyHeader, HttpBearer
+
+from . import keys, ratelimit
+from .errors import UNAUTHORIZED, ApiError
+from .models import ApiKey
+
+logger = logging.getLogger(__name__)
+
+
+def authenticate(request: HttpRequest, secret: str) -> ApiKey:
+    api_key = keys.lookup(secret.strip())
+    if api_key is None:
+        raise ApiError(401, "unauthorized", f"This API key is not valid. {UNAUTHORIZED}")
+    if not api_key.is_active:
+        logger.info("api: revoked key used: key=%s account=%s", api_key.prefix, api_key.account_id)
+        raise ApiError(
+            401, "unauthorized", "This API key was revoked: ask an account admin for a new one."
+        )
+    wait = ratelimit.hit(api_key.key_hash[:16])
+    if wait is not None:
+        limit = settings.SMSHUB_API_RATE_LIMIT
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"More than {limit} requests a minute with this key: try again in {wait} s.",
+            headers={"Retry-After": str(wait)},
+        )
+    keys.touch(api_key)
+    return api_key
+
+
+class BearerKey(HttpBearer):
+    """`Authorization: Bearer <key>`."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> ApiKey:
+        return authenticate(request, token)
+
+
+class HeaderKey(APIKeyHeader):
+    """`X-API-Key: <key>`."""
+
+    param_name = "X-API-Key"
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
+        if key is None:
+            return None
+        return authenticate(request, key)
+
+
+AUTH = [BearerKey(), HeaderKey()]

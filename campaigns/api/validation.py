@@ -1,0 +1,159 @@
+"""The same rules as the compose form, for what the API is sent.
+
+Numbers are E.164 (`campaigns.phone`), senders are the account's approved sender names,
+categories the account's own (by tag), text at most `MAX_TEXT_LENGTH` characters and not blank,
+and times are checked like the form's (`window_end` ahead, and after `send_at`). Every problem
+found is reported at once, field by field.
+"""
+
+import zoneinfo
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from campaigns import phone
+from campaigns.models import Account, Category, SenderName
+
+from .errors import invalid
+from .schemas import MessageIn
+
+Errors = dict[str, list[str]]
+# Invalid numbers of one list named one by one; the rest are counted.
+MAX_NUMBER_ERRORS = 100
+
+
+@dataclass
+class Outgoing:
+    """A send request that passed every check: numbers in E.164, objects of the account."""
+
+    numbers: list[str]
+    text: str
+    sender: str
+    category: Category | None
+    send_at: datetime | None
+    window_end: datetime | None
+    campaign: str | None
+    many: bool  # a list of numbers was given (even of one)
+
+
+def number(value: str, field: str, errors: Errors) -> str:
+    try:
+        return phone.normalize(value)
+    except ValidationError as error:
+        errors.setdefault(field, []).extend(error.messages)
+        return ""
+
+
+def text(value: str, field: str, errors: Errors) -> str:
+    if not value.strip():
+        errors.setdefault(field, []).append("Write the message to send.")
+    return value
+
+
+def sender(account: Account, value: str, errors: Errors, field: str = "sender") -> str:
+    if (
+        value
+        and not SenderName.objects.filter(
+            account=account, name=value, status=SenderName.Status.APPROVED
+        ).exists()
+    ):
+        errors.setdefault(field, []).append(
+            f"“{value}” is not an approved sender name of this account. Leave it empty for "
+            "the provider's default, or ask an admin to approve it."
+        )
+    return value
+
+
+def category(account: Account, tag: str | None, errors: Errors) -> Category | None:
+    if tag is None:
+        return None
+    found = Category.objects.filter(account=account, tag=tag).first()
+    if found is None:
+        errors.setdefault("category", []).append(f"This account has no category tagged “{tag}”.")
+    return found
+
+
+def moment(account: Account, value: datetime | None, field: str, errors: Errors):
+    """An aware UTC datetime: without an offset, `value` is in the account's time zone.
+
+    A local time that the clocks skip (spring forward) or pass twice (fall back) is refused:
+    it names no single moment, and the sender must say which one with an offset.
+    """
+    if value is None:
+        return None
+    try:
+        if timezone.is_naive(value):
+            tz = zoneinfo.ZoneInfo(account.timezone)
+            problem = _local_time_problem(value, tz)
+            if problem:
+                errors.setdefault(field, []).append(problem)
+                return None
+            value = value.replace(tzinfo=tz)
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        errors.setdefault(field, []).append("This time is out of range.")
+        return None
+
+
+def _local_time_problem(value: datetime, tz: zoneinfo.ZoneInfo) -> str:
+    """Why the naive local time `value` names no single moment in `tz` ("" when it does)."""
+    first, second = value.replace(tzinfo=tz, fold=0), value.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return ""
+    shown = f"{value:%Y-%m-%d %H:%M}"
+    # Through UTC and back, a time that does not exist comes back as another wall time.
+    if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
+        return (
+            f"{shown} does not exist in {tz.key}: the clocks go forward then. Choose another "
+            "time, or give this one with its UTC offset."
+        )
+    return (
+        f"{shown} happens twice in {tz.key}: the clocks go back then. Give it with its UTC "
+        f"offset: {first.isoformat()} for the first, {second.isoformat()} for the second."
+    )
+
+
+def window(send_at: datetime | None, window_end: datetime | None, errors: Errors) -> None:
+    if window_end is None:
+        return
+    if window_end <= timezone.now():
+        errors.setdefault("window_end", []).append("This time has already passed.")
+    elif send_at is not None and window_end <= send_at:
+        errors.setdefault("window_end", []).append("Must be after the time to send.")
+
+
+def outgoing(account: Account, payload: MessageIn) -> Outgoing:
+    """Check a send request against the account; raises a 422 ApiError naming each problem."""
+    errors: Errors = {}
+    many = isinstance(payload.to, list)
+    given = payload.to if many else [payload.to]
+    numbers, bad = [], 0
+    for index, value in enumerate(given):
+        found: Errors = {}
+        numbers.append(number(value, f"to.{index}" if many else "to", found))
+        bad += bool(found)
+        if bad <= MAX_NUMBER_ERRORS:
+            errors.update(found)
+    if bad > MAX_NUMBER_ERRORS:
+        more = bad - MAX_NUMBER_ERRORS
+        errors["to"] = [f"…and {more} more invalid number{'s' if more > 1 else ''}."]
+    send_at = moment(account, payload.send_at, "send_at", errors)
+    window_end = moment(account, payload.window_end, "window_end", errors)
+    window(send_at, window_end, errors)
+    if payload.campaign is not None and not payload.campaign.strip():
+        errors.setdefault("campaign", []).append("Give the campaign a name, or leave it out.")
+    result = Outgoing(
+        numbers=numbers,
+        text=text(payload.text, "text", errors),
+        sender=sender(account, payload.sender, errors),
+        category=category(account, payload.category, errors),
+        send_at=send_at,
+        window_end=window_end,
+        campaign=payload.campaign.strip() if payload.campaign else None,
+        many=many,
+    )
+    if errors:
+        raise invalid(errors)
+    return result

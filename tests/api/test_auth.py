@@ -1,0 +1,112 @@
+"""Keys: no key, a wrong key or a revoked key is a 401 that changes nothing; either header works;
+CSRF does not apply; the last use is recorded at most once a minute."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from campaigns.api import keys
+from campaigns.api.models import ApiKey
+from campaigns.models import Message
+
+from .conftest import ApiClient, error_of
+
+SEND = {"to": "+33612345678", "text": "Hello"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer smsh_not-a-key-at-all"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"X-API-Key": "smsh_wrong"},
+        {"X-API-Key": "something else"},
+    ],
+    ids=["none", "wrong-bearer", "empty-bearer", "basic", "wrong-header", "garbage-header"],
+)
+def test_without_a_valid_key_401_and_nothing_sent(client, account, headers):
+    response = ApiClient(client, None).post("/messages", SEND, headers=headers)
+    assert response.status_code == 401
+    assert error_of(response)["code"] == "unauthorized"
+    assert "Authorization: Bearer" in error_of(response)["message"]
+    assert not Message.objects.exists()
+
+
+def test_every_endpoint_needs_a_key(client, account):
+    anonymous = ApiClient(client, None)
+    for response in [
+        anonymous.post("/messages", SEND),
+        anonymous.get("/messages"),
+        anonymous.get("/messages/1"),
+        anonymous.post("/messages/1/cancel"),
+        anonymous.get("/replies"),
+        anonymous.get("/campaigns/1"),
+        anonymous.post("/otp", {"to": "+33612345678"}),
+        anonymous.post("/otp/verify", {"to": "+33612345678", "code": "123456"}),
+    ]:
+        assert response.status_code == 401, response.request
+        assert error_of(response)["code"] == "unauthorized"
+
+
+def test_revoked_key_401_and_nothing_sent(api, api_key):
+    keys.revoke(api_key)
+    response = api.post("/messages", SEND)
+    assert response.status_code == 401
+    assert "revoked" in error_of(response)["message"]
+    assert not Message.objects.exists()
+
+
+def test_bearer_and_x_api_key_both_work(client, api_key):
+    bearer = ApiClient(client, api_key.secret).post("/messages", SEND)
+    header = ApiClient(client, None).post("/messages", SEND, headers={"X-API-Key": api_key.secret})
+    assert (bearer.status_code, header.status_code) == (201, 201)
+    assert Message.objects.filter(account=api_key.account).count() == 2
+
+
+def test_a_logged_in_session_is_not_a_key(client, operator):
+    client.force_login(operator)
+    response = ApiClient(client, None).get("/messages")
+    assert response.status_code == 401
+
+
+def test_csrf_does_not_apply_to_key_authenticated_calls(api_key):
+    strict = Client(enforce_csrf_checks=True)
+    response = ApiClient(strict, api_key.secret).post("/messages", SEND)
+    assert response.status_code == 201, response.content
+
+
+def test_only_the_hash_is_stored(api_key):
+    stored = ApiKey.objects.filter(pk=api_key.pk).values().get()
+    assert api_key.secret not in str(stored)
+    assert stored["key_hash"] == keys.digest(api_key.secret)
+    assert api_key.secret.startswith(stored["prefix"])
+    assert len(api_key.secret) > 40
+
+
+def test_last_used_is_recorded_at_most_once_a_minute(api, api_key):
+    assert api_key.last_used_at is None
+    api.get("/messages")
+    api_key.refresh_from_db()
+    first = api_key.last_used_at
+    assert first is not None and timezone.now() - first < timedelta(seconds=5)
+
+    api.get("/messages")
+    api_key.refresh_from_db()
+    assert api_key.last_used_at == first
+
+    earlier = timezone.now() - timedelta(minutes=2)
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=earlier)
+    api.get("/messages")
+    api_key.refresh_from_db()
+    assert api_key.last_used_at > earlier + timedelta(minutes=1)
+
+
+def test_a_revoked_key_is_not_marked_used(api, api_key):
+    keys.revoke(api_key)
+    api.get("/messages")
+    api_key.refresh_from_db()
+    assert api_key.last_used_at is None

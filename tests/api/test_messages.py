@@ -1,0 +1,374 @@
+"""Sending, reading, listing and canceling messages through the API, and the validation errors
+(field by field, in the one documented shape) that leave nothing behind."""
+
+import zoneinfo
+from datetime import datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from campaigns.models import Campaign, Message, MessageEvent
+from tests.factories import (
+    CampaignFactory,
+    CategoryFactory,
+    MessageFactory,
+    OptOutFactory,
+    ReplyFactory,
+    SenderNameFactory,
+)
+
+from .conftest import error_of
+
+Status = Message.Status
+
+
+def test_send_one_number(api, account):
+    category = CategoryFactory(account=account, tag="appointments")
+    SenderNameFactory(account=account, name="Clinic")
+    response = api.post(
+        "/messages",
+        {
+            "to": "+33 6 12 34 56 78",
+            "text": "See you at 10:00",
+            "sender": "Clinic",
+            "category": "appointments",
+        },
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["campaign"] is None and body["queued"] == 1
+    sent = body["message"]
+    message = Message.objects.get()
+    assert sent["id"] == message.pk
+    assert (sent["to"], sent["status"], sent["sender"], sent["category"]) == (
+        "+33612345678",
+        "queued",
+        "Clinic",
+        "appointments",
+    )
+    assert (sent["encoding"], sent["segments"]) == ("GSM-7", 1)
+    assert message.account == account and message.category == category
+    event = message.events.get()
+    assert event.source == MessageEvent.Source.API and event.to_status == Status.QUEUED
+
+
+def test_scheduled_time_without_offset_is_in_the_accounts_time_zone(api, account):
+    tomorrow = (timezone.now() + timedelta(days=1)).date()
+    response = api.post(
+        "/messages",
+        {
+            "to": "+33612345678",
+            "text": "Tomorrow",
+            "send_at": f"{tomorrow}T09:30:00",
+            "window_end": f"{tomorrow}T11:00:00+02:00",
+        },
+    )
+    assert response.status_code == 201, response.content
+    message = Message.objects.get()
+    paris = datetime.combine(tomorrow, datetime.min.time()).replace(
+        hour=9, minute=30, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")
+    )
+    assert message.status == Status.SCHEDULED
+    assert message.scheduled_at == paris
+    assert response.json()["message"]["status"] == "scheduled"
+
+
+@pytest.mark.parametrize(
+    ("field", "local", "error"),
+    [
+        (
+            "send_at",
+            "2099-03-29T02:30:00",
+            "2099-03-29 02:30 does not exist in Europe/Paris: the clocks go forward then. "
+            "Choose another time, or give this one with its UTC offset.",
+        ),
+        (
+            "window_end",
+            "2099-10-25T02:30:00",
+            "2099-10-25 02:30 happens twice in Europe/Paris: the clocks go back then. Give it "
+            "with its UTC offset: 2099-10-25T02:30:00+02:00 for the first, "
+            "2099-10-25T02:30:00+01:00 for the second.",
+        ),
+    ],
+)
+def test_a_local_time_the_clocks_skip_or_repeat_is_refused(api, account, field, local, error):
+    response = api.post("/messages", {"to": "+33612345678", "text": "Hi", field: local})
+    assert response.status_code == 422, response.content
+    assert error_of(response)["fields"] == {field: [error]}
+    assert not Message.objects.exists()
+    # With its offset, the same wall time is one moment: accepted.
+    response = api.post("/messages", {"to": "+33612345678", "text": "Hi", field: local + "+01:00"})
+    assert response.status_code == 201, response.content
+
+
+def test_send_to_many_makes_a_campaign(api, account):
+    OptOutFactory(account=account, number="+33612345679")
+    response = api.post(
+        "/messages",
+        {
+            "to": ["+33612345678", "+33 6 12 34 56 78", "+33612345679", "+40721234567"],
+            "text": "Sale today",
+            "campaign": "Spring sale",
+        },
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["queued"], body["duplicates"], body["opted_out"]) == (2, 1, 1)
+    assert body["message"] is None
+    campaign = Campaign.objects.get()
+    assert body["campaign"]["id"] == campaign.pk and campaign.name == "Spring sale"
+    assert body["campaign"]["counts"]["queued"] == 2 and body["campaign"]["counts"]["total"] == 2
+    assert sorted(campaign.messages.values_list("recipient", flat=True)) == [
+        "+33612345678",
+        "+40721234567",
+    ]
+    assert set(MessageEvent.objects.values_list("source", flat=True)) == {"api"}
+
+    shown = api.get(f"/campaigns/{campaign.pk}").json()
+    assert shown["name"] == "Spring sale" and shown["counts"]["total"] == 2
+
+
+def test_one_opted_out_number_is_recorded_blocked_and_not_sent(api, account):
+    OptOutFactory(account=account, number="+33612345678")
+    response = api.post("/messages", {"to": "+33612345678", "text": "Hi"})
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["queued"], body["opted_out"]) == (0, 1)
+    assert body["message"]["status"] == "blocked" and body["message"]["error_code"] == "opted_out"
+    message = Message.objects.get()
+    assert message.status == Status.BLOCKED and "opted out" in message.error_reason
+
+
+def test_a_list_of_one_or_a_campaign_name_makes_a_campaign(api, api_key):
+    api.post("/messages", {"to": ["+33612345678"], "text": "One"})
+    api.post("/messages", {"to": "+33612345678", "text": "Two", "campaign": "Named"})
+    names = sorted(Campaign.objects.values_list("name", flat=True))
+    assert names == ["API: Booking site", "Named"]
+    assert Message.objects.filter(campaign__isnull=False).count() == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({"to": "0612345678", "text": "Hi"}, {"to"}),
+        ({"to": ["+33612345678", "+33 1", "nope"], "text": "Hi"}, {"to.1", "to.2"}),
+        ({"to": [], "text": "Hi"}, {"to"}),
+        ({"to": "+33612345678", "text": "   "}, {"text"}),
+        ({"to": "+33612345678", "text": ""}, {"text"}),
+        ({"to": "+33612345678", "text": "x" * 1531}, {"text"}),
+        ({"to": "+33612345678", "text": "a\u0000b"}, {"text"}),
+        ({"to": "+33612345678"}, {"text"}),
+        ({"to": "+33612345678", "text": "Hi", "sender": "Unknown"}, {"sender"}),
+        ({"to": "+33612345678", "text": "Hi", "sender": "Pending"}, {"sender"}),
+        ({"to": "+33612345678", "text": "Hi", "category": "theirs"}, {"category"}),
+        (
+            {"to": "+33612345678", "text": "Hi", "window_end": "2020-01-01T00:00:00Z"},
+            {"window_end"},
+        ),
+        (
+            {
+                "to": "+33612345678",
+                "text": "Hi",
+                "send_at": "2099-01-02T10:00:00Z",
+                "window_end": "2099-01-01T10:00:00Z",
+            },
+            {"window_end"},
+        ),
+        ({"to": "+33612345678", "text": "Hi", "send_at": "tomorrow"}, {"send_at"}),
+        ({"to": "+33612345678", "text": "Hi", "campaign": "  "}, {"campaign"}),
+        ({"to": "+33612345678", "text": "Hi", "recipient": "+33612345678"}, {"recipient"}),
+        ({"to": 33612345678, "text": "Hi"}, {"to"}),
+    ],
+    ids=[
+        "national-number",
+        "bad-in-list",
+        "empty-list",
+        "blank-text",
+        "empty-text",
+        "too-long",
+        "nul",
+        "no-text",
+        "unknown-sender",
+        "pending-sender",
+        "other-accounts-category",
+        "window-passed",
+        "window-before-send",
+        "bad-time",
+        "blank-campaign",
+        "unknown-field",
+        "number-not-string",
+    ],
+)
+def test_invalid_send_is_422_field_by_field_and_sends_nothing(
+    api, account, other_account, body, fields
+):
+    SenderNameFactory(account=account, name="Pending", status="pending")
+    SenderNameFactory(account=other_account, name="Unknown")
+    CategoryFactory(account=other_account, tag="theirs")
+    response = api.post("/messages", body)
+    assert response.status_code == 422, response.content
+    error = error_of(response)
+    assert error["code"] == "invalid"
+    assert set(error["fields"]) == fields, error
+    assert not Message.objects.exists() and not Campaign.objects.exists()
+
+
+def test_field_messages_say_what_is_wrong(api):
+    response = api.post(
+        "/messages", {"to": ["+33612345678", "+33 1"], "text": "Hi", "sender": "Nope"}
+    )
+    fields = error_of(response)["fields"]
+    assert fields["to.1"] == ["“+33 1” is not a phone number."]
+    assert "not an approved sender name" in fields["sender"][0]
+
+
+def test_body_that_is_not_json_is_400(api):
+    response = api.post("/messages", raw="{not json")
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "bad_request"
+
+
+def test_get_message(api, account):
+    message = MessageFactory(account=account, status=Status.DELIVERED, text="Hi")
+    response = api.get(f"/messages/{message.pk}")
+    assert response.status_code == 200
+    assert response.json()["status"] == "delivered" and response.json()["text"] == "Hi"
+
+
+def test_another_accounts_message_or_campaign_is_404(api, other_account):
+    message = MessageFactory(account=other_account, status=Status.QUEUED)
+    campaign = CampaignFactory(account=other_account)
+    for response in [
+        api.get(f"/messages/{message.pk}"),
+        api.post(f"/messages/{message.pk}/cancel"),
+        api.get(f"/campaigns/{campaign.pk}"),
+        api.get("/messages/999999"),
+    ]:
+        assert response.status_code == 404
+        assert error_of(response)["code"] == "not_found"
+    message.refresh_from_db()
+    assert message.status == Status.QUEUED
+
+
+def test_an_id_out_of_range_is_422_not_500(api):
+    response = api.get(f"/messages/{2**64}")
+    assert response.status_code == 422
+    assert "message_id" in error_of(response)["fields"]
+
+
+def test_list_is_newest_first_filtered_and_paginated_by_cursor(api, account, other_account):
+    old = MessageFactory(account=account, status=Status.SENT)
+    Message.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=3))
+    mine = [MessageFactory(account=account, status=Status.QUEUED) for _ in range(5)]
+    MessageFactory(account=other_account, status=Status.QUEUED)
+
+    first = api.get("/messages", {"status": "queued", "limit": 2}).json()
+    assert [m["id"] for m in first["results"]] == [mine[4].pk, mine[3].pk]
+    second = api.get(
+        "/messages", {"status": "queued", "limit": 2, "cursor": first["next_cursor"]}
+    ).json()
+    third = api.get(
+        "/messages", {"status": "queued", "limit": 2, "cursor": second["next_cursor"]}
+    ).json()
+    assert [m["id"] for m in second["results"]] == [mine[2].pk, mine[1].pk]
+    assert [m["id"] for m in third["results"]] == [mine[0].pk]
+    assert third["next_cursor"] is None
+
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    recent = api.get("/messages", {"since": since}).json()["results"]
+    assert {m["id"] for m in recent} == {m.pk for m in mine}
+    assert len(api.get("/messages").json()["results"]) == 6
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"cursor": "abc"}, "cursor"),
+        ({"cursor": "²"}, "cursor"),
+        ({"status": "lost"}, "status"),
+        ({"limit": 0}, "limit"),
+        ({"since": "yesterday"}, "since"),
+    ],
+)
+def test_bad_list_parameters_are_422(api, params, field):
+    response = api.get("/messages", params)
+    assert response.status_code == 422
+    assert field in error_of(response)["fields"]
+
+
+@pytest.mark.parametrize("status", [Status.QUEUED, Status.SCHEDULED, Status.RETRYING])
+def test_cancel_a_message_not_yet_sending(api, account, status):
+    message = MessageFactory(account=account, status=status)
+    response = api.post(f"/messages/{message.pk}/cancel")
+    assert response.status_code == 200
+    assert response.json()["status"] == "canceled"
+    message.refresh_from_db()
+    assert message.status == Status.CANCELED
+    event = message.events.get()
+    assert (event.from_status, event.to_status, event.source) == (status, "canceled", "api")
+
+
+@pytest.mark.parametrize(
+    "status", [Status.SENDING, Status.SENT, Status.DELIVERED, Status.CANCELED, Status.FAILED]
+)
+def test_cancel_too_late_is_a_clear_409(api, account, status):
+    message = MessageFactory(account=account, status=status)
+    response = api.post(f"/messages/{message.pk}/cancel")
+    assert response.status_code == 409
+    error = error_of(response)
+    assert error["code"] == "not_cancelable"
+    assert message.get_status_display().lower() in error["message"]
+    message.refresh_from_db()
+    assert message.status == status and not message.events.exists()
+
+
+def test_replies_of_the_account_only_newest_first(api, account, other_account):
+    message = MessageFactory(account=account)
+    older = ReplyFactory(
+        account=account,
+        from_number="+33612345678",
+        message=message,
+        received_at=timezone.now() - timedelta(hours=2),
+    )
+    newer = ReplyFactory(account=account, from_number="+40721234567", text="STOP")
+    ReplyFactory(account=other_account)
+
+    body = api.get("/replies").json()
+    assert [r["id"] for r in body["results"]] == [newer.pk, older.pk]
+    assert body["results"][1]["message_id"] == message.pk
+    assert body["results"][0]["text"] == "STOP"
+
+    only = api.get("/replies", {"from_number": "+33 6 12 34 56 78"}).json()["results"]
+    assert [r["id"] for r in only] == [older.pk]
+    since = (timezone.now() - timedelta(hours=1)).isoformat()
+    assert [r["id"] for r in api.get("/replies", {"since": since}).json()["results"]] == [newer.pk]
+    assert "from_number" in error_of(api.get("/replies", {"from_number": "x"}))["fields"]
+
+
+def test_unknown_endpoint_is_a_json_404(api):
+    response = api.get("/nothing-here")
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "not_found"
+
+
+def test_a_long_list_of_bad_numbers_names_the_first_hundred(api):
+    response = api.post("/messages", {"to": ["+33 1"] * 150, "text": "Hi"})
+    fields = error_of(response)["fields"]
+    assert len(fields) == 101
+    assert "to.99" in fields and "to.100" not in fields
+    assert fields["to"] == ["…and 50 more invalid numbers."]
+
+
+def test_a_method_an_endpoint_does_not_take_is_a_json_405(api):
+    response = api.client.delete("/api/v1/messages", headers=api.headers(None))
+    assert response.status_code == 405
+    assert error_of(response)["code"] == "method_not_allowed"
+    assert "GET" in response["Allow"] and "POST" in response["Allow"]
+
+
+def test_a_body_too_large_is_a_json_413(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = api.post("/messages", {"to": ["+33612345678"] * 100, "text": "Hi"})
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "too_large"
+    assert not Message.objects.exists()
