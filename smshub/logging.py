@@ -1,0 +1,308 @@
+"""Logs: one JSON object per line in production, a request id on every record, secrets masked.
+
+- `JsonFormatter` writes `time`, `level`, `logger`, `message` and, when known, `request_id`,
+  `message_id`, `account`, `provider`, `task` and `task_id`, plus anything passed as `extra`.
+  Gunicorn's access log becomes `method`, `path`, `status`, `duration_ms`, ...
+- `RequestIdMiddleware` takes the request's `X-Request-ID` (or makes one), echoes it in the
+  response and puts it on every record logged while serving the request (`ContextFilter`).
+- `MaskingFilter` masks secrets (Authorization headers, `api_key=`, `token=`, `password=`
+  values, passwords in URLs, webhook tokens in `/hooks/` paths) and, unless told not to
+  (development), phone numbers down to their last four digits: `+33•••••5678`.
+- `log_context(message_id=..., account=..., provider=...)` adds fields to every record logged
+  inside it (worker code that handles one message at a time).
+
+Both filters sit on the handlers, so records of every logger pass through them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.signals import request_finished
+from django.dispatch import receiver
+
+# --- context -------------------------------------------------------------------------------
+
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "smshub_request_id", default=None
+)
+_fields: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "smshub_log_fields", default=None
+)
+
+# A request id from outside is kept only if it is this tame (else one is made): it goes into
+# logs and a response header.
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+@contextlib.contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add these fields (e.g. `message_id`, `account`, `provider`) to every record logged inside."""
+    token = _fields.set({**(_fields.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _fields.reset(token)
+
+
+class RequestIdMiddleware:
+    """First in MIDDLEWARE: every record logged while serving a request carries its id, and the
+    response says it in `X-Request-ID` (a proxy's id is kept, so one id follows the request).
+
+    The id stays set until the response is closed (`request_finished`), not only while the
+    middleware runs: Django logs 4xx and 5xx answers after the middleware chain returns.
+    """
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        offered = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = offered if REQUEST_ID_RE.fullmatch(offered) else uuid.uuid4().hex
+        request.request_id = request_id
+        _request_id.set(request_id)
+        response = self.get_response(request)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+@receiver(request_finished, dispatch_uid="smshub.logging.forget_request_id")
+def _forget_request_id(**kwargs: Any) -> None:
+    _request_id.set(None)
+
+
+# Attributes every LogRecord has: anything else on a record came from `extra`.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Set by ContextFilter; written under these names by JsonFormatter.
+CONTEXT_FIELDS = ("request_id", "message_id", "account", "provider", "task", "task_id")
+
+
+def _celery_task() -> tuple[str, str] | None:
+    if "celery" not in sys.modules:
+        return None
+    from celery import current_task
+
+    task = current_task
+    if not task or task.request.id is None:
+        return None
+    return task.name, task.request.id
+
+
+def _gunicorn_access(atoms: Mapping[str, Any]) -> dict[str, Any]:
+    """Gunicorn's access-log atoms as fields."""
+
+    def atom(key: str) -> Any:
+        value = atoms.get(key, "-")
+        return None if value in ("-", None) else value
+
+    fields = {
+        "method": atom("m"),
+        "path": atom("U"),
+        "query": atom("q") or None,
+        "status": int(atoms["s"]) if str(atoms.get("s", "")).isdigit() else atom("s"),
+        "duration_ms": round(int(atoms["D"]) / 1000, 1) if atom("D") is not None else None,
+        "bytes": atom("B"),
+        "remote_addr": atom("h"),
+        "user_agent": atom("a"),
+        "request_id": atom("{x-request-id}o"),
+    }
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+class ContextFilter(logging.Filter):
+    """Puts the request id, `log_context` fields and the Celery task on the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "gunicorn.access" and isinstance(record.args, Mapping):
+            record.http = _gunicorn_access(record.args)
+            if "request_id" in record.http:
+                record.request_id = record.http.pop("request_id")
+        if getattr(record, "request_id", None) is None:
+            record.request_id = _request_id.get()
+        for key, value in (_fields.get() or {}).items():
+            if getattr(record, key, None) is None:
+                setattr(record, key, value)
+        if getattr(record, "task_id", None) is None and (task := _celery_task()):
+            record.task, record.task_id = task
+        return True
+
+
+# --- masking -------------------------------------------------------------------------------
+
+BULLET = "•"
+# E.164-looking: a plus (or %2B in a URL) then 8 to 15 digits, single spaces, dots or dashes
+# allowed between them ("+33 6 12 34 56 78").
+PHONE_RE = re.compile(r"(?<![\w+%])(?:\+|%2B)\d(?:[ .-]?\d){7,14}(?![\d])", re.IGNORECASE)
+SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # Authorization: Bearer abc / "Authorization": "Basic abc" / authorization=abc
+    (
+        re.compile(
+            r"""(?i)((?<![a-z])(?:proxy-)?authorization["']?\s*[:=]\s*["']?"""
+            r"""(?:(?:bearer|basic|token|digest)\s+)?)[^\s"',;&]+"""
+        ),
+        r"\1***",
+    ),
+    # api_key=..., "token": "...", password: ..., webhook_token=..., SECRET_KEY=...
+    (
+        re.compile(
+            r"""(?i)((?<![\w.-])[\w.-]*?(?:api[_-]?key|apikey|secret[_-]?key|private[_-]?key|"""
+            r"""access[_-]?key|token|password|passwd|secret|signature)["']?\s*[:=]\s*["']?)"""
+            r"""(?!\*\*\*)[^\s"',;&}\]]+"""
+        ),
+        r"\1***",
+    ),
+    # scheme://user:password@host
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@", re.IGNORECASE), r"\1***@"),
+    # /hooks/<provider>/<token>/...: the token in a webhook URL is its secret
+    (re.compile(r"(/hooks/[\w-]+/)[^/\s?\"']+"), r"\1***"),
+]
+
+
+def mask_number(match: re.Match[str]) -> str:
+    text = match.group(0)
+    prefix = "+" if text.startswith("+") else text[:3]
+    digits = re.sub(r"\D", "", text[len(prefix) :])
+    return f"{prefix}{digits[:2]}{BULLET * (len(digits) - 6)}{digits[-4:]}"
+
+
+def mask(text: str, numbers: bool = True) -> str:
+    """`text` with secrets masked, and phone numbers too unless `numbers` is false."""
+    for pattern, replacement in SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    if numbers:
+        text = PHONE_RE.sub(mask_number, text)
+    return text
+
+
+class MaskingFilter(logging.Filter):
+    """Masks the message, the traceback and string `extra` fields of every record (see `mask`).
+
+    `numbers=False` (development) leaves phone numbers readable; secrets are always masked.
+    """
+
+    def __init__(self, name: str = "", numbers: bool = True) -> None:
+        super().__init__(name)
+        self.numbers = numbers
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        done = getattr(record, "_smshub_masked", None)  # by another handler's filter
+        if done is not None and (done or not self.numbers):
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: let the handler report it as usual
+            return True
+        record.msg, record.args = mask(message, self.numbers), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask(record.exc_text, self.numbers)
+        if record.stack_info:
+            record.stack_info = mask(record.stack_info, self.numbers)
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, mask(value, self.numbers))
+        if isinstance(getattr(record, "http", None), dict):
+            record.http = {
+                k: mask(v, self.numbers) if isinstance(v, str) else v
+                for k, v in record.http.items()
+            }
+        record._smshub_masked = record._smshub_numbers = self.numbers
+        return True
+
+
+# --- formatting ----------------------------------------------------------------------------
+
+
+# Record attributes that are not `extra` fields to write.
+_NOT_EXTRA = frozenset(
+    {"http", "color_message", "_smshub_masked", "_smshub_numbers", *CONTEXT_FIELDS}
+)
+_JSON_NATIVE = (str, int, float, bool, type(None))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (see the module docstring for the fields)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in CONTEXT_FIELDS:
+            value = getattr(record, key, None)
+            if value is not None:
+                entry[key] = value
+        entry.update(getattr(record, "http", None) or {})
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key not in entry and key not in _NOT_EXTRA:
+                # An object (Django's `request`): its text, masked like the rest.
+                numbers = getattr(record, "_smshub_numbers", True)
+                entry[key] = value if isinstance(value, _JSON_NATIVE) else mask(str(value), numbers)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        entry["process"] = record.process
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def config(level: str = "INFO", fmt: str = "json", numbers: bool = True) -> dict[str, Any]:
+    """A `logging.config.dictConfig` for Django's LOGGING: everything to stderr, through the
+    context and masking filters, as JSON (`fmt="json"`) or plain text."""
+    if fmt not in ("json", "plain"):
+        raise ValueError(f"LOG_FORMAT must be json or plain, not {fmt!r}")
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            "context": {"()": "smshub.logging.ContextFilter"},
+            "mask": {"()": "smshub.logging.MaskingFilter", "numbers": numbers},
+        },
+        "formatters": {
+            "plain": {"format": PLAIN_FORMAT},
+            "json": {"()": "smshub.logging.JsonFormatter"},
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": fmt,
+                "filters": ["context", "mask"],
+            }
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {"django.db.backends": {"level": "INFO"}},
+    }
+
+
+def gunicorn_config(level: str = "INFO", fmt: str = "json", numbers: bool = True) -> dict:
+    """Gunicorn's `logconfig_dict`: its error log to stderr and access log to stdout, in the
+    same format and through the same filters as the application's records."""
+    base = config(level, fmt, numbers)
+    base["handlers"]["access"] = {**base["handlers"]["console"], "stream": "ext://sys.stdout"}
+    base["loggers"] = {
+        "gunicorn.error": {"handlers": ["console"], "level": level, "propagate": False},
+        "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+    }
+    return base
