@@ -11,6 +11,8 @@ from django.utils.text import Truncator
 
 from providers.models import mask
 
+from .audit import recorder as audit
+from .audit.admin import trail_link
 from .models import (
     Account,
     Campaign,
@@ -112,8 +114,13 @@ class AccountAdmin(admin.ModelAdmin):
     ]
     search_fields = ["name"]
     inlines = [RouteEntryInline, MembershipInline]
-    readonly_fields = ["forward_secret_masked"]
+    readonly_fields = ["forward_secret_masked", "audit_trail"]
     actions = ["rotate_forward_secret"]
+
+    @admin.display(description="audit trail")
+    def audit_trail(self, obj: Account) -> str:
+        """Every recorded change to the account and its routes, sender names and opt-outs."""
+        return trail_link(obj, whole_account=True)
 
     @admin.display(description="forwarding signature key")
     def forward_secret_masked(self, obj: Account) -> str:
@@ -156,7 +163,7 @@ class SenderNameAdmin(admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[SenderName], status: SenderName.Status
     ) -> None:
         total = queryset.count()
-        changed = queryset.exclude(status=status).update(status=status)
+        changed = audit.update(queryset.exclude(status=status), status=status)
         text = f"{_plural(changed, 'sender name', 'sender names')} {status.label.lower()}."
         if changed < total:
             text += f" {total - changed} already {'was' if total - changed == 1 else 'were'}."

@@ -1,22 +1,71 @@
 """Staff forms. Every choice is limited to the current account's own objects."""
 
+import hashlib
+import json
+import string
+from datetime import timedelta
+
 from django import forms
 from django.utils import timezone
 
-from providers import gsm
-
 from .models import Account, Category, SenderName
-from .phone import PhoneNumberFormField
+from .services.bulk import CsvInfo
 
 # Ten segments of GSM-7 text: longer than this is almost always a mistake.
 MAX_TEXT_LENGTH = 1530
+# A pasted list: about ten thousand numbers. More goes in a CSV file.
+MAX_PASTED_LENGTH = 200_000
+# Columns offered by the column picker.
+MAX_COLUMNS = 100
+# Typing "now" into a time field gives a time already a little in the past.
+PAST_SLACK = timedelta(minutes=1)
+
+
+def column_letter(index: int) -> str:
+    """Spreadsheet-style column name: 0 → A, 25 → Z, 26 → AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = string.ascii_uppercase[rest] + letters
+    return letters
 
 
 class ComposeForm(forms.Form):
-    recipient = PhoneNumberFormField(
+    """One SMS to one number, a pasted list or a CSV column; now, at a time or in a window."""
+
+    WHEN_CHOICES = [
+        ("now", "Now"),
+        ("at", "At a time"),
+        ("window", "Within a window"),
+    ]
+
+    recipients = forms.CharField(
         label="To",
-        help_text="A mobile number with its country code, e.g. +33 6 12 34 56 78.",
-        widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "tel"}),
+        required=False,
+        max_length=MAX_PASTED_LENGTH,
+        help_text="One number, or a list: one per line, or separated by commas or semicolons. "
+        "With the country code, e.g. +33 6 12 34 56 78.",
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
+    )
+    csv_file = forms.FileField(
+        label="Or a CSV file",
+        required=False,
+        help_text="UTF-8 CSV, one row per recipient. You choose the column with the numbers "
+        "next; bad rows are listed with their line numbers.",
+        widget=forms.FileInput(attrs={"accept": ".csv,.txt,text/csv,text/plain"}),
+    )
+    # An uploaded file kept on the server between the preview and the confirmation.
+    upload = forms.CharField(required=False, widget=forms.HiddenInput)
+    column = forms.TypedChoiceField(
+        label="Column with the numbers", coerce=int, required=False, empty_value=None
+    )
+    has_header = forms.BooleanField(label="Line 1 is a header (not a recipient)", required=False)
+    name = forms.CharField(
+        label="Campaign name",
+        max_length=200,
+        required=False,
+        help_text="Required for more than one recipient, e.g. “Flu jabs, October”.",
     )
     text = forms.CharField(
         label="Message",
@@ -32,38 +81,64 @@ class ComposeForm(forms.Form):
     category = forms.ModelChoiceField(
         label="Category", queryset=Category.objects.none(), required=False, empty_label="None"
     )
-
-    def __init__(self, *args, account: Account, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        approved = SenderName.objects.filter(account=account, status=SenderName.Status.APPROVED)
-        self.fields["sender"].choices = [("", "Provider default")] + [
-            (s.name, s.name) for s in approved
-        ]
-        self.fields["category"].queryset = Category.objects.filter(account=account)
-        self.fields["send_at"].help_text = f"Empty: now. Time in {account.timezone}."
-
+    when = forms.ChoiceField(
+        label="Send", choices=WHEN_CHOICES, initial="now", widget=forms.RadioSelect
+    )
     send_at = forms.DateTimeField(
         label="Send at",
         required=False,
-        help_text="Empty: now. In the account's time zone.",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     window_end = forms.DateTimeField(
         label="Not after",
         required=False,
-        help_text="If it cannot go out by then, it expires instead of arriving late.",
+        help_text="What cannot go out by then expires instead of arriving late.",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
+    # Ties the progress bar to this form, and a confirmation to the preview it confirms.
+    compose_id = forms.CharField(required=False, widget=forms.HiddenInput)
+    previewed = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def clean(self):
-        cleaned = super().clean()
-        send_at, window_end = cleaned.get("send_at"), cleaned.get("window_end")
-        if window_end is not None:
-            if window_end <= timezone.now():
-                self.add_error("window_end", "This time has already passed.")
-            elif send_at is not None and window_end <= send_at:
-                self.add_error("window_end", "Must be after the time to send.")
-        return cleaned
+    def __init__(
+        self,
+        *args,
+        account: Account,
+        upload_info: CsvInfo | None = None,
+        upload_error: str = "",
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.account = account
+        self.upload_info = upload_info
+        self.upload_error = upload_error
+        approved = SenderName.objects.filter(account=account, status=SenderName.Status.APPROVED)
+        self.fields["sender"].choices = [("", "Provider default")] + [
+            (s.name, s.name) for s in approved
+        ]
+        self.fields["category"].queryset = Category.objects.filter(account=account)
+        tz = account.timezone
+        self.fields["send_at"].help_text = f"In {tz}. In a window, empty means from now."
+        self.fields[
+            "window_end"
+        ].help_text = f"In {tz}. What cannot go out by then expires instead of arriving late."
+        if upload_info is not None:
+            self.fields["csv_file"].label = "Or another CSV file"
+            self.fields["column"].help_text = "Changed it? Preview again to check that column."
+            self.fields["column"].choices = [
+                (index, self.column_label(index))
+                for index in range(min(upload_info.columns, MAX_COLUMNS))
+            ]
+
+    def column_label(self, index: int) -> str:
+        info = self.upload_info
+        header = info.headers[index].strip() if index < len(info.headers) else ""
+        sample = info.sample[index].strip() if index < len(info.sample) else ""
+        label = column_letter(index)
+        if info.has_header and header:
+            label += f": {header[:40]}"
+        if sample:
+            label += f" (e.g. {sample[:30]})"
+        return label
 
     def clean_text(self) -> str:
         text = self.cleaned_data["text"]
@@ -71,5 +146,71 @@ class ComposeForm(forms.Form):
             raise forms.ValidationError("Write the message to send.", code="required")
         return text
 
-    def analysis(self) -> gsm.Analysis:
-        return gsm.analyze(self.data.get("text", ""))
+    def clean_name(self) -> str:
+        return self.cleaned_data["name"].strip()
+
+    def clean(self):
+        cleaned = super().clean()
+        self._clean_recipients(cleaned)
+        self._clean_schedule(cleaned)
+        return cleaned
+
+    def _clean_recipients(self, cleaned: dict) -> None:
+        pasted = (cleaned.get("recipients") or "").strip()
+        if self.upload_error:
+            self.add_error("csv_file", self.upload_error)
+        if self.upload_info is not None:
+            if pasted:
+                self.add_error(
+                    "recipients",
+                    "Give the numbers here or in a CSV file, not both: remove the file to use "
+                    "this list.",
+                )
+            if cleaned.get("column") is None and "column" not in self.errors:
+                self.add_error("column", "Choose the column that holds the numbers.")
+            if not cleaned.get("name") and "name" not in self.errors:
+                self.add_error("name", "Name the campaign: an upload sends to a list.")
+        elif not pasted and "recipients" not in self.errors and "csv_file" not in self.errors:
+            self.add_error("recipients", "Enter at least one number, or upload a CSV file.")
+
+    def _clean_schedule(self, cleaned: dict) -> None:
+        when = cleaned.get("when")
+        send_at, window_end = cleaned.get("send_at"), cleaned.get("window_end")
+        now = timezone.now()
+        if when == "now":
+            cleaned["send_at"] = cleaned["window_end"] = None
+        elif when == "at":
+            cleaned["window_end"] = None
+            if send_at is None:
+                if "send_at" not in self.errors:
+                    self.add_error("send_at", "Choose when to send.")
+            elif send_at < now - PAST_SLACK:
+                self.add_error("send_at", "This time has passed: choose a later one, or Now.")
+        elif when == "window":
+            if send_at is not None and send_at < now - PAST_SLACK:
+                self.add_error("send_at", "This time has passed: leave it empty to start now.")
+            if window_end is None:
+                if "window_end" not in self.errors:
+                    self.add_error("window_end", "Choose the latest time to send.")
+            elif window_end <= now:
+                self.add_error("window_end", "This time has already passed.")
+            elif send_at is not None and window_end <= send_at:
+                self.add_error("window_end", "Must be after the time to send.")
+
+    def fingerprint(self) -> str:
+        """A digest of everything the preview showed: a confirmation must match it."""
+        data = self.cleaned_data
+        parts = [
+            data.get("recipients", ""),
+            data.get("upload", ""),
+            data.get("column"),
+            data.get("has_header"),
+            data.get("name", ""),
+            data.get("text", ""),
+            data.get("sender", ""),
+            data["category"].pk if data.get("category") else None,
+            data.get("when"),
+            data["send_at"].isoformat() if data.get("send_at") else None,
+            data["window_end"].isoformat() if data.get("window_end") else None,
+        ]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from providers.models import ProviderAccount
+from smshub.crypto import EncryptedTextField
 
 from .phone import PhoneNumberField
 
@@ -56,14 +57,25 @@ class Account(models.Model):
         help_text="A reply without the provider's reference is linked to the latest message sent "
         "to that number within this many hours.",
     )
+    price_per_segment = models.DecimalField(
+        "price per SMS segment",
+        max_digits=8,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="What one SMS segment costs this account, for the estimate shown before "
+        "sending. Empty: no estimate (segments only).",
+    )
+    price_currency = models.CharField(
+        "currency", max_length=3, blank=True, default="EUR", help_text="e.g. EUR, RON, USD."
+    )
     forward_url = models.URLField(
         "forwarding URL",
         max_length=500,
         blank=True,
         help_text="Every reply and every final status is POSTed here as JSON, signed. Empty: off.",
     )
-    forward_secret = models.CharField(
-        max_length=64,
+    forward_secret = EncryptedTextField(
         default=new_secret,
         editable=False,
         help_text="Key of the HMAC-SHA256 signature in the X-SMSHub-Signature header.",
@@ -233,6 +245,8 @@ class Campaign(models.Model):
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
+        # Its messages are being written: nothing is sent and nothing can be done to it yet.
+        IMPORTING = "importing", "Importing"
         SCHEDULED = "scheduled", "Scheduled"
         RUNNING = "running", "Running"
         PAUSED = "paused", "Paused"
@@ -249,6 +263,12 @@ class Campaign(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    archived_counts = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Messages purged by retention, by status: campaign counts add them.",
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -311,6 +331,9 @@ class Message(models.Model):
     recipient = PhoneNumberField()
     sender = models.CharField(max_length=15, blank=True)
     text = models.TextField()
+    # The text to send when it holds a secret (a one-time code): stored encrypted, read only by
+    # the dispatcher, cleared once the message is done with. `text` then shows it masked.
+    secret_text = EncryptedTextField(null=True, blank=True, editable=False)
     encoding = models.CharField(max_length=5, choices=Encoding.choices, default=Encoding.GSM7)
     segments = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
@@ -396,6 +419,10 @@ class Message(models.Model):
             ),
             # Admin date navigation and, later, retention by age.
             models.Index(fields=["created_at"], name="message_created_idx"),
+            # The staff UI by date: the dashboard's last days, the messages list's date filters.
+            models.Index(
+                fields=["account", "created_at", "id"], name="message_account_created_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -465,6 +492,8 @@ class Reply(models.Model):
             models.Index(
                 fields=["account", "from_number", "-received_at"], name="reply_number_idx"
             ),
+            models.Index(fields=["received_at"], name="reply_received_idx"),  # retention
+            models.Index(fields=["account", "-id"], name="reply_account_id_idx"),  # keyset pages
         ]
 
     def __str__(self) -> str:
@@ -492,6 +521,7 @@ class OptOut(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["account", "number"], name="opt_out_unique_number")
         ]
+        indexes = [models.Index(fields=["account", "-id"], name="opt_out_account_id_idx")]
 
     def __str__(self) -> str:
         return self.number
@@ -566,7 +596,8 @@ class PendingDeliveryReport(models.Model):
         indexes = [
             models.Index(
                 fields=["provider_account", "provider_message_id"], name="pending_dlr_lookup_idx"
-            )
+            ),
+            models.Index(fields=["received_at"], name="pending_dlr_received_idx"),  # retention
         ]
 
     def __str__(self) -> str:
@@ -595,7 +626,8 @@ class Forward(models.Model):
         indexes = [
             models.Index(
                 fields=["next_attempt_at"], condition=Q(status="pending"), name="forward_due_idx"
-            )
+            ),
+            models.Index(fields=["created_at"], name="forward_created_idx"),  # retention
         ]
 
     def __str__(self) -> str:

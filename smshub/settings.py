@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -25,6 +26,17 @@ if not DEBUG and SECRET_KEY in ("", DEVELOPMENT_SECRET_KEY):
     raise ImproperlyConfigured(
         "SECRET_KEY is not set: with DEBUG off SMS Hub refuses to start on the development key. "
         "Set SECRET_KEY in the environment or in .env (see .env.example)."
+    )
+
+# Secrets at rest (provider credentials, webhook tokens, forwarding keys) are encrypted with
+# these Fernet keys: the first encrypts, all decrypt (see `manage.py rotate_encryption_key`).
+# Without it (development only) a key is derived from SECRET_KEY.
+SMSHUB_ENCRYPTION_KEYS = env.list("SMSHUB_ENCRYPTION_KEYS", default=[])
+if not DEBUG and not SMSHUB_ENCRYPTION_KEYS:
+    raise ImproperlyConfigured(
+        "SMSHUB_ENCRYPTION_KEYS is not set: with DEBUG off SMS Hub refuses to start without the "
+        "key that encrypts stored secrets. Make one with `manage.py rotate_encryption_key "
+        "--generate-key` and set it in the environment or in .env (see .env.example)."
     )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
@@ -44,10 +56,18 @@ INSTALLED_APPS = [
     "django_htmx",
     "providers",
     "campaigns",
+    "campaigns.audit",
+    "ninja",
+    "campaigns.api",
 ]
 
 MIDDLEWARE = [
+    # First: every record logged while serving a request carries its id (X-Request-ID).
+    "smshub.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files, compressed and with hashed names, straight from the web processes.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -56,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "campaigns.tenancy.AccountMiddleware",
+    "campaigns.audit.middleware.AuditMiddleware",
 ]
 
 ROOT_URLCONF = "smshub.urls"
@@ -72,6 +93,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -107,7 +129,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "campaigns:compose"
+LOGIN_REDIRECT_URL = "campaigns:dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
 # Stored in UTC; shown in the account's own timezone (see campaigns.tenancy).
@@ -181,6 +203,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("SMSHUB_POLL_INTERVAL", default=30.0),
         "options": {"expires": 30.0},
     },
+    # Retention: purges what is older than SMSHUB_RETENTION_DAYS / SMSHUB_LOG_RETENTION_DAYS.
+    "purge": {
+        "task": "campaigns.purge",
+        "schedule": env.float("SMSHUB_RETENTION_INTERVAL", default=3600.0),
+        "options": {"expires": 600.0},
+    },
 }
 # Seconds a message may stay `sending` before it is marked `unknown` (never resent blindly).
 SMSHUB_SENDING_TIMEOUT = env.int("SMSHUB_SENDING_TIMEOUT", default=300)
@@ -191,18 +219,36 @@ SMSHUB_HTTP_TIMEOUT = (
 )
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# json: one object per line (time, level, logger, message, request_id, ...); plain: for people.
+# Secrets are always masked in logs; phone numbers too (to their last 4 digits) unless DEBUG.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "context": {"()": "smshub.logging.ContextFilter"},
+        "mask": {"()": "smshub.logging.MaskingFilter", "numbers": not DEBUG},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "smshub.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "mask"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
     },
 }
+# Celery workers and beat log through the LOGGING above (JSON too) instead of their own setup.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
 # Attempts per message before it fails (temporary errors and throttling), and the first backoff.
 SMSHUB_MAX_ATTEMPTS = env.int("SMSHUB_MAX_ATTEMPTS", default=5)
 SMSHUB_RETRY_BASE_DELAY = env.float("SMSHUB_RETRY_BASE_DELAY", default=10.0)
@@ -236,9 +282,98 @@ SMSHUB_STOP_KEYWORDS = env.list(
 SMSHUB_START_KEYWORDS = env.list(
     "SMSHUB_START_KEYWORDS", default=["START", "UNSTOP", "SUBSCRIBE", "ABONARE", "REPRENDRE"]
 )
+# JSON API: requests per minute per API key (fixed one-minute windows, counted in the cache);
+# one-time codes: seconds a code is valid, and wrong tries before it is dead.
+SMSHUB_API_RATE_LIMIT = env.int("SMSHUB_API_RATE_LIMIT", default=120)
+SMSHUB_OTP_TTL = env.int("SMSHUB_OTP_TTL", default=300)
+SMSHUB_OTP_MAX_ATTEMPTS = env.int("SMSHUB_OTP_MAX_ATTEMPTS", default=5)
+# Forgets idempotency answers after 24 hours and masks used or expired one-time codes.
+CELERY_BEAT_SCHEDULE["api-purge"] = {
+    "task": "api.purge",
+    "schedule": 600.0,
+    "options": {"expires": 600.0},
+}
 # Forwarding replies and statuses to an account's own URL: attempts before giving up.
 SMSHUB_FORWARD_MAX_ATTEMPTS = env.int("SMSHUB_FORWARD_MAX_ATTEMPTS", default=8)
 # Retries: attempts on one provider account before failing over to the next of the route.
 # Circuit breaker: temporary failures in a row that open it, and how long it stays open.
 SMSHUB_CIRCUIT_FAILURES = env.int("SMSHUB_CIRCUIT_FAILURES", default=5)
 SMSHUB_CIRCUIT_OPEN_SECONDS = env.float("SMSHUB_CIRCUIT_OPEN_SECONDS", default=30.0)
+# Retention (0: keep forever): final messages with their events, replies and forwards after
+# SMSHUB_RETENTION_DAYS; webhook requests and unmatched delivery reports after
+# SMSHUB_LOG_RETENTION_DAYS. With SMSHUB_RETENTION_EXPORT_DIR set, purged rows are first
+# appended to one CSV file per table and day there.
+SMSHUB_RETENTION_DAYS = env.int("SMSHUB_RETENTION_DAYS", default=400)
+SMSHUB_LOG_RETENTION_DAYS = env.int("SMSHUB_LOG_RETENTION_DAYS", default=30)
+SMSHUB_RETENTION_EXPORT_DIR = env.str("SMSHUB_RETENTION_EXPORT_DIR", default="")
+SMSHUB_RETENTION_BATCH_SIZE = env.int("SMSHUB_RETENTION_BATCH_SIZE", default=1000)
+
+# --- Production: static files, HTTPS, Content-Security-Policy, health, metrics ---------------
+# Static files are served by the web processes (WhiteNoise): with DEBUG off, compressed and with
+# content-hashed names after `manage.py collectstatic` (cached for a year by browsers).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+if DEBUG:  # development serves from the apps' folders; an empty STATIC_ROOT keeps WhiteNoise quiet
+    Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+# HTTPS. Behind a proxy that terminates TLS, set SECURE_PROXY_SSL_HEADER to the header it sets
+# (X-Forwarded-Proto) and make sure the proxy always overwrites that header.
+_proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + _proxy_ssl_header.upper().replace("-", "_").removeprefix("HTTP_"),
+        "https",
+    )
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Probes and scrapers often speak plain HTTP to a web process directly.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# Content-Security-Policy: scripts only from this site (htmx and the project's own files; no
+# inline script, no event-handler attribute, no eval: htmx runs with allowEval off). Inline
+# styles are allowed: the dashboard's chart is an SVG with its own <style>.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+# Celery: the queue tasks go to by default (several hubs may share one broker), and processes
+# per worker (default: one per CPU).
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=None)
+CELERY_IMPORTS = ["smshub.heartbeat"]
+# Beat's heartbeat: a task every SMSHUB_HEARTBEAT_INTERVAL seconds writes the time to the cache;
+# /readyz fails when it is older than SMSHUB_HEARTBEAT_MAX_AGE (default: three intervals).
+SMSHUB_HEARTBEAT_INTERVAL = env.float("SMSHUB_HEARTBEAT_INTERVAL", default=10.0)
+SMSHUB_HEARTBEAT_MAX_AGE = env.float(
+    "SMSHUB_HEARTBEAT_MAX_AGE", default=3 * SMSHUB_HEARTBEAT_INTERVAL
+)
+CELERY_BEAT_SCHEDULE["heartbeat"] = {
+    "task": "smshub.heartbeat",
+    "schedule": SMSHUB_HEARTBEAT_INTERVAL,
+    "options": {"expires": SMSHUB_HEARTBEAT_MAX_AGE},
+}
+# CSV files uploaded on the compose page wait here between upload, preview and sending: with
+# several web machines, a folder they all share (or a proxy that keeps a user on one machine).
+SMSHUB_UPLOAD_DIR = Path(env.str("SMSHUB_UPLOAD_DIR", default=str(VAR_DIR / "uploads")))
+# /readyz: seconds to wait for the broker.
+SMSHUB_READYZ_TIMEOUT = env.float("SMSHUB_READYZ_TIMEOUT", default=2.0)
+# /metrics: the bearer token Prometheus sends (unset: no /metrics at all), and the window, in
+# seconds, of the message counts and the send-latency histogram.
+SMSHUB_METRICS_TOKEN = env.str("SMSHUB_METRICS_TOKEN", default="")
+SMSHUB_METRICS_WINDOW = env.float("SMSHUB_METRICS_WINDOW", default=300.0)

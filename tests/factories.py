@@ -79,3 +79,51 @@ class MessageFactory(factory.django.DjangoModelFactory):
     recipient = "+33612345678"
     text = "Your appointment is tomorrow at 10:00."
     status = Message.Status.QUEUED
+
+
+class ReplyFactory(factory.django.DjangoModelFactory):
+    """A reply (MO) from a number to the account; link it with `message=`."""
+
+    class Meta:
+        model = "campaigns.Reply"
+
+    account = factory.SubFactory(AccountFactory)
+    from_number = "+33612349999"
+    text = "Yes, see you then."
+
+
+class OptOutFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "campaigns.OptOut"
+
+    account = factory.SubFactory(AccountFactory)
+    number = factory.Sequence(lambda n: f"+336120{n:05d}")
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "campaigns.Campaign"
+
+    account = factory.SubFactory(AccountFactory)
+    name = factory.Sequence(lambda n: f"Campaign {n}")
+    text = "Your appointment is tomorrow at 10:00."
+    status = "running"
+
+
+class ApiKeyFactory(factory.django.DjangoModelFactory):
+    """An API key; the secret to send is on the instance as `.secret` (shown once, not stored)."""
+
+    class Meta:
+        model = "api.ApiKey"
+
+    account = factory.SubFactory(AccountFactory)
+    name = factory.Sequence(lambda n: f"Application {n}")
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        from campaigns.api import keys
+
+        api_key = model_class(*args, **kwargs)
+        api_key.secret = keys.assign(api_key)
+        api_key.save()
+        return api_key

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-used-anywhere-else-0123456789")
+# A Fernet key for secrets at rest (32 bytes, base64), whatever DEBUG the environment sets.
+os.environ.setdefault("SMSHUB_ENCRYPTION_KEYS", "c21zLWh1Yi10ZXN0cy1vbmx5LWtleS0zMi1ieXRlcyE=")
 # The suite's own broker folder: a `make run` worker on the same machine never takes its tasks.
 os.environ.setdefault(
     "CELERY_FILESYSTEM_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test-broker")
@@ -33,3 +35,10 @@ PUBLIC_BASE_URL = os.environ.get("SMSHUB_TEST_PUBLIC_BASE_URL", "http://127.0.0.
 # Threads of the live server must not keep database connections open past their request: the
 # test database is dropped at the end of the run.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+# Pages render without `collectstatic`, whatever DEBUG the environment sets (the serving tests
+# check the hashed, compressed files of production themselves).
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -224,6 +224,22 @@ def test_view_only_staff_sees_the_masked_secret_only(client, objects):
 
 
 @pytest.mark.django_db
+def test_view_only_staff_sees_the_webhook_urls_with_their_token_masked(client, objects):
+    user = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_provideraccount"))
+    client.force_login(user)
+    account = objects[ProviderAccount]
+    token = account.webhook_token
+    page = client.get(admin_url(ProviderAccount, "change", account.pk)).content.decode()
+    assert token not in page
+    assert token[4:12] not in page
+    for kind in ("dlr", "inbound"):
+        masked = account.webhook_url(kind).replace(f"/{token}/", f"/{token[:4]}…/")
+        assert f"<code>{masked}</code>" in page
+    assert "token hidden" in page
+
+
+@pytest.mark.django_db
 def test_posting_the_masked_value_back_keeps_the_secret(admin_client, objects):
     account = objects[ProviderAccount]
     data = change_form_data(

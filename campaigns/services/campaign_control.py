@@ -6,7 +6,8 @@ moves every message still waiting to `canceled`; a message a worker already clai
 is not touched and finishes normally.
 
 Every action locks the campaign row first (`select_for_update`), so two staff members acting on
-the same campaign at once are served one after the other.
+the same campaign at once are served one after the other. A campaign whose messages are still
+being written (`importing`) refuses all three: it starts by itself once its whole list is in.
 """
 
 import logging
@@ -52,6 +53,11 @@ def _set_status(campaign: Campaign, locked: Campaign, status: str) -> None:
 
 
 def _refuse(campaign: Campaign, verb: str, allowed: str) -> CampaignStateError:
+    if campaign.status == CampaignStatus.IMPORTING:
+        return CampaignStateError(
+            f"Campaign “{campaign.name}” cannot be {verb} while its numbers are being imported: "
+            "wait until the import is over (the campaign then starts by itself)."
+        )
     return CampaignStateError(
         f"Campaign “{campaign.name}” cannot be {verb}: its status is "
         f"{campaign.get_status_display().lower()}. Only {allowed} campaigns can be {verb}."
@@ -188,16 +194,29 @@ def counts(campaign: Campaign) -> dict[str, int]:
     )
     for status, n in rows:
         result[status] = n
+    # Messages purged by retention (campaigns.services.retention) still count.
+    for status, n in (campaign.archived_counts or {}).items():
+        result[status] = result.get(status, 0) + n
     result["total"] = sum(result.values())
     return result
 
 
 def refresh_status(campaign: Campaign) -> bool:
-    """A running campaign with no message left to send (or being sent) becomes completed.
+    """A scheduled campaign none of whose messages is still scheduled becomes running, and a
+    running campaign with no message left to send (or being sent) becomes completed.
 
-    One conditional UPDATE, so it is safe to call from any worker at any time. Returns whether
+    Conditional UPDATEs, so it is safe to call from any worker at any time. Returns whether
     the campaign was completed by this call.
     """
+    still_scheduled = Message.objects.filter(campaign=OuterRef("pk"), status=Status.SCHEDULED)
+    started = (
+        Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.SCHEDULED)
+        .exclude(Exists(still_scheduled))
+        .update(status=CampaignStatus.RUNNING)
+    )
+    if started:
+        campaign.status = CampaignStatus.RUNNING
+        logger.info("campaign started: campaign=%s", campaign.pk)
     unfinished = Message.objects.filter(campaign=OuterRef("pk"), status__in=UNFINISHED)
     completed = (
         Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.RUNNING)

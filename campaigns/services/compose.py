@@ -21,8 +21,12 @@ def create_message(
     detail: str = "Queued to send now.",
     **fields,
 ) -> Message:
-    """Create one message and its first timeline event. `recipient` must already be E.164."""
-    analysis = gsm.analyze(text)
+    """Create one message and its first timeline event. `recipient` must already be E.164.
+
+    A text holding a secret (a one-time code) goes in `secret_text`, stored encrypted and sent,
+    while `text` holds it masked for every page and answer.
+    """
+    analysis = gsm.analyze(fields.get("secret_text") or text)  # what will be sent
     with transaction.atomic():
         message = Message.objects.create(
             account=account,

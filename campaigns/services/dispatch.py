@@ -55,7 +55,11 @@ def due_filter(now) -> Q:
         Q(status=Status.QUEUED)
         & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         & (Q(window_start__isnull=True) | Q(window_start__lte=now))
-        & (Q(campaign__isnull=True) | ~Q(campaign__status=Campaign.Status.PAUSED))
+        # Held campaigns: paused by staff, or still being written (bulk.create_campaign).
+        & (
+            Q(campaign__isnull=True)
+            | ~Q(campaign__status__in=(Campaign.Status.PAUSED, Campaign.Status.IMPORTING))
+        )
     )
 
 
@@ -256,6 +260,7 @@ def send_through(message: Message, provider_account: ProviderAccount) -> Outcome
             message.pk,
             provider_account.name,
             exc.message,
+            extra=_log_fields(message, provider_account),
         )
         return Outcome(message, provider_account, error=exc, answered=timezone.now())
     return Outcome(message, provider_account, result=result, answered=timezone.now())
@@ -315,11 +320,21 @@ def send_together(messages: list[Message]) -> list[Outcome]:
                 message.pk,
                 provider_account.name,
                 result.message,
+                extra=_log_fields(message, provider_account),
             )
             outcomes.append(Outcome(message, provider_account, error=result, answered=answered))
         else:
             outcomes.append(Outcome(message, provider_account, result=result, answered=answered))
     return outcomes
+
+
+def _log_fields(message: Message, provider_account: ProviderAccount) -> dict:
+    """What a JSON log line carries about a message (see `smshub.logging`)."""
+    return {
+        "message_id": message.pk,
+        "account": message.account_id,
+        "provider": provider_account.name,
+    }
 
 
 _pool: tuple[int, ThreadPoolExecutor] | None = None
@@ -339,7 +354,7 @@ def _run(calls: list) -> list:
 def outbound(message: Message, provider_account: ProviderAccount) -> OutboundSMS:
     return OutboundSMS(
         to=message.recipient,
-        text=message.text,
+        text=message.secret_text or message.text,  # a one-time code is stored apart, encrypted
         reference=str(message.pk),
         sender=message.sender,
         callback_url=provider_account.webhook_url("dlr"),

@@ -59,10 +59,11 @@ def receive_inbound(provider_account: ProviderAccount, inbound: InboundSMS) -> R
         ) from exc
     if message is None:
         message = latest_message_to(messages, from_number, received_at)
-    account = message.account if message else _account_for(provider_account)
+    account = message.account if message else _account_for(provider_account, messages, from_number)
     if account is None:
         raise WebhookValidationError(
-            f"no account sends through {provider_account.name}: nobody to give this reply to"
+            f"a reply from …{from_number[-4:]} answers no message, and no account, or more than "
+            f"one, sends through {provider_account.name}: whose it is cannot be told"
         )
     try:
         with transaction.atomic():
@@ -96,13 +97,16 @@ def latest_message_to(messages, from_number: str, received_at) -> Message | None
     return latest if received_at - sent_at <= window else None
 
 
-def _account_for(provider_account: ProviderAccount) -> Account | None:
-    """A reply that answers no known message goes to the first account routed to the provider."""
-    return (
-        Account.objects.filter(route_entries__provider_account=provider_account)
-        .order_by("id")
-        .first()
-    )
+def _account_for(provider_account: ProviderAccount, messages, from_number: str) -> Account | None:
+    """The account of a reply that answers no message within a reply window: the one that last
+    wrote to the number through this provider account, else the only account routed to it.
+    None when several are and none ever wrote to the number: no account is guessed."""
+    latest = messages.filter(recipient=from_number).order_by("-id").first()
+    if latest is not None:
+        return latest.account
+    routed = Account.objects.filter(route_entries__provider_account=provider_account).distinct()
+    accounts = list(routed[:2])
+    return accounts[0] if len(accounts) == 1 else None
 
 
 def opt_out_or_in(reply: Reply) -> None:

@@ -21,5 +21,5 @@ def switch_account(request: HttpRequest) -> HttpResponse:
     request.session[SESSION_KEY] = account_id
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = "campaigns:compose"
+        target = "campaigns:dashboard"
     return redirect(target)

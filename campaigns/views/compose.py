@@ -1,70 +1,521 @@
-"""Compose and send one SMS."""
+"""Compose: one SMS to one number, or a campaign to a pasted list or a CSV column.
 
+Every send goes through a preview (recipients, duplicates, opted-out numbers, rejected rows with
+their line numbers, segments, estimated cost) and then a confirmation of exactly that preview.
+An uploaded CSV file is kept under the upload folder between the two steps, under a random name
+known only to the uploader's session, and is read as a stream both times. While a request reads
+or imports it, the page polls a progress fragment fed from the cache after each batch.
+"""
+
+import hashlib
+import logging
+import re
+import secrets
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from providers import gsm
 
 from ..forms import ComposeForm
-from ..models import Message
+from ..models import Account, Message
+from ..services import bulk
 from ..services.compose import enqueue_message
-from .shared import membership_required
+from .shared import READ, can_send, role_required
+
+logger = logging.getLogger(__name__)
 
 RECENT = 10
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+UPLOADS_KEY = "compose_uploads"
+DONE_KEY = "compose_done"
+KEPT_UPLOADS = 3  # per session; older ones are deleted
+UPLOAD_MAX_AGE = 24 * 3600  # seconds an upload is kept on disk at most
+PROGRESS_SECONDS = 3600
+CONFIRM_SECONDS = 24 * 3600  # how long a confirmation is remembered (the session aside)
+CLAIMED = "claimed"  # a confirmation taken, whose result is not known yet
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
-@login_required
-@membership_required
+# --- uploads kept between preview and confirmation --------------------------------------------
+
+
+def upload_dir() -> Path:
+    return Path(getattr(settings, "SMSHUB_UPLOAD_DIR", settings.VAR_DIR / "uploads"))
+
+
+class Upload:
+    """A CSV file uploaded in this session, for this account."""
+
+    def __init__(self, token: str, entry: dict) -> None:
+        self.token = token
+        self.filename: str = entry["filename"]
+        self.size: int = entry["size"]
+        self.info = bulk.CsvInfo(**entry["info"])
+
+    @property
+    def path(self) -> Path:
+        return upload_dir() / f"{self.token}.csv"
+
+    def recipients(self, column: int, has_header: bool):
+        """The chosen column as (line, value) pairs, read from disk as they are consumed."""
+        with open(self.path, "rb") as stream:
+            yield from bulk.csv_recipients(
+                stream, column=column, has_header=has_header, delimiter=self.info.delimiter
+            )
+
+
+def _uploads(request: HttpRequest) -> dict:
+    return request.session.get(UPLOADS_KEY, {})
+
+
+def get_upload(request: HttpRequest, token: str, account: Account) -> Upload | None:
+    entry = _uploads(request).get(token) if TOKEN.match(token or "") else None
+    if entry is None or entry["account"] != account.pk:
+        return None
+    upload = Upload(token, entry)
+    return upload if upload.path.exists() else None
+
+
+def save_upload(request: HttpRequest, file, account: Account) -> Upload:
+    """Keep the uploaded file (copied in chunks, never read whole) and inspect its first lines.
+
+    Raises CsvError for a file that is too large or not CSV.
+    """
+    if file.size > MAX_UPLOAD_BYTES:
+        raise bulk.CsvError(
+            f"The file is {filesizeformat(file.size)}; at most "
+            f"{filesizeformat(MAX_UPLOAD_BYTES)} can be uploaded. Split it in parts."
+        )
+    folder = upload_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale(folder)
+    token = secrets.token_urlsafe(24)
+    path = folder / f"{token}.csv"
+    with open(path, "wb") as out:
+        for chunk in file.chunks():
+            out.write(chunk)
+    try:
+        with open(path, "rb") as stream:
+            info = bulk.inspect_csv(stream)
+    except bulk.CsvError:
+        path.unlink(missing_ok=True)
+        raise
+    # Shown in the column picker: keep the session small.
+    info.headers = [cell[:100] for cell in info.headers[:100]]
+    info.sample = [cell[:100] for cell in info.sample[:100]]
+    uploads = _uploads(request)
+    uploads[token] = {
+        "account": account.pk,
+        "filename": Path(file.name or "upload.csv").name[:100],
+        "size": file.size,
+        "at": time.time(),
+        "info": asdict(info),
+    }
+    for old in sorted(uploads, key=lambda t: uploads[t]["at"])[:-KEPT_UPLOADS]:
+        (folder / f"{old}.csv").unlink(missing_ok=True)
+        del uploads[old]
+    request.session[UPLOADS_KEY] = uploads
+    logger.info(
+        "csv uploaded: account=%s size=%s lines=%s user=%s",
+        account.pk,
+        file.size,
+        info.lines,
+        request.user.pk,
+    )
+    return Upload(token, uploads[token])
+
+
+def discard_upload(request: HttpRequest, token: str) -> None:
+    uploads = _uploads(request)
+    if token in uploads:
+        (upload_dir() / f"{token}.csv").unlink(missing_ok=True)
+        del uploads[token]
+        request.session[UPLOADS_KEY] = uploads
+
+
+def _remove_stale(folder: Path) -> None:
+    """Uploads nobody confirmed: removed after a day."""
+    cutoff = time.time() - UPLOAD_MAX_AGE
+    for path in folder.glob("*.csv"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+# --- progress of a long read or import --------------------------------------------------------
+
+
+def _progress_key(request: HttpRequest, compose_id: str) -> str:
+    return f"compose-progress:{request.user.pk}:{compose_id}"
+
+
+def _progress(request: HttpRequest, compose_id: str, phase: str, total: int | None):
+    """A callback for bulk's scans that records how far they got, or None without a form id."""
+    if not TOKEN.match(compose_id or ""):
+        return None
+    key = _progress_key(request, compose_id)
+
+    def report(done: int) -> None:
+        cache.set(key, {"phase": phase, "done": done, "total": total}, PROGRESS_SECONDS)
+
+    report(0)
+    return report
+
+
+@role_required(READ)
+@require_GET
+def compose_progress(request: HttpRequest, compose_id: str) -> HttpResponse:
+    """How far the current check or import of this form has got (polled while it runs)."""
+    state = cache.get(_progress_key(request, compose_id)) if TOKEN.match(compose_id) else None
+    if state and state.get("total"):
+        state["done"] = min(state["done"], state["total"])
+    return render(request, "campaigns/compose.html#progress", {"progress": state})
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+
+@role_required(READ)
 def compose(request: HttpRequest) -> HttpResponse:
     membership = request.membership
     account = membership.account
     if request.method == "POST":
-        if not membership.can_send:
-            raise PermissionDenied("Viewers cannot send messages.")
-        form = ComposeForm(request.POST, account=account)
-        if form.is_valid():
-            message = enqueue_message(
-                account,
-                recipient=form.cleaned_data["recipient"],
-                text=form.cleaned_data["text"],
-                sender=form.cleaned_data["sender"],
-                category=form.cleaned_data["category"],
-                send_at=form.cleaned_data["send_at"],
-                window_end=form.cleaned_data["window_end"],
-                created_by=request.user,
-            )
-            if message.status == message.Status.SCHEDULED:
-                when = timezone.localtime(message.scheduled_at).strftime("%Y-%m-%d %H:%M")
-                messages.success(request, f"Message to {message.recipient} scheduled for {when}.")
-            else:
-                messages.success(request, f"Message to {message.recipient} queued.")
-            return redirect("campaigns:compose")
-    else:
-        form = ComposeForm(account=account)
-    recent = Message.objects.filter(account=account).order_by("-id")[:RECENT]
+        if not can_send(membership):
+            raise PermissionDenied("Only operators and account admins can send messages.")
+        return _post(request, account)
+    form = ComposeForm(account=account, initial={"compose_id": secrets.token_urlsafe(12)})
+    return _render(request, form)
+
+
+def _render(request: HttpRequest, form: ComposeForm, **context) -> HttpResponse:
+    template = "campaigns/compose.html"
+    if request.htmx and request.method == "POST":
+        template += "#compose-card"
+    account = request.membership.account
+    text = form["text"].value() or ""
     return render(
         request,
-        "campaigns/compose.html",
+        template,
         {
             "form": form,
-            "analysis": gsm.analyze(form.data.get("text", "")),
-            "recent": recent,
-            "can_send": membership.can_send,
+            "analysis": gsm.analyze(text),
+            "highlight": highlight(text),
+            "recent": Message.objects.filter(account=account).order_by("-id")[:RECENT],
+            "can_send": can_send(request.membership),
+            **context,
         },
     )
 
 
-@login_required
+def _post(request: HttpRequest, account: Account) -> HttpResponse:
+    data = request.POST.copy()
+    action = data.get("action", "preview")
+    compose_id = data.get("compose_id", "")
+    if not TOKEN.match(compose_id):
+        compose_id = data["compose_id"] = secrets.token_urlsafe(12)
+    if action == "confirm" and (
+        compose_id in request.session.get(DONE_KEY, {})
+        or cache.get(_confirm_key(request, account, compose_id)) is not None
+    ):
+        # The same confirmation twice (a double click, a resubmitted page): sent once.
+        return _sent_already(request, account, compose_id)
+
+    upload, upload_error = None, ""
+    if action == "remove_upload":
+        discard_upload(request, data.get("upload", ""))
+        data["upload"] = ""
+    elif request.FILES.get("csv_file"):
+        try:
+            upload = save_upload(request, request.FILES["csv_file"], account)
+        except bulk.CsvError as error:
+            upload_error = str(error)
+            data["upload"] = ""
+        else:
+            discard_upload(request, data.get("upload", ""))
+            data["upload"] = upload.token
+            data["column"] = str(upload.info.column)
+            data["has_header"] = "on" if upload.info.has_header else ""
+    elif data.get("upload"):
+        upload = get_upload(request, data["upload"], account)
+        if upload is None:
+            upload_error = "This file is no longer on the server: choose it again."
+            data["upload"] = ""
+
+    upload_info = upload.info if upload else None
+    if action == "remove_upload":
+        # Back to the form as it was, without the file and without complaints yet.
+        initial = {key: data.get(key) for key in data if key not in ("upload", "previewed")}
+        return _render(request, ComposeForm(account=account, initial=initial))
+    form = ComposeForm(data, account=account, upload_info=upload_info, upload_error=upload_error)
+    if not form.is_valid():
+        return _render(request, form, upload=upload)
+
+    cleaned = form.cleaned_data
+    fingerprint = form.fingerprint()
+    if action == "confirm" and data.get("previewed") == fingerprint and upload is not None:
+        # A CSV import: its preview is the one the user just saw; do not read it a third time.
+        return _confirm(request, account, form, upload, compose_id)
+
+    preview = _preview(request, account, form, upload, compose_id)
+    if form.errors:
+        # The preview's rejected rows explain an error such as "no number to send to".
+        return _render(request, form, upload=upload, rejected=preview)
+    if action == "confirm":
+        if data.get("previewed") == fingerprint:
+            if preview.single_recipient and not cleaned["name"]:
+                return _confirm(
+                    request, account, form, None, compose_id, recipient=preview.single_recipient
+                )
+            return _confirm(request, account, form, None, compose_id)
+        notice = "Something changed since the preview: check it again, then confirm."
+    else:
+        notice = ""
+    form.data["previewed"] = fingerprint
+    return _render(
+        request,
+        form,
+        upload=upload,
+        preview=preview,
+        notice=notice,
+        when_text=when_text(form, account),
+    )
+
+
+def when_text(form: ComposeForm, account: Account) -> str:
+    """The schedule in words, in the account's time zone."""
+    cleaned = form.cleaned_data
+    send_at, window_end = cleaned.get("send_at"), cleaned.get("window_end")
+
+    def local(moment) -> str:
+        return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+
+    if window_end is not None:
+        start = local(send_at) if send_at else "now"
+        return (
+            f"From {start} until {local(window_end)} ({account.timezone}); "
+            "what is not sent by then expires."
+        )
+    if send_at is not None:
+        return f"At {local(send_at)} ({account.timezone})."
+    return "Now."
+
+
+def _recipients(form: ComposeForm, upload: Upload | None):
+    cleaned = form.cleaned_data
+    if upload is not None:
+        return upload.recipients(cleaned["column"], cleaned["has_header"])
+    return bulk.pasted_recipients(cleaned["recipients"])
+
+
+def _preview(
+    request: HttpRequest,
+    account: Account,
+    form: ComposeForm,
+    upload: Upload | None,
+    compose_id: str,
+) -> bulk.Preview | None:
+    """The preview; what makes it unsendable is added to the form's errors (None when the file
+    cannot be read)."""
+    total = upload.info.lines if upload else None
+    try:
+        preview = bulk.preview(
+            account,
+            text=form.cleaned_data["text"],
+            recipients=_recipients(form, upload),
+            progress=_progress(request, compose_id, "check", total),
+        )
+    except bulk.CsvError as error:
+        form.add_error("csv_file", str(error))
+        return None
+    field = "column" if upload else "recipients"
+    if not preview.recipients:
+        left_out = []
+        if preview.rejected_count:
+            left_out.append(f"{preview.rejected_count} invalid")
+        if preview.duplicates:
+            left_out.append(f"{preview.duplicates} duplicate")
+        if preview.opted_out:
+            left_out.append(f"{preview.opted_out} opted out")
+        why = f" ({', '.join(left_out)})" if left_out else ""
+        form.add_error(field, f"No number to send to{why}.")
+    elif preview.recipients > 1 and not form.cleaned_data["name"]:
+        form.add_error("name", f"Name the campaign: it goes to {preview.recipients} numbers.")
+    return preview
+
+
+def _confirm_key(request: HttpRequest, account: Account, compose_id: str) -> str:
+    """Where a confirmation is claimed: per account and session (a double click comes from one
+    session; the form's id alone is chosen by the browser), the session key itself hashed."""
+    if not request.session.session_key:
+        request.session.save()
+    session = hashlib.sha256(request.session.session_key.encode()).hexdigest()[:24]
+    return f"smshub:compose-confirm:{account.pk}:{session}:{compose_id}"
+
+
+def _confirm(
+    request: HttpRequest,
+    account: Account,
+    form: ComposeForm,
+    upload: Upload | None,
+    compose_id: str,
+    recipient: str | None = None,
+) -> HttpResponse:
+    """Send what was confirmed (to `recipient` alone, or as a campaign), once per form.
+
+    The session remembers confirmations too, but it is saved only when a request ends: two
+    confirmations sent at once (a double click) would both pass it. So the confirmation is
+    claimed in the cache first, where one request only can take it; it then holds where the
+    result is, and is released if sending fails, so that the form can be confirmed again.
+    """
+    key = _confirm_key(request, account, compose_id)
+    if not cache.add(key, CLAIMED, CONFIRM_SECONDS):
+        return _sent_already(request, account, compose_id)
+    try:
+        if recipient is not None:
+            return _send_one(request, account, form, recipient, compose_id)
+        return _create_campaign(request, account, form, upload, compose_id)
+    except BaseException:
+        cache.delete(key)
+        raise
+
+
+def _sent_already(request: HttpRequest, account: Account, compose_id: str) -> HttpResponse:
+    """The answer to a confirmation given before: what it became (once known)."""
+    url = request.session.get(DONE_KEY, {}).get(compose_id) or cache.get(
+        _confirm_key(request, account, compose_id)
+    )
+    if url and url != CLAIMED:
+        messages.info(request, "This was sent already (once): here is what it became.")
+        return _redirect(request, url)
+    messages.info(
+        request,
+        "This is being sent already (once): it shows under Campaigns or in the recent "
+        "messages once it is in.",
+    )
+    return _redirect(request, reverse("campaigns:compose"))
+
+
+def _send_one(
+    request: HttpRequest, account: Account, form: ComposeForm, recipient: str, compose_id: str
+) -> HttpResponse:
+    cleaned = form.cleaned_data
+    message = enqueue_message(
+        account,
+        recipient=recipient,
+        text=cleaned["text"],
+        sender=cleaned["sender"],
+        category=cleaned["category"],
+        send_at=cleaned["send_at"],
+        window_end=cleaned["window_end"],
+        created_by=request.user,
+    )
+    if message.status == Message.Status.SCHEDULED:
+        when = timezone.localtime(message.scheduled_at).strftime("%Y-%m-%d %H:%M")
+        messages.success(request, f"Message to {message.recipient} scheduled for {when}.")
+    else:
+        messages.success(request, f"Message to {message.recipient} queued.")
+    return _done(request, compose_id, reverse("campaigns:compose"))
+
+
+def _create_campaign(
+    request: HttpRequest,
+    account: Account,
+    form: ComposeForm,
+    upload: Upload | None,
+    compose_id: str,
+) -> HttpResponse:
+    cleaned = form.cleaned_data
+    try:
+        result = bulk.create_campaign(
+            account,
+            name=cleaned["name"],
+            text=cleaned["text"],
+            recipients=_recipients(form, upload),
+            sender=cleaned["sender"],
+            category=cleaned["category"],
+            send_at=cleaned["send_at"],
+            window_end=cleaned["window_end"],
+            created_by=request.user,
+            progress=_progress(
+                request, compose_id, "import", upload.info.lines if upload else None
+            ),
+        )
+    except bulk.CsvError as error:
+        # Nothing was created: the form can be confirmed again once the file is right.
+        cache.delete(_confirm_key(request, account, compose_id))
+        form.add_error("csv_file", str(error))
+        return _render(request, form, upload=upload)
+    if upload is not None:
+        discard_upload(request, upload.token)
+    campaign = result.campaign
+    left_out = []
+    if result.duplicates:
+        left_out.append(f"{result.duplicates} duplicate{'s' if result.duplicates > 1 else ''}")
+    if result.opted_out:
+        left_out.append(f"{result.opted_out} opted out")
+    if result.rejected_count:
+        left_out.append(f"{result.rejected_count} invalid")
+    verb = "scheduled" if campaign.status == campaign.Status.SCHEDULED else "queued"
+    plural = "s" if result.queued != 1 else ""
+    summary = f"Campaign “{campaign.name}”: {result.queued} message{plural} {verb}"
+    if left_out:
+        summary += f"; left out: {', '.join(left_out)}"
+    messages.success(request, summary + ".")
+    return _done(request, compose_id, reverse("campaigns:campaign_detail", args=[campaign.pk]))
+
+
+def _done(request: HttpRequest, compose_id: str, url: str) -> HttpResponse:
+    done = request.session.get(DONE_KEY, {})
+    done[compose_id] = url
+    request.session[DONE_KEY] = dict(list(done.items())[-10:])
+    cache.set(_confirm_key(request, request.membership.account, compose_id), url, CONFIRM_SECONDS)
+    return _redirect(request, url)
+
+
+def _redirect(request: HttpRequest, url: str) -> HttpResponse:
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+# --- the live counter -------------------------------------------------------------------------
+
+
+def highlight(text: str) -> list[tuple[str, bool]]:
+    """The text in runs, each marked True when its characters force UCS-2."""
+    runs: list[tuple[str, bool]] = []
+    for char in text:
+        forcing = char not in gsm.GSM7_CHARACTERS
+        if runs and runs[-1][1] == forcing:
+            runs[-1] = (runs[-1][0] + char, forcing)
+        else:
+            runs.append((char, forcing))
+    return runs
+
+
+@role_required(READ)
 @require_POST
 def text_counter(request: HttpRequest) -> HttpResponse:
-    """The live counter under the text box: characters, encoding, segments."""
+    """The live counter under the text box: characters, encoding, segments, and the text with
+    the characters that force UCS-2 highlighted."""
+    text = request.POST.get("text", "")
     return render(
         request,
         "campaigns/compose.html#counter",
-        {"analysis": gsm.analyze(request.POST.get("text", ""))},
+        {"analysis": gsm.analyze(text), "highlight": highlight(text)},
     )

@@ -328,3 +328,23 @@ def test_admin_change_page_shows_messages_by_status(admin_client):
 
 def test_admin_add_page_still_opens(admin_client):
     assert admin_client.get(reverse("admin:campaigns_campaign_add")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("action", "verb"), [("pause", "paused"), ("resume", "resumed"), ("cancel", "canceled")]
+)
+def test_admin_actions_leave_a_campaign_being_imported_alone(admin_client, nudges, action, verb):
+    importing = make_campaign(CS.IMPORTING, name="Big list")
+    add_messages(importing, S.QUEUED, S.QUEUED)
+    messages = run_action(admin_client, action, importing)
+    assert messages == [
+        (
+            "error",
+            f"Campaign “Big list” cannot be {verb} while its numbers are being imported: "
+            "wait until the import is over (the campaign then starts by itself).",
+        )
+    ]
+    importing.refresh_from_db()
+    assert importing.status == CS.IMPORTING
+    assert set(statuses(importing).values()) == {S.QUEUED}
+    assert nudges == []

@@ -144,8 +144,35 @@ def test_a_reply_nobody_can_own_is_kept_failed_with_the_reason(client, expertflo
     assert response.status_code == 200  # readable: stored, then refused when applied
     log = WebhookRequest.objects.get()
     assert log.status == "failed"
-    assert "no account sends through Expertflow" in log.error
+    assert "no account, or more than one, sends through Expertflow" in log.error
     assert not Reply.objects.exists()
+
+
+def test_a_reply_to_a_shared_provider_account_goes_to_the_account_that_wrote_to_the_number(
+    client, expertflow
+):
+    """Two accounts send through one provider account: a reply that answers no message within
+    a reply window goes to the account that last wrote to that number, never to another."""
+    first = AccountFactory(route=[expertflow], reply_window_hours=1)
+    second = AccountFactory(route=[expertflow], reply_window_hours=1)
+    MessageFactory(
+        account=second,
+        provider_account=expertflow,
+        recipient="+40740123456",
+        status=Status.DELIVERED,
+        sent_at=timezone.now() - timedelta(hours=5),
+    )
+    twilio_reply(client, expertflow, "STOP", sid="SM1")
+    reply = Reply.objects.get()
+    assert (reply.account, reply.message) == (second, None)
+    assert OptOut.objects.filter(account=second).exists()
+    assert not OptOut.objects.filter(account=first).exists()
+
+    # A number neither account ever wrote to: whose reply it is cannot be told; none guessed.
+    twilio_reply(client, expertflow, "Hello?", sid="SM2", sender="+40740999888")
+    assert Reply.objects.count() == 1
+    failed = WebhookRequest.objects.order_by("id").last()
+    assert failed.status == "failed" and "more than one" in failed.error
 
 
 def test_a_malformed_twilio_form_is_a_400(client, expertflow):

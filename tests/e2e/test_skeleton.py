@@ -1,6 +1,7 @@
 """One SMS from compose to delivered: a real Celery worker process, the simulator on loopback, and
 the hub served by a live server that the simulator calls back."""
 
+import re
 import time
 
 import pytest
@@ -20,10 +21,20 @@ def hub(settings, live_server, celery_worker):
     return live_server
 
 
-def test_an_sms_goes_from_compose_to_delivered(hub, operator_client, simulator):
-    response = operator_client.post(
-        reverse("campaigns:compose"), {"recipient": "+33612345678", "text": "Walking skeleton"}
+def send_from_compose(client, number: str, text: str):
+    """What staff do on the compose page: preview, then confirm that preview."""
+    form = {"when": "now", "compose_id": "skeleton", "recipients": number, "text": text}
+    shown = client.post(reverse("campaigns:compose"), {**form, "action": "preview"})
+    previewed = re.search(r'name="previewed" value="([0-9a-f]+)"', shown.content.decode())
+    assert previewed, "the compose page showed no preview"
+    return client.post(
+        reverse("campaigns:compose"),
+        {**form, "action": "confirm", "previewed": previewed.group(1)},
     )
+
+
+def test_an_sms_goes_from_compose_to_delivered(hub, operator_client, simulator):
+    response = send_from_compose(operator_client, "+33612345678", "Walking skeleton")
     assert response.status_code == 302
     message = Message.objects.get()
 
@@ -46,9 +57,7 @@ def test_an_sms_goes_from_compose_to_delivered(hub, operator_client, simulator):
 
 
 def test_a_number_the_network_cannot_reach_ends_undelivered(hub, operator_client):
-    operator_client.post(
-        reverse("campaigns:compose"), {"recipient": "+33612340000", "text": "Nobody home"}
-    )
+    send_from_compose(operator_client, "+33612340000", "Nobody home")
     message = Message.objects.get()
 
     def final():

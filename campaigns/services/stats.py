@@ -1,0 +1,153 @@
+"""Figures for the dashboard: what an account sent today and over the last seven days.
+
+Only the last seven days are read, through an index on creation time (`message_account_created_idx`,
+or `message_created_idx` when one account has nearly all messages), so the cost follows the
+week's traffic, not the table's size.
+A message counts on the day it was created, in the account's time zone:
+
+- *sent*: handed to a provider (it has a send time), whatever happened next;
+- *delivered*: the provider reported it delivered;
+- *failed*: refused, undelivered or expired;
+- *delivery rate*: delivered of sent.
+"""
+
+import zoneinfo
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from campaigns.models import Account, Category, Message, Reply
+from providers.models import ProviderAccount
+
+Status = Message.Status
+
+DAYS = 7
+FAILED = (Status.FAILED, Status.UNDELIVERED, Status.EXPIRED)
+QUEUE = (Status.QUEUED, Status.RETRYING, Status.SENDING, Status.SCHEDULED)
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+
+    def add(self, other: "Tally") -> None:
+        self.sent += other.sent
+        self.delivered += other.delivered
+        self.failed += other.failed
+
+    @property
+    def rate(self) -> float | None:
+        """Delivered of sent, 0..1; None when nothing was sent."""
+        return self.delivered / self.sent if self.sent else None
+
+    @property
+    def percent(self) -> str:
+        """The delivery rate as text: "97.5 %", or "—" when nothing was sent."""
+        rate = self.rate
+        return "—" if rate is None else f"{rate * 100:.1f} %"
+
+
+@dataclass
+class Period:
+    """One period's figures: in total, by provider account and by category (names as keys)."""
+
+    total: Tally = field(default_factory=Tally)
+    by_provider: dict[str, Tally] = field(default_factory=dict)
+    by_category: dict[str, Tally] = field(default_factory=dict)
+
+    def add(self, provider: str, category: str, tally: Tally) -> None:
+        self.total.add(tally)
+        self.by_provider.setdefault(provider, Tally()).add(tally)
+        self.by_category.setdefault(category, Tally()).add(tally)
+
+
+@dataclass
+class Summary:
+    today: Period
+    week: Period
+    days: list[tuple[date, Tally]]  # oldest first, one per day, today last
+
+    def breakdown(self, by: str) -> list[tuple[str, Tally, Tally]]:
+        """(name, today, week) for each provider account (`by="provider"`) or category
+        (`by="category"`) that had traffic this week, the busiest first."""
+        week, today = getattr(self.week, f"by_{by}"), getattr(self.today, f"by_{by}")
+        return [
+            (name, today.get(name, Tally()), tally)
+            for name, tally in sorted(week.items(), key=lambda item: (-item[1].sent, item[0]))
+        ]
+
+
+def local_today(account: Account, now: datetime | None = None) -> tuple[date, datetime]:
+    """Today's date in the account's time zone, and the aware moment it began."""
+    tz = zoneinfo.ZoneInfo(account.timezone)
+    today = (now or timezone.now()).astimezone(tz).date()
+    return today, datetime.combine(today, time.min, tzinfo=tz)
+
+
+def summary(account: Account, now: datetime | None = None) -> Summary:
+    """Sent, delivered and failed today and over the last seven days (today included)."""
+    tz = zoneinfo.ZoneInfo(account.timezone)
+    today, _ = local_today(account, now)
+    first_day = today - timedelta(days=DAYS - 1)
+    since = datetime.combine(first_day, time.min, tzinfo=tz)
+    rows = (
+        Message.objects.filter(account=account, created_at__gte=since)
+        .annotate(day=TruncDate("created_at", tzinfo=tz))
+        .values("day", "provider_account_id", "category_id", "status")
+        .annotate(n=Count("id"), handed=Count("id", filter=Q(sent_at__isnull=False)))
+        .order_by()
+    )
+    rows = list(rows)
+    providers = _names(ProviderAccount.objects, {row["provider_account_id"] for row in rows})
+    categories = _names(Category.objects, {row["category_id"] for row in rows})
+    by_day: dict[date, Tally] = defaultdict(Tally)
+    result = Summary(today=Period(), week=Period(), days=[])
+    for row in rows:
+        tally = Tally(
+            sent=row["handed"],
+            delivered=row["n"] if row["status"] == Status.DELIVERED else 0,
+            failed=row["n"] if row["status"] in FAILED else 0,
+        )
+        if not (tally.sent or tally.delivered or tally.failed):
+            continue
+        provider = providers.get(row["provider_account_id"], "No provider yet")
+        category = categories.get(row["category_id"], "No category")
+        result.week.add(provider, category, tally)
+        if row["day"] == today:
+            result.today.add(provider, category, tally)
+        by_day[row["day"]].add(tally)
+    result.days = [
+        (day, by_day[day]) for day in (first_day + timedelta(days=i) for i in range(DAYS))
+    ]
+    return result
+
+
+def _names(manager, ids: set[int | None]) -> dict[int, str]:
+    return dict(manager.filter(id__in=ids - {None}).values_list("id", "name"))
+
+
+def queue_depth(account: Account) -> dict[str, int]:
+    """Messages waiting to go out, by status, and their total under "total"."""
+    counts = dict(
+        Message.objects.filter(account=account, status__in=QUEUE)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    depth = {status.value: counts.get(status.value, 0) for status in QUEUE}
+    depth["total"] = sum(depth.values())
+    return depth
+
+
+def recent_replies(account: Account, limit: int = 5) -> list[Reply]:
+    return list(
+        Reply.objects.filter(account=account)
+        .select_related("message")
+        .order_by("-received_at")[:limit]
+    )
