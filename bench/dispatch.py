@@ -2,13 +2,14 @@
 same simulator endpoint, in the same run.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \\
-    CELERY_BROKER_URL=redis://127.0.0.1:6379/2 CACHE_URL=redis://127.0.0.1:6379/1 \\
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/9 CACHE_URL=redis://127.0.0.1:6379/8 \\
         .venv/bin/python bench/dispatch.py [N] [--processes 2] [--concurrency 8]
-        [--latency-ms 50] [--max-per-second 100]
+        [--simulators 2] [--latency-ms 50] [--max-per-second 100]
 
 It creates a throwaway database (Django's test-database machinery) holding a campaign of N
-queued messages, and starts the provider simulator in a process of its own (delivery reports
-off: this measures sending). Then, timed:
+queued messages, and starts the provider simulator: SIMULATORS processes sharing one port, so
+that the stand-in provider is not what limits every run alike (delivery reports off: this
+measures sending). Then, timed:
 
 - pipeline: a real Celery worker (`bench/worker.py`: the project's app, counting SQL queries)
   with PROCESSES pool processes, each sending CONCURRENCY calls at a time
@@ -99,13 +100,14 @@ def free_port() -> int:
 
 
 def serve_simulator(port: int, latency_ms: int, sends_file: str, capacity: int) -> None:
-    """The simulator, in a process of its own; on SIGTERM it writes when each send arrived."""
+    """One simulator process (of several sharing the port); on SIGTERM it writes when each send
+    arrived."""
     from collections import deque
 
     from providers.simulator.server import SimulatorServer
 
     logging.getLogger("providers").setLevel(logging.WARNING)
-    server = SimulatorServer(port=port, api_key=API_KEY, dlr_delay=1.0)
+    server = SimulatorServer(port=port, api_key=API_KEY, dlr_delay=1.0, reuse_port=True)
     server._log = deque(maxlen=capacity)
     server.schedule_callback = lambda *a, **k: None  # no delivery reports: sending only
     server.configure(faults={"simulator": {"latency_ms": latency_ms}})
@@ -123,33 +125,43 @@ def serve_simulator(port: int, latency_ms: int, sends_file: str, capacity: int) 
 
 
 class Simulator:
-    def __init__(self, latency_ms: int, capacity: int) -> None:
+    """`count` simulator processes on one port: a provider's capacity is not what is measured."""
+
+    def __init__(self, latency_ms: int, capacity: int, count: int) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        handle, self.sends_file = tempfile.mkstemp(prefix="bench-sends-", suffix=".json")
-        os.close(handle)
         context = multiprocessing.get_context("spawn")
-        self.process = context.Process(
-            target=serve_simulator, args=(self.port, latency_ms, self.sends_file, capacity)
-        )
-        self.process.start()
+        self.processes, self.sends_files = [], []
+        for _ in range(count):
+            handle, sends_file = tempfile.mkstemp(prefix="bench-sends-", suffix=".json")
+            os.close(handle)
+            process = context.Process(
+                target=serve_simulator, args=(self.port, latency_ms, sends_file, capacity)
+            )
+            process.start()
+            self.processes.append(process)
+            self.sends_files.append(Path(sends_file))
         deadline = time.monotonic() + 20
         while True:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
+                break
             except OSError:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the simulator did not start") from None
                 time.sleep(0.05)
+        time.sleep(0.5)  # the others bind too
 
     def stop(self) -> list[datetime]:
-        """Stop it; when each send arrived."""
-        self.process.terminate()
-        self.process.join(timeout=30)
-        path = Path(self.sends_file)
-        moments = json.loads(path.read_text()) if path.exists() else []
-        path.unlink()
+        """Stop them all; when each send arrived."""
+        for process in self.processes:
+            process.terminate()
+        moments = []
+        for process, path in zip(self.processes, self.sends_files, strict=True):
+            process.join(timeout=30)
+            text = path.read_text()
+            moments += json.loads(text) if text else []
+            path.unlink()
         return [datetime.fromisoformat(m) for m in moments]
 
 
@@ -284,6 +296,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="calls at once each (8)")
     parser.add_argument("--latency-ms", type=int, default=0, help="simulator latency (ms)")
     parser.add_argument("--max-per-second", type=int, default=0, help="provider limit (none)")
+    parser.add_argument("--simulators", type=int, default=2, help="simulator processes (2)")
     args = parser.parse_args()
     n, limit = args.n, args.max_per_second
     threads = args.processes * args.concurrency
@@ -291,7 +304,7 @@ def main() -> None:
     from campaigns.models import Account, Campaign, Message, RouteEntry
     from providers.models import ProviderAccount
 
-    simulator = Simulator(args.latency_ms, capacity=3 * n + 1000)
+    simulator = Simulator(args.latency_ms, capacity=3 * n + 1000, count=args.simulators)
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "django.db.backends.sqlite3":
         # A file, as in production: the worker is another process.
@@ -360,6 +373,7 @@ def main() -> None:
         "processes": args.processes,
         "concurrency": args.concurrency,
         "latency_ms": args.latency_ms,
+        "simulators": args.simulators,
         "pipeline_per_s": round(pipeline_rate),
         "queries_per_message": round(queries / n, 2),
         "broker_messages_per_recipient": round(published / n, 4),
@@ -370,7 +384,7 @@ def main() -> None:
     print(
         f"messages:                    {n} ({args.processes} worker processes x "
         f"{args.concurrency} calls at once, batches of {settings.SMSHUB_DISPATCH_BATCH_SIZE}, "
-        f"simulator latency {args.latency_ms} ms)"
+        f"{args.simulators} simulator processes, latency {args.latency_ms} ms)"
     )
     print(f"pipeline:                    {pipeline_rate:,.0f} messages/s, {pipeline_seconds:.1f} s")
     if limit:

@@ -40,6 +40,8 @@ def dispatch(slot: int | None = None) -> int:
     try:
         while time.monotonic() - started < DISPATCH_TIME_BUDGET:
             batch = dispatch_service.dispatch_once()
+            if not total and batch.claimed == settings.SMSHUB_DISPATCH_BATCH_SIZE:
+                _fan_out()  # a full first batch: more is due than one task sends quickly
             total += batch.claimed
             if slot is not None:
                 cache.set(_slot_key(slot), 1, timeout=_slot_timeout())
@@ -70,11 +72,19 @@ def sweep() -> int:
     while webhook_log.apply_received():  # what no nudged task took: no lingering here
         pass
     due = dispatch_service.due_count()
-    wanted = min(math.ceil(due / settings.SMSHUB_DISPATCH_BATCH_SIZE), settings.SMSHUB_DISPATCHERS)
-    published = _publish_dispatchers(wanted) if wanted else 0
+    published = _fan_out(due)
     if due:
         logger.info("sweep: %s messages due, %s dispatch tasks published", due, published)
     return due
+
+
+def _fan_out(due: int | None = None) -> int:
+    """Give the messages due as many dispatch tasks as they need, up to the slots. The sweep
+    calls it, and so does a task whose first batch is full: a new campaign's nudge starts one
+    task, and the others start at once rather than at the next sweep."""
+    due = dispatch_service.due_count() if due is None else due
+    wanted = min(math.ceil(due / settings.SMSHUB_DISPATCH_BATCH_SIZE), settings.SMSHUB_DISPATCHERS)
+    return _publish_dispatchers(wanted) if wanted else 0
 
 
 def _publish_dispatchers(wanted: int) -> int:

@@ -459,6 +459,10 @@ class _HTTPServer(ThreadingHTTPServer):
         self.server_port = int(port)
 
 
+class _SharedPortHTTPServer(_HTTPServer):
+    allow_reuse_port = True  # SO_REUSEPORT
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.1"  # keep-alive, for benchmarks; every answer has Content-Length
@@ -608,7 +612,10 @@ class SimulatorServer:
         seed: int | None = None,
         auto_reply_suffix: str = AUTO_REPLY_SUFFIX,
         auto_reply_text: str = AUTO_REPLY_TEXT,
+        reuse_port: bool = False,
     ) -> None:
+        """`reuse_port`: several simulator processes may listen on the same port, the kernel
+        sharing the connections among them (benchmarks, where one process would be the limit)."""
         from .fakes import FAKES  # the fakes import this module's building blocks
 
         if not api_key:
@@ -644,7 +651,7 @@ class SimulatorServer:
         for fake in self.fakes.values():
             fake.register()
         self._register_control_routes()
-        self._httpd = _HTTPServer((host, port), self)
+        self._httpd = (_SharedPortHTTPServer if reuse_port else _HTTPServer)((host, port), self)
 
     # --- lifecycle ------------------------------------------------------------------------
     @property

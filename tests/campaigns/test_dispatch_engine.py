@@ -441,3 +441,33 @@ def test_the_sweep_keeps_at_most_the_configured_dispatch_tasks(settings, provide
         assert published[3:] == [(1,)]
     finally:
         before_task_publish.disconnect(count)
+
+
+def test_a_nudged_task_with_a_full_first_batch_starts_the_others_at_once(
+    settings, provider_account
+):
+    """A new campaign's nudge starts one task: seeing more due than a batch, it publishes the
+    tasks the messages need (up to the slots) rather than leaving them to the next sweep."""
+    from celery.signals import before_task_publish
+
+    from campaigns import tasks
+
+    settings.SMSHUB_DISPATCHERS, settings.SMSHUB_DISPATCH_BATCH_SIZE = 3, 10
+    account = AccountFactory(route=[provider_account])
+    Message.objects.bulk_create(
+        Message(account=account, recipient=f"+3361257{i:04d}", text="Hello", segments=1)
+        for i in range(50)
+    )
+    published = []
+
+    def count(sender=None, body=None, **kwargs):
+        if sender == "campaigns.dispatch":
+            published.append(body[0])
+
+    before_task_publish.connect(count, weak=False)
+    try:
+        tasks.dispatch()  # the nudged one: no slot of its own
+    finally:
+        before_task_publish.disconnect(count)
+    assert sorted(published) == [(0,), (1,), (2,)]
+    assert Message.objects.filter(status=Status.SENT).count() == 50
