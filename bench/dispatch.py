@@ -16,7 +16,8 @@ measures sending). Then, timed:
   (`SMSHUB_SEND_CONCURRENCY`). It starts as a new campaign does: one nudge, then the beat sweep
   every `SMSHUB_SWEEP_INTERVAL` seconds (run here, as beat would), until every message is sent;
 - bare, single-threaded: N `requests.Session().post` calls to the same endpoint with the same
-  JSON body shape, one after the other;
+  JSON body shape, one after the other (with `--latency-ms`, timed on the first 2000 and scaled:
+  N calls would take N times the latency);
 - bare, threaded: the same N posts over PROCESSES x CONCURRENCY threads (one session each).
 
 Prints messages/s for each, the ratios, SQL queries per message, broker messages (tasks
@@ -352,7 +353,9 @@ def main() -> None:
         assert sent == n, f"only {sent} of {n} messages sent"
         in_flight = Message.objects.aggregate(t=Avg(F("sent_at") - F("claimed_at")))["t"]
         if not limit:
-            single_seconds = bare(url, bodies, 1)
+            # With latency, N calls one after the other take N x latency: sampled on fewer.
+            sample = bodies[: min(n, 2000)] if args.latency_ms else bodies
+            single_seconds = bare(url, sample, 1) * n / len(sample)
             threaded_seconds = bare(url, bodies, threads)
         vendor = connection.vendor
     finally:
