@@ -54,9 +54,16 @@ def route_through(simulator, slug):
 
 
 def send(account, to, text="Your appointment is tomorrow at 10:00", **kwargs):
+    """Queue a message and send it: here, or by the session's worker that its nudge woke (which
+    may hold the row while we try: then we wait for its result)."""
     message = enqueue_message(account, recipient=to, text=text, **kwargs)
-    dispatch.dispatch_batch()
-    message.refresh_from_db()
+
+    def sent_or_refused():
+        dispatch.dispatch_batch()
+        message.refresh_from_db()
+        return message.status not in (Status.QUEUED, Status.SENDING)
+
+    wait_for(sent_or_refused, timeout=15)
     return message
 
 
