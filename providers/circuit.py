@@ -28,15 +28,10 @@ def state(provider_account_id: int) -> str:
     return OPEN if until > time.time() else HALF_OPEN
 
 
-def allows(provider_account_id: int) -> bool:
-    """Whether a message may be sent through this provider account now (claims the probe)."""
-    return allowance(provider_account_id) >= 1
-
-
 def allowance(provider_account_id: int) -> float:
     """How many messages a claim may send through this provider account now: all of them when
     the circuit is closed, none when open, one (the probe, if this caller took it) when half-open.
-    One cache read for a whole batch, where `allows` is one per message."""
+    One cache read for a whole claim, however many messages it takes."""
     current = state(provider_account_id)
     if current == CLOSED:
         return math.inf

@@ -8,9 +8,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-TEST_ENCRYPTION_KEY = "c21zLWh1Yi10ZXN0cy1vbmx5LWtleS0zMi1ieXRlcyE="  # 32 bytes, base64: tests only
-
-
 def django_check(**env_overrides):
     # Set, not removed: a development .env would otherwise fill them in.
     env = {**os.environ, "SECRET_KEY": "", "DEBUG": "false"}
@@ -34,7 +31,7 @@ def test_without_debug_the_hub_refuses_the_development_secret_key():
 def test_with_a_real_secret_key_it_starts_with_debug_off():
     result = django_check(
         SECRET_KEY="a-real-secret-key-for-this-test-only-0123456789abcdef",
-        SMSHUB_ENCRYPTION_KEYS=TEST_ENCRYPTION_KEY,
+        SMSHUB_ENCRYPTION_KEYS=os.environ["SMSHUB_ENCRYPTION_KEYS"],  # tests/settings.py sets it
     )
     assert result.returncode == 0, result.stderr
 

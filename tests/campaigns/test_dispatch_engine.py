@@ -155,8 +155,8 @@ def test_the_circuit_opens_after_failures_and_traffic_goes_to_the_next_provider(
     assert (fresh.status, fresh.provider_account) == (Status.SENT, working)
     time.sleep(0.6)
     assert circuit.state(broken.pk) == circuit.HALF_OPEN
-    assert circuit.allows(broken.pk)  # one probe
-    assert not circuit.allows(broken.pk)  # and only one
+    assert circuit.allowance(broken.pk) == 1  # one probe
+    assert circuit.allowance(broken.pk) == 0  # and only one
     circuit.record_batch(broken.pk, [True])  # the probe answered
     assert circuit.state(broken.pk) == circuit.CLOSED
 
