@@ -7,7 +7,6 @@ import time
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
-from django.utils import timezone
 
 from .services import dispatch as dispatch_service
 from .services import forwarding, polling, webhook_log
@@ -36,31 +35,21 @@ def dispatch(slot: int | None = None) -> int:
     `slot` is the place the sweep reserved for this task (see `sweep`); it is given back at the
     end, so that the next sweep may publish another task.
     """
-    started, total = time.monotonic(), 0
+    first = True
+
+    def after_batch(batch: dispatch_service.Batch) -> None:
+        nonlocal first
+        if first and batch.claimed == settings.SMSHUB_DISPATCH_BATCH_SIZE:
+            _fan_out()  # a full first batch: more is due than one task sends quickly
+        first = False
+        if slot is not None:
+            cache.set(_slot_key(slot), 1, timeout=_slot_timeout())
+
     try:
-        while time.monotonic() - started < DISPATCH_TIME_BUDGET:
-            batch = dispatch_service.dispatch_once()
-            if not total and batch.claimed == settings.SMSHUB_DISPATCH_BATCH_SIZE:
-                _fan_out()  # a full first batch: more is due than one task sends quickly
-            total += batch.claimed
-            if slot is not None:
-                cache.set(_slot_key(slot), 1, timeout=_slot_timeout())
-            if batch.claimed < settings.SMSHUB_DISPATCH_BATCH_SIZE and not batch.waiting:
-                break
-            if not batch.claimed:  # a provider's per-second limit: claim again when it frees
-                time.sleep(_until(batch.retry_at))
+        return dispatch_service.dispatch_for(DISPATCH_TIME_BUDGET, after_batch)
     finally:
         if slot is not None:
             cache.delete(_slot_key(slot))
-    return total
-
-
-def _until(moment) -> float:
-    """Seconds to wait for `moment` (a few milliseconds at least, a tenth of a second at most:
-    another worker may take the freed budget, or free some sooner)."""
-    if moment is None:
-        return 0.1
-    return min(max((moment - timezone.now()).total_seconds(), 0.005), 0.1)
 
 
 @shared_task(name="campaigns.sweep")

@@ -1,9 +1,11 @@
 """HTTP towards providers: one pooled session per process, timeouts, and status → error mapping."""
 
+import functools
 import logging
 import os
 import threading
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -16,10 +18,13 @@ _local = threading.local()
 
 
 def session() -> requests.Session:
-    """The pooled session of this process and thread; a forked child gets a fresh one."""
+    """The pooled session of this process and thread; a forked child gets a fresh one.
+
+    It does not read the environment on every call (see `_environment`)."""
     current = getattr(_local, "session", None)
     if current is None or getattr(_local, "pid", None) != os.getpid():
         current = requests.Session()
+        current.trust_env = False
         adapter = requests.adapters.HTTPAdapter(pool_connections=20, pool_maxsize=50)
         current.mount("http://", adapter)
         current.mount("https://", adapter)
@@ -38,9 +43,8 @@ def request(
 
     `describe(response)` may turn a provider's error body into a clear sentence (None: raw text).
     """
-    kwargs.setdefault("timeout", settings.SMSHUB_HTTP_TIMEOUT)
     try:
-        response = session().request(method, url, **kwargs)
+        response = fetch(method, url, **kwargs)
     except requests.Timeout as exc:
         raise ProviderTemporaryError(f"timed out calling {_host(url)}", code="timeout") from exc
     except requests.RequestException as exc:
@@ -49,6 +53,35 @@ def request(
         ) from exc
     raise_for_status(response, describe)
     return response
+
+
+@functools.cache
+def _environment(origin: str) -> dict:
+    """What `requests` would read from the environment for a call to `origin`: proxies
+    (`HTTPS_PROXY`, `NO_PROXY`...), the CA bundle (`REQUESTS_CA_BUNDLE`) and `.netrc` credentials.
+    A plain session reads them again on every call, which costs more than the call itself on
+    loopback; here they are read once per origin and process (the environment does not change
+    while the process runs)."""
+    found = requests.Session().merge_environment_settings(origin, {}, None, None, None)
+    netrc = requests.utils.get_netrc_auth(origin)
+    return {"proxies": found["proxies"], "verify": found["verify"], "netrc": netrc}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def fetch(method: str, url: str, **kwargs) -> requests.Response:
+    """One call on the pooled session, with the environment's settings and the default timeout;
+    failures raise `requests`' own exceptions."""
+    kwargs.setdefault("timeout", settings.SMSHUB_HTTP_TIMEOUT)
+    environment = _environment(_origin(url))
+    kwargs.setdefault("proxies", environment["proxies"])
+    kwargs.setdefault("verify", environment["verify"])
+    if kwargs.get("auth") is None and environment["netrc"]:
+        kwargs["auth"] = environment["netrc"]
+    return session().request(method, url, **kwargs)
 
 
 def raise_for_status(

@@ -11,9 +11,11 @@ import logging
 import os
 import random
 import sqlite3
+import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from itertools import groupby
@@ -23,13 +25,22 @@ from django.db import connection, transaction
 from django.db.models import Case, F, Min, Q, Sum, Value, When
 from django.utils import timezone
 
-from campaigns.models import Account, Campaign, Message, MessageEvent, OptOut, PendingDeliveryReport
+from campaigns.models import (
+    Account,
+    Campaign,
+    Category,
+    Message,
+    MessageEvent,
+    OptOut,
+    PendingDeliveryReport,
+)
 from providers import circuit
 from providers.events import OutboundSMS, SendResult
 from providers.exceptions import ProviderError
 from providers.models import ProviderAccount
 
 from . import campaign_control
+from .bulk import insert_alike
 from .compose import nudge_dispatcher
 from .delivery import apply_pending_reports
 from .lifecycle import transition
@@ -43,6 +54,10 @@ Source = MessageEvent.Source
 # Flood-limit windows, with a little margin: a send happens just after its claim.
 MINUTE, HOUR = timedelta(seconds=62), timedelta(seconds=3602)
 SECOND = timedelta(seconds=1)
+# How far ahead a provider account's per-second budget is claimed: a message may be claimed for
+# budget that frees within this long, and its call waits for that moment. Claiming the moment
+# budget frees, not after it, keeps a limited provider account busy to its limit.
+AHEAD = timedelta(seconds=0.5)
 
 # Accounts this process knows are held (flood limit reached, quiet hours) until a moment:
 # left out of candidate queries until then. Only an optimisation: the limits are checked
@@ -67,9 +82,11 @@ def due_filter(now) -> Q:
 class Claim:
     messages: list[Message]
     # Due messages left for a moment (a provider's per-second limit): worth claiming again soon,
-    # at `retry_at` when known (the moment the first call leaves the provider's last second).
+    # at `retry_at` when known (when the next budget comes within `AHEAD`).
     waiting: bool = False
     retry_at: datetime | None = None
+    # Messages claimed for per-second budget that frees a moment later: not sent before it.
+    not_before: dict[int, datetime] = field(default_factory=dict)
 
 
 def claim(limit: int) -> list[Message]:
@@ -110,7 +127,7 @@ def claim_batch(limit: int) -> Claim:
         routes = {pk: account.routes() for pk, account in accounts.items()}
         providers = _lock_providers(routes, now)
         chosen: dict[int | None, list[int]] = {}
-        waiting, retry_at = False, None
+        waiting, retry_at, not_before = False, None, {}
         rows.sort(key=lambda row: (row[1], row[0]))  # each account's messages together, in order
         for account_id, group in groupby(rows, key=lambda row: row[1]):
             account, account_routes = accounts[account_id], routes[account_id]
@@ -124,14 +141,18 @@ def claim_batch(limit: int) -> Claim:
                 if segments > budget:
                     _held[account_id] = _account_frees_at(account, now)
                     break
-                provider = _pick(route, step, segments, providers) if route else None
+                provider, at = (
+                    _pick(route, step, segments, providers, now) if route else (None, None)
+                )
                 if route and provider is None:
                     waiting = True
-                    frees = [providers[p.pk].frees_at for p in route if p.pk in providers]
+                    frees = [providers[p.pk].next_free() for p in route if p.pk in providers]
                     retry_at = min([t for t in [retry_at, *frees] if t is not None], default=None)
                     continue
                 budget -= segments
                 chosen.setdefault(provider.pk if provider else None, []).append(message_id)
+                if at is not None:
+                    not_before[message_id] = at
         for provider_id, ids in chosen.items():
             Message.objects.filter(id__in=ids, status=Status.QUEUED).update(
                 status=Status.SENDING,
@@ -141,30 +162,60 @@ def claim_batch(limit: int) -> Claim:
                 updated_at=now,
             )
         claimed = list(
-            Message.objects.filter(claim_token=token, status=Status.SENDING)
-            .select_related("account", "category", "campaign", "provider_account")
-            .order_by("id")
+            Message.objects.filter(claim_token=token, status=Status.SENDING).order_by("id")
         )
-        MessageEvent.objects.bulk_create(
-            MessageEvent(
-                message=m,
+        _attach(claimed, accounts, {pk: slot.provider for pk, slot in providers.items()})
+        for provider_id in chosen:
+            provider = providers[provider_id].provider if provider_id else None
+            event = MessageEvent(
                 at=now,
                 from_status=Status.QUEUED,
                 to_status=Status.SENDING,
                 source=Source.DISPATCH,
-                detail=f"Claimed by a worker for {m.provider_account or 'no provider'}.",
+                detail=f"Claimed by a worker for {provider or 'no provider'}.",
             )
-            for m in claimed
-        )
-    return Claim(claimed, waiting, retry_at)
+            ids = [m.pk for m in claimed if m.provider_account_id == provider_id]
+            insert_alike(event, "message", ids)
+    return Claim(claimed, waiting, retry_at, not_before)
+
+
+def _attach(messages: list[Message], accounts: dict, providers: dict) -> None:
+    """Give claimed messages their account, provider account, campaign and category: the same
+    object to every message that shares it, loaded once per batch rather than once per row."""
+    campaigns = Campaign.objects.in_bulk({m.campaign_id for m in messages if m.campaign_id})
+    categories = {}
+    if any(m.category_id for m in messages):
+        categories = Category.objects.in_bulk({m.category_id for m in messages if m.category_id})
+    for message in messages:
+        message.account = accounts[message.account_id]
+        message.provider_account = providers.get(message.provider_account_id)
+        message.campaign = campaigns.get(message.campaign_id)
+        message.category = categories.get(message.category_id)
 
 
 @dataclass
 class _Capacity:
     provider: ProviderAccount
-    free: float  # segments this provider account may still take in the current second
+    free: float  # segments this provider account may take from `at` on (now when None)
     calls: float  # messages its circuit breaker lets through in this claim
-    frees_at: datetime | None = None  # when its per-second budget grows next, if it is full
+    # Per-second budget that frees later: (moment, segments), soonest first.
+    frees: list[tuple[datetime, int]] = field(default_factory=list)
+    at: datetime | None = None
+
+    def take(self, segments: int, now) -> tuple[bool, datetime | None]:
+        """Take `segments` of budget, now or when enough frees within `AHEAD`: (taken, from when
+        the call may go; None for at once)."""
+        while self.free < segments and self.frees and self.frees[0][0] <= now + AHEAD:
+            self.at, freed = self.frees.pop(0)
+            self.free += freed
+        if self.free < segments:
+            return False, None
+        self.free -= segments
+        return True, self.at
+
+    def next_free(self) -> datetime | None:
+        """When claiming again would find more budget (the next freeing within `AHEAD`)."""
+        return self.frees[0][0] - AHEAD if self.frees else None
 
 
 def _lock_providers(
@@ -174,41 +225,53 @@ def _lock_providers(
     locked = ProviderAccount.objects.select_for_update().filter(pk__in=ids).order_by("pk")
     capacity = {}
     for provider in locked:
-        free, frees_at = float("inf"), None
+        slot = _Capacity(provider, float("inf"), circuit.allowance(provider.pk))
         if provider.max_per_second:
-            used, frees_at = _provider_second(provider, now)
-            free = provider.max_per_second - used
-        capacity[provider.pk] = _Capacity(provider, free, circuit.allowance(provider.pk), frees_at)
+            used, slot.frees = _provider_second(provider, now)
+            slot.free = provider.max_per_second - used
+        capacity[provider.pk] = slot
     return capacity
 
 
-def _provider_second(provider: ProviderAccount, now) -> tuple[int, datetime | None]:
-    """Segments that count against a provider account's per-second limit now: those in flight
-    (claimed, not yet recorded), and those claimed, or answered by the provider, within the last
-    second. Counting each call until a second after its answer (when the provider surely had
-    it), not after its claim, keeps every second the provider sees within the limit however
-    long a batch takes to send. Also returns when the oldest answer leaves that second."""
+def _provider_second(provider: ProviderAccount, now) -> tuple[int, list[tuple[datetime, int]]]:
+    """Segments that count against a provider account's per-second limit now, and when those
+    that will stop counting do (soonest first).
+
+    A call counts from its claim until a second after the provider answered it (when the
+    provider surely had it) or, without an answer recorded, a second after its claim; a call in
+    flight counts until it is recorded. Counting until a second after the answer, not the
+    claim, keeps every second the provider sees within the limit however long a call waits.
+    """
     in_flight_at_most = timedelta(seconds=sum(settings.SMSHUB_HTTP_TIMEOUT) + 5)
-    answered = Q(sent_at__gt=now - SECOND)
+    recent = Q(status=Status.SENDING) | Q(claimed_at__gt=now - SECOND) | Q(sent_at__gt=now - SECOND)
     counted = Message.objects.filter(
         provider_account=provider, claimed_at__gt=now - in_flight_at_most
-    ).filter(Q(status=Status.SENDING) | Q(claimed_at__gt=now - SECOND) | answered)
-    found = counted.aggregate(n=Sum("segments"), oldest=Min("sent_at", filter=answered))
-    return found["n"] or 0, found["oldest"] and found["oldest"] + SECOND
+    ).filter(recent)
+    used, frees = 0, []
+    for segments, status, claimed_at, sent_at in counted.values_list(
+        "segments", "status", "claimed_at", "sent_at"
+    ):
+        used += segments
+        if status != Status.SENDING:
+            frees.append((max(claimed_at, sent_at or claimed_at) + SECOND, segments))
+    return used, sorted(frees)
 
 
-def _pick(route, step: int, segments: int, providers: dict[int, _Capacity]):
-    """The provider account for a message at `step` of its route: that one, or a later one when
-    its circuit is open (failing over without spending the message's retries); None when every
-    candidate is open or over its per-second limit for now."""
+def _pick(route, step: int, segments: int, providers: dict[int, _Capacity], now):
+    """The provider account for a message at `step` of its route, and the moment its call may
+    go (None: at once): that one, or a later one when its circuit is open (failing over without
+    spending the message's retries); (None, None) when every candidate is open or over its
+    per-second limit for now."""
     for provider in route[min(step, len(route) - 1) :]:
         slot = providers.get(provider.pk)
-        if slot is None or slot.free < segments or slot.calls < 1:
+        if slot is None or slot.calls < 1:
             continue
-        slot.free -= segments
+        taken, at = slot.take(segments, now)
+        if not taken:
+            continue
         slot.calls -= 1
-        return slot.provider
-    return None
+        return slot.provider, at
+    return None, None
 
 
 def _segments(queryset, since) -> int:
@@ -250,10 +313,17 @@ class Outcome:
     answered: datetime | None = None
 
 
-def send_through(message: Message, provider_account: ProviderAccount) -> Outcome:
-    """Send one claimed message through one provider account, outside any transaction."""
+def send_through(
+    message: Message,
+    provider_account: ProviderAccount,
+    sms: OutboundSMS | None = None,
+    not_before: datetime | None = None,
+) -> Outcome:
+    """Send one claimed message through one provider account, outside any transaction (and not
+    before `not_before`)."""
+    _wait_for(not_before)
     try:
-        result = provider_account.adapter().send(outbound(message, provider_account))
+        result = provider_account.adapter().send(sms or outbound(message, provider_account))
     except ProviderError as exc:
         logger.warning(
             "send failed: message=%s provider=%s error=%s",
@@ -266,49 +336,90 @@ def send_through(message: Message, provider_account: ProviderAccount) -> Outcome
     return Outcome(message, provider_account, result=result, answered=timezone.now())
 
 
-def send_claimed(messages: list[Message]) -> list[Outcome]:
-    """Call the providers for claimed messages. No transaction is open while we wait on HTTP.
+def _wait_for(moment: datetime | None) -> None:
+    if moment is not None:
+        wait = (moment - timezone.now()).total_seconds()
+        if wait > 0:
+            time.sleep(wait)
 
-    A provider account whose adapter takes many recipients per call (SMSAdvert) gets its whole
-    share of the batch in `send_many`; other messages are sent one per call, up to
-    `SMSHUB_SEND_CONCURRENCY` calls at a time, each thread with its own pooled session.
-    Outcomes come back in the order of `messages`.
+
+@dataclass
+class Sending:
+    """A claimed batch on its way: its provider calls run on the pool while the caller goes on."""
+
+    messages: list[Message]
+    known: dict[int, Outcome]  # outcomes known without a call (opted out, no route)
+    calls: list[Future]
+
+
+def start_sending(claim: Claim) -> Sending:
+    """Start the provider calls of a claimed batch; `finish_sending` waits for them.
+
+    What needs the database (opt-outs, each call's content) is read here, in the caller's
+    thread: the calls themselves only speak HTTP. A provider account whose adapter takes many
+    recipients per call (SMSAdvert) gets its whole share of the batch in `send_many`; other
+    messages go one per call, up to `SMSHUB_SEND_CONCURRENCY` calls at a time, each thread with
+    its own pooled session.
     """
+    messages = claim.messages
     opted_out = set(
         OptOut.objects.filter(
             account_id__in={m.account_id for m in messages},
             number__in={m.recipient for m in messages},
         ).values_list("account_id", "number")
     )
-    outcomes: dict[int, Outcome] = {}
-    singles: list[Message] = []
+    known: dict[int, Outcome] = {}
+    calls: list[Callable[[], Outcome | list[Outcome]]] = []
     grouped: dict[int, list[Message]] = {}
     for message in messages:
+        provider_account = message.provider_account
         if (message.account_id, message.recipient) in opted_out:
             reason = "The number opted out of messages from this account: not sent."
-            outcomes[message.pk] = Outcome(message, None, reason=reason, blocked=True)
-        elif message.provider_account is None:
+            known[message.pk] = Outcome(message, None, reason=reason, blocked=True)
+        elif provider_account is None:
             reason = "The account has no enabled provider account in its route."
-            outcomes[message.pk] = Outcome(message, None, reason=reason)
-        elif message.provider_account.adapter_class.multi_recipient:
-            grouped.setdefault(message.provider_account_id, []).append(message)
+            known[message.pk] = Outcome(message, None, reason=reason)
+        elif provider_account.adapter_class.multi_recipient:
+            grouped.setdefault(provider_account.pk, []).append(message)
         else:
-            singles.append(message)
-    calls = [partial(send_through, m, m.provider_account) for m in singles]
-    calls += [partial(send_together, group) for group in grouped.values()]
-    for result in _run(calls):
+            sms = outbound(message, provider_account)
+            at = claim.not_before.get(message.pk)
+            calls.append(partial(send_through, message, provider_account, sms, at))
+    for group in grouped.values():
+        at = max((claim.not_before.get(m.pk) for m in group), default=None, key=_moment)
+        calls.append(
+            partial(send_together, group, [outbound(m, m.provider_account) for m in group], at)
+        )
+    return Sending(messages, known, [_submit(call) for call in calls])
+
+
+def _moment(at: datetime | None) -> float:
+    return at.timestamp() if at else 0.0
+
+
+def finish_sending(sending: Sending) -> list[Outcome]:
+    """Wait for a batch's calls; its outcomes, in the order of its messages."""
+    outcomes = dict(sending.known)
+    for call in sending.calls:
+        result = call.result()
         for outcome in result if isinstance(result, list) else [result]:
             outcomes[outcome.message.pk] = outcome
-    return [outcomes[m.pk] for m in messages]
+    return [outcomes[m.pk] for m in sending.messages]
 
 
-def send_together(messages: list[Message]) -> list[Outcome]:
+def send_claimed(messages: list[Message]) -> list[Outcome]:
+    """Call the providers for claimed messages and wait for every answer."""
+    return finish_sending(start_sending(Claim(messages)))
+
+
+def send_together(
+    messages: list[Message], sms: list[OutboundSMS], not_before: datetime | None = None
+) -> list[Outcome]:
     """Send messages of one provider account through its `send_many` (many recipients a call)."""
+    _wait_for(not_before)
     provider_account = messages[0].provider_account
     try:
-        results = provider_account.adapter().send_many(
-            [outbound(m, provider_account) for m in messages]
-        )
+        results = provider_account.adapter().send_many(sms)
     except ProviderError as exc:
         results = [exc] * len(messages)
     answered = timezone.now()
@@ -340,15 +451,18 @@ def _log_fields(message: Message, provider_account: ProviderAccount) -> dict:
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 
 
-def _run(calls: list) -> list:
-    """Run provider calls, several at a time on a thread pool kept for this process."""
+def _submit(call: Callable) -> Future:
+    """Run a provider call on the thread pool kept for this process (at once, in this thread,
+    when `SMSHUB_SEND_CONCURRENCY` is 1)."""
     global _pool
     workers = settings.SMSHUB_SEND_CONCURRENCY
-    if len(calls) <= 1 or workers <= 1:
-        return [call() for call in calls]
+    if workers <= 1:
+        done: Future = Future()
+        done.set_result(call())
+        return done
     if _pool is None or _pool[0] != os.getpid():  # a forked worker child makes its own
         _pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="send"))
-    return list(_pool[1].map(lambda call: call(), calls))
+    return _pool[1].submit(call)
 
 
 def outbound(message: Message, provider_account: ProviderAccount) -> OutboundSMS:
@@ -584,9 +698,59 @@ class Batch:
 
 
 def dispatch_once(limit: int | None = None) -> Batch:
-    """Claim, send, then record the whole batch in one transaction (events in bulk)."""
-    batch = claim_batch(limit or settings.SMSHUB_DISPATCH_BATCH_SIZE)
-    outcomes = send_claimed(batch.messages)
+    """Claim one batch, send it and record it, one step after the other."""
+    claim = claim_batch(limit or settings.SMSHUB_DISPATCH_BATCH_SIZE)
+    record_batch(claim.messages, finish_sending(start_sending(claim)))
+    return Batch(len(claim.messages), claim.waiting, claim.retry_at)
+
+
+def dispatch_for(seconds: float, after_batch: Callable[[Batch], object] | None = None) -> int:
+    """Claim, send and record batch after batch until nothing is due or `seconds` have passed;
+    returns how many messages were claimed. `after_batch` is called after every claim.
+
+    Each batch is claimed, and its calls queued, while the batch before is still being sent,
+    and recorded once its calls are done: the calls never wait on the database. A claim that
+    finds only messages waiting for a provider's per-second budget is tried again when budget
+    frees.
+    """
+    deadline = time.monotonic() + seconds
+    total, pending = 0, []
+    try:
+        while True:
+            claim = Claim([])
+            if time.monotonic() < deadline:
+                claim = claim_batch(settings.SMSHUB_DISPATCH_BATCH_SIZE)
+            if claim.messages:
+                pending.append(start_sending(claim))
+            if len(pending) > 1 or (pending and not claim.messages):
+                _finish(pending.pop(0))
+            total += len(claim.messages)
+            if after_batch is not None:
+                after_batch(Batch(len(claim.messages), claim.waiting, claim.retry_at))
+            if not pending:
+                if not claim.waiting or time.monotonic() >= deadline:
+                    return total
+                time.sleep(_until(claim.retry_at))
+    finally:
+        while pending:  # an error on the way: what was sent is still recorded
+            _finish(pending.pop(0))
+
+
+def _finish(sending: Sending) -> None:
+    record_batch(sending.messages, finish_sending(sending))
+
+
+def _until(moment: datetime | None) -> float:
+    """Seconds to wait for `moment` (a few milliseconds at least, a tenth of a second at most:
+    another worker may take the freed budget, or free some sooner)."""
+    if moment is None:
+        return 0.1
+    return min(max((moment - timezone.now()).total_seconds(), 0.005), 0.1)
+
+
+def record_batch(messages: list[Message], outcomes: list[Outcome]) -> None:
+    """Record a sent batch in one transaction (events in bulk), then what follows from it:
+    circuit breakers, delivery reports that came first, the campaigns' statuses."""
     events: list[MessageEvent] = []
     with transaction.atomic():
         for outcome in record_accepted(outcomes, events):
@@ -594,9 +758,8 @@ def dispatch_once(limit: int | None = None) -> Batch:
         MessageEvent.objects.bulk_create(events)
     _update_circuits(outcomes)
     apply_waiting_reports(outcomes)
-    for campaign in {m.campaign_id: m.campaign for m in batch.messages if m.campaign_id}.values():
+    for campaign in {m.campaign_id: m.campaign for m in messages if m.campaign_id}.values():
         campaign_control.refresh_status(campaign)
-    return Batch(len(batch.messages), batch.waiting, batch.retry_at)
 
 
 def _update_circuits(outcomes: list[Outcome]) -> None:

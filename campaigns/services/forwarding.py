@@ -100,7 +100,8 @@ def deliver(forward: Forward) -> bool:
     started = time.monotonic()
     status_code, error = None, ""
     try:
-        response = http.session().post(
+        response = http.fetch(
+            "POST",
             account.forward_url,
             data=body,
             headers={

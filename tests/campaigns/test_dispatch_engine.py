@@ -3,8 +3,8 @@ paused campaigns, and concurrent claimers that never take the same message."""
 
 import threading
 import time
+from datetime import datetime, timedelta
 from datetime import time as clock
-from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
@@ -91,10 +91,32 @@ def test_a_provider_per_second_limit(simulator):
     claimed = Message.objects.filter(claimed_at__isnull=False)
     claimed.update(claimed_at=timezone.now() - timedelta(seconds=2))
     assert dispatch.claim(100) == []  # still in flight: they count until their calls are done
-    claimed.update(status=Status.SENT, sent_at=timezone.now() - timedelta(seconds=0.5))
-    assert dispatch.claim(100) == []  # their calls started less than a second ago
+    claimed.update(status=Status.SENT, sent_at=timezone.now() - timedelta(seconds=0.2))
+    assert dispatch.claim(100) == []  # answered less than a second ago: counted a while yet
     claimed.update(sent_at=timezone.now() - timedelta(seconds=1.1))
-    assert len(dispatch.claim(100)) == 2
+    batch = dispatch.claim_batch(100)
+    assert len(batch.messages) == 2
+    assert batch.not_before == {}  # the budget is free now: sent at once
+
+
+def test_per_second_budget_freeing_soon_is_claimed_ahead_and_the_call_waits_for_it(simulator):
+    provider = ProviderAccountFactory(base_url=simulator.url, max_per_second=2)
+    account = AccountFactory(route=[provider])
+    first = queued(account, 2)
+    dispatch.dispatch_batch()
+    answered = max(m.sent_at for m in Message.objects.filter(pk__in=[m.pk for m in first]))
+    later = MessageFactory(account=account, recipient="+33612349999")
+    dispatch.dispatch_for(10)  # claims `later` within `AHEAD` of the budget freeing
+    later.refresh_from_db()
+    assert later.status == Status.SENT
+    arrived = max(
+        datetime.fromisoformat(e["at"])
+        for e in simulator.requests_log
+        if e["kind"] == "request" and e["path"] == "/simulator/messages"
+    )
+    # Not a moment sooner (the log keeps milliseconds): the limit holds.
+    assert arrived >= answered + timedelta(seconds=1) - timedelta(milliseconds=1)
+    assert later.claimed_at < answered + timedelta(seconds=1)  # claimed before the budget freed
 
 
 def test_failover_to_the_next_provider_of_the_route(settings, simulator):
