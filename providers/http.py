@@ -64,7 +64,9 @@ def _environment(origin: str) -> dict:
     while the process runs)."""
     found = requests.Session().merge_environment_settings(origin, {}, None, None, None)
     netrc = requests.utils.get_netrc_auth(origin)
-    return {"proxies": found["proxies"], "verify": found["verify"], "netrc": netrc}
+    # A CA bundle means nothing to plain HTTP, yet `requests` looks the path up on every call.
+    verify = found["verify"] if origin.startswith("https:") else True
+    return {"proxies": found["proxies"], "verify": verify, "netrc": netrc}
 
 
 def _origin(url: str) -> str:
