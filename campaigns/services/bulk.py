@@ -322,17 +322,17 @@ def _write_batch(
     """One batch of messages, copies of `message` to each number, and their first events (copies
     of `event`), in one transaction."""
     with transaction.atomic():
-        insert_alike(message, "recipient", numbers)
+        _insert_alike(message, "recipient", numbers)
         ids = list(
             Message.objects.filter(campaign=campaign, recipient__in=numbers).values_list(
                 "id", flat=True
             )
         )
-        insert_alike(event, "message", ids)
+        _insert_alike(event, "message", ids)
     return len(ids)
 
 
-def insert_alike(template: Model, field_name: str, values: list) -> None:
+def _insert_alike(template: Model, field_name: str, values: list) -> None:
     """Insert one row per value: a copy of the unsaved `template` with `field_name` set to it.
 
     `bulk_create` prepares every field of every row; here the other fields are prepared once,

@@ -209,7 +209,8 @@ def refresh_status(campaign: Campaign) -> bool:
     the campaign was completed by this call.
     """
     still_scheduled = Message.objects.filter(campaign=OuterRef("pk"), status=Status.SCHEDULED)
-    started = (
+    # A campaign never goes back to scheduled: seen otherwise, it is not scheduled now.
+    started = campaign.status == CampaignStatus.SCHEDULED and (
         Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.SCHEDULED)
         .exclude(Exists(still_scheduled))
         .update(status=CampaignStatus.RUNNING)

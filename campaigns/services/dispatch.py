@@ -7,6 +7,7 @@ each other. A crash after the claim leaves the message `sending`: past `SMSHUB_S
 it becomes `unknown`, never resent blindly.
 """
 
+import json
 import logging
 import os
 import random
@@ -40,7 +41,6 @@ from providers.exceptions import ProviderError
 from providers.models import ProviderAccount
 
 from . import campaign_control
-from .bulk import insert_alike
 from .compose import nudge_dispatcher
 from .delivery import apply_pending_reports
 from .lifecycle import transition
@@ -165,18 +165,37 @@ def claim_batch(limit: int) -> Claim:
             Message.objects.filter(claim_token=token, status=Status.SENDING).order_by("id")
         )
         _attach(claimed, accounts, {pk: slot.provider for pk, slot in providers.items()})
-        for provider_id in chosen:
-            provider = providers[provider_id].provider if provider_id else None
-            event = MessageEvent(
-                at=now,
-                from_status=Status.QUEUED,
-                to_status=Status.SENDING,
-                source=Source.DISPATCH,
-                detail=f"Claimed by a worker for {provider or 'no provider'}.",
-            )
-            ids = [m.pk for m in claimed if m.provider_account_id == provider_id]
-            insert_alike(event, "message", ids)
+        _insert_claim_events(token, now)
     return Claim(claimed, waiting, retry_at, not_before)
+
+
+def _insert_claim_events(token: str, now) -> None:
+    """Each claimed message's `queued → sending` event, written by the database from the
+    claimed rows in one statement (nothing per row in Python)."""
+    quote, event, message = connection.ops.quote_name, MessageEvent._meta, Message._meta
+    provider = ProviderAccount._meta
+    columns = ", ".join(
+        quote(event.get_field(name).column)
+        for name in ("message", "at", "from_status", "to_status", "source", "detail")
+    )
+    m_id, m_provider = quote(message.pk.column), quote(message.get_field("provider_account").column)
+    name = f"p.{quote(provider.get_field('name').column)}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(event.db_table)} ({columns}) "  # noqa: S608 (names only)
+            f"SELECT m.{m_id}, %s, %s, %s, %s, "
+            f"'Claimed by a worker for ' || COALESCE({name}, 'no provider') || '.' "
+            f"FROM {quote(message.db_table)} m LEFT JOIN {quote(provider.db_table)} p "
+            f"ON p.{quote(provider.pk.column)} = m.{m_provider} "
+            f"WHERE m.{quote(message.get_field('claim_token').column)} = %s",
+            [
+                connection.ops.adapt_datetimefield_value(now),
+                Status.QUEUED.value,
+                Status.SENDING.value,
+                Source.DISPATCH.value,
+                token,
+            ],
+        )
 
 
 def _attach(messages: list[Message], accounts: dict, providers: dict) -> None:
@@ -541,52 +560,119 @@ def record(outcome: Outcome, events: list[MessageEvent] | None = None) -> None:
 
 
 def record_accepted(outcomes: list[Outcome], events: list[MessageEvent]) -> list[Outcome]:
-    """Record every message a provider accepted as `sent` in one UPDATE; return the other
-    outcomes for `record`. Runs inside the caller's transaction; the rows are locked first, so
-    a message moved meanwhile (to `unknown` by the stuck-message sweep) is left as it is."""
+    """Record every message a provider accepted as `sent`, with its event, in bulk; return the
+    other outcomes for `record`. Runs inside the caller's transaction. Only messages still
+    `sending` are moved: one moved meanwhile (to `unknown` by the stuck-message sweep) is left
+    as it is."""
     accepted = {
         o.message.pk: o for o in outcomes if o.result is not None and o.result.status == Status.SENT
     }
     if not accepted:
         return outcomes
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        moved = _record_sent_postgresql(list(accepted.values()), now)
+    else:
+        moved = _record_sent(list(accepted.values()), now, events)
+    for pk in moved:
+        outcome = accepted[pk]
+        message, result = outcome.message, outcome.result
+        message.status, message.sent_at = Status.SENT, outcome.answered or now
+        message.provider_message_id, message.attempts = (
+            result.provider_message_id,
+            (message.attempts + 1),
+        )
+        if result.cost is not None:
+            message.cost = result.cost
+    return [o for o in outcomes if o.message.pk not in accepted]
+
+
+def _accepted_detail(outcome: Outcome) -> str:
+    return f"Accepted by {outcome.provider_account.name} as {outcome.result.provider_message_id}."
+
+
+def _record_sent_postgresql(accepted: list[Outcome], now) -> set[int]:
+    """PostgreSQL: the messages moved to `sent` and their events written in one statement, the
+    rows passed as one JSON document (a short statement the driver prepares once, rather than
+    one that grows with the batch). Returns the ids moved."""
+    quote, message, event = connection.ops.quote_name, Message._meta, MessageEvent._meta
+    m, e = (
+        (lambda name: quote(message.get_field(name).column)),
+        (lambda name: quote(event.get_field(name).column)),
+    )
+    rows = json.dumps(
+        [
+            {
+                "id": o.message.pk,
+                "provider_message_id": o.result.provider_message_id,
+                "sent_at": (o.answered or now).isoformat(),
+                "cost": None if o.result.cost is None else str(o.result.cost),
+                "detail": _accepted_detail(o),
+                "payload": o.result.raw,
+            }
+            for o in accepted
+        ]
+    )
+    table = quote(message.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH v AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r(id bigint, "  # noqa: S608
+            "provider_message_id text, sent_at timestamptz, cost numeric, detail text, "
+            "payload jsonb)), "
+            f"moved AS (UPDATE {table} AS m SET {m('status')} = %s, {m('updated_at')} = %s, "
+            f"{m('sent_at')} = v.sent_at, {m('attempts')} = m.{m('attempts')} + 1, "
+            f"{m('error_code')} = '', {m('error_reason')} = '', "
+            f"{m('provider_message_id')} = v.provider_message_id, "
+            f"{m('cost')} = COALESCE(v.cost, m.{m('cost')}) "
+            f"FROM v WHERE m.{quote(message.pk.column)} = v.id AND m.{m('status')} = %s "
+            f"RETURNING m.{quote(message.pk.column)} AS id) "
+            f"INSERT INTO {quote(event.db_table)} ({e('message')}, {e('at')}, "
+            f"{e('from_status')}, {e('to_status')}, {e('source')}, {e('detail')}, "
+            f"{e('payload')}) SELECT v.id, %s, %s, %s, %s, v.detail, v.payload "
+            f"FROM v JOIN moved ON moved.id = v.id RETURNING {e('message')}",
+            [
+                rows,
+                Status.SENT.value,
+                now,
+                Status.SENDING.value,
+                now,
+                Status.SENDING.value,
+                Status.SENT.value,
+                Source.PROVIDER.value,
+            ],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _record_sent(accepted: list[Outcome], now, events: list[MessageEvent]) -> set[int]:
+    """Other databases (SQLite): lock, update in one statement, events to `events`."""
     still_sending = set(
         Message.objects.select_for_update()
-        .filter(pk__in=list(accepted), status=Status.SENDING)
+        .filter(pk__in=[o.message.pk for o in accepted], status=Status.SENDING)
         .values_list("pk", flat=True)
     )
-    mine = [o for pk, o in accepted.items() if pk in still_sending]
-    if mine:
-        now = timezone.now()
-        _mark_sent(
-            [(o.message.pk, o.result.provider_message_id, o.answered or now) for o in mine], now
+    mine = [o for o in accepted if o.message.pk in still_sending]
+    if not mine:
+        return set()
+    _mark_sent([(o.message.pk, o.result.provider_message_id, o.answered or now) for o in mine], now)
+    costs = [o for o in mine if o.result.cost is not None]
+    if costs:
+        Message.objects.filter(pk__in=[o.message.pk for o in costs]).update(
+            cost=Case(*(When(pk=o.message.pk, then=Value(o.result.cost)) for o in costs))
         )
-        costs = [o for o in mine if o.result.cost is not None]
-        if costs:
-            Message.objects.filter(pk__in=[o.message.pk for o in costs]).update(
-                cost=Case(*(When(pk=o.message.pk, then=Value(o.result.cost)) for o in costs))
-            )
-        for outcome in mine:
-            message, result = outcome.message, outcome.result
-            events.append(
-                MessageEvent(
-                    message=message,
-                    at=now,
-                    from_status=Status.SENDING,
-                    to_status=Status.SENT,
-                    source=Source.PROVIDER,
-                    detail=f"Accepted by {outcome.provider_account.name} "
-                    f"as {result.provider_message_id}.",
-                    payload=result.raw,
-                )
-            )
-            message.status, message.sent_at = Status.SENT, outcome.answered or now
-            message.provider_message_id, message.attempts = (
-                result.provider_message_id,
-                (message.attempts + 1),
-            )
-            if result.cost is not None:
-                message.cost = result.cost
-    return [o for o in outcomes if o.message.pk not in accepted]
+    events.extend(
+        MessageEvent(
+            message=o.message,
+            at=now,
+            from_status=Status.SENDING,
+            to_status=Status.SENT,
+            source=Source.PROVIDER,
+            detail=_accepted_detail(o),
+            payload=o.result.raw,
+        )
+        for o in mine
+    )
+    return still_sending
 
 
 def _mark_sent(rows: list[tuple[int, str, datetime]], now) -> None:
