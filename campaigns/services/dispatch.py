@@ -14,6 +14,7 @@ import random
 import sqlite3
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -409,7 +410,7 @@ def start_sending(claim: Claim) -> Sending:
         calls.append(
             partial(send_together, group, [outbound(m, m.provider_account) for m in group], at)
         )
-    return Sending(messages, known, [_submit(call) for call in calls])
+    return Sending(messages, known, _start(calls))
 
 
 def _moment(at: datetime | None) -> float:
@@ -419,10 +420,10 @@ def _moment(at: datetime | None) -> float:
 def finish_sending(sending: Sending) -> list[Outcome]:
     """Wait for a batch's calls; its outcomes, in the order of its messages."""
     outcomes = dict(sending.known)
-    for call in sending.calls:
-        result = call.result()
-        for outcome in result if isinstance(result, list) else [result]:
-            outcomes[outcome.message.pk] = outcome
+    for share in sending.calls:
+        for result in share.result():
+            for outcome in result if isinstance(result, list) else [result]:
+                outcomes[outcome.message.pk] = outcome
     return [outcomes[m.pk] for m in sending.messages]
 
 
@@ -470,18 +471,30 @@ def _log_fields(message: Message, provider_account: ProviderAccount) -> dict:
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 
 
-def _submit(call: Callable) -> Future:
-    """Run a provider call on the thread pool kept for this process (at once, in this thread,
-    when `SMSHUB_SEND_CONCURRENCY` is 1)."""
+def _start(calls: list[Callable]) -> list[Future]:
+    """Start provider calls on the thread pool kept for this process, `SMSHUB_SEND_CONCURRENCY`
+    at a time: as many shares as threads, each taking the next call until none is left (a few
+    futures a batch, not one per call). In this thread, at once, when the setting is 1."""
     global _pool
     workers = settings.SMSHUB_SEND_CONCURRENCY
+    pending = deque(calls)
+
+    def share() -> list:
+        results = []
+        while True:
+            try:
+                call = pending.popleft()
+            except IndexError:
+                return results
+            results.append(call())
+
     if workers <= 1:
         done: Future = Future()
-        done.set_result(call())
-        return done
+        done.set_result(share())
+        return [done]
     if _pool is None or _pool[0] != os.getpid():  # a forked worker child makes its own
         _pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="send"))
-    return _pool[1].submit(call)
+    return [_pool[1].submit(share) for _ in range(min(workers, len(calls)))]
 
 
 def outbound(message: Message, provider_account: ProviderAccount) -> OutboundSMS:
