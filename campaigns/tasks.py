@@ -35,13 +35,13 @@ def dispatch(slot: int | None = None) -> int:
     `slot` is the place the sweep reserved for this task (see `sweep`); it is given back at the
     end, so that the next sweep may publish another task.
     """
-    first = True
+    claimed = 0
 
     def after_batch(batch: dispatch_service.Batch) -> None:
-        nonlocal first
-        if first and batch.claimed == settings.SMSHUB_DISPATCH_BATCH_SIZE:
+        nonlocal claimed
+        if not claimed and batch.claimed == settings.SMSHUB_DISPATCH_BATCH_SIZE:
             _fan_out()  # a full first batch: more is due than one task sends quickly
-        first = False
+        claimed += batch.claimed
         if slot is not None:
             cache.set(_slot_key(slot), 1, timeout=_slot_timeout())
 
