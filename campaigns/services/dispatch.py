@@ -188,12 +188,15 @@ def _insert_claim_events(token: str, now) -> None:
             f"'Claimed by a worker for ' || COALESCE({name}, 'no provider') || '.' "
             f"FROM {quote(message.db_table)} m LEFT JOIN {quote(provider.db_table)} p "
             f"ON p.{quote(provider.pk.column)} = m.{m_provider} "
-            f"WHERE m.{quote(message.get_field('claim_token').column)} = %s",
+            # `status` first: the partial index of messages being sent finds the claimed rows.
+            f"WHERE m.{quote(message.get_field('status').column)} = %s "
+            f"AND m.{quote(message.get_field('claim_token').column)} = %s",
             [
                 connection.ops.adapt_datetimefield_value(now),
                 Status.QUEUED.value,
                 Status.SENDING.value,
                 Source.DISPATCH.value,
+                Status.SENDING.value,
                 token,
             ],
         )
@@ -425,11 +428,6 @@ def finish_sending(sending: Sending) -> list[Outcome]:
             for outcome in result if isinstance(result, list) else [result]:
                 outcomes[outcome.message.pk] = outcome
     return [outcomes[m.pk] for m in sending.messages]
-
-
-def send_claimed(messages: list[Message]) -> list[Outcome]:
-    """Call the providers for claimed messages and wait for every answer."""
-    return finish_sending(start_sending(Claim(messages)))
 
 
 def send_together(
@@ -689,9 +687,9 @@ def _record_sent(accepted: list[Outcome], now, events: list[MessageEvent]) -> se
 
 
 def _mark_sent(rows: list[tuple[int, str, datetime]], now) -> None:
-    """Mark messages `sent`, each with its provider id and send time, in one statement:
-    UPDATE … FROM VALUES (PostgreSQL, and SQLite since 3.33) costs a fraction of Django's
-    CASE WHEN per row."""
+    """Mark messages `sent`, each with its provider id and send time, in one statement (the
+    path of databases other than PostgreSQL): UPDATE … FROM VALUES (SQLite since 3.33) costs a
+    fraction of Django's CASE WHEN per row."""
     if connection.vendor == "sqlite" and sqlite3.sqlite_version_info < (3, 33):
         Message.objects.filter(pk__in=[row[0] for row in rows]).update(
             status=Status.SENT,
@@ -799,7 +797,7 @@ class Batch:
 def dispatch_once(limit: int | None = None) -> Batch:
     """Claim one batch, send it and record it, one step after the other."""
     claim = claim_batch(limit or settings.SMSHUB_DISPATCH_BATCH_SIZE)
-    record_batch(claim.messages, finish_sending(start_sending(claim)))
+    _finish(start_sending(claim))
     return Batch(len(claim.messages), claim.waiting, claim.retry_at)
 
 
