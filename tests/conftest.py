@@ -129,3 +129,12 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The run's broker folder goes with the run (see tests/settings.py)."""
+    import shutil
+
+    folder = os.environ.get("CELERY_FILESYSTEM_DIR", "")
+    if folder.endswith(f"test-broker-{os.getpid()}"):
+        shutil.rmtree(folder, ignore_errors=True)

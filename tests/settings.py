@@ -10,9 +10,11 @@ from pathlib import Path
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-used-anywhere-else-0123456789")
 # A Fernet key for secrets at rest (32 bytes, base64), whatever DEBUG the environment sets.
 os.environ.setdefault("SMSHUB_ENCRYPTION_KEYS", "c21zLWh1Yi10ZXN0cy1vbmx5LWtleS0zMi1ieXRlcyE=")
-# The suite's own broker folder: a `make run` worker on the same machine never takes its tasks.
+# The run's own broker folder: a `make run` worker on the same machine, or another test run,
+# never takes its tasks (the worker the tests start inherits it through the environment).
 os.environ.setdefault(
-    "CELERY_FILESYSTEM_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test-broker")
+    "CELERY_FILESYSTEM_DIR",
+    str(Path(__file__).resolve().parent.parent / "var" / f"test-broker-{os.getpid()}"),
 )
 
 from smshub.settings import *  # noqa: F403
