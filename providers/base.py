@@ -13,10 +13,13 @@ from django.http import HttpRequest
 from . import http
 from .events import DeliveryReport, DeliveryStatus, InboundSMS, OutboundSMS, SendResult
 from .exceptions import (
+    ErrorClass,
     ProviderConfigurationError,
     ProviderError,
     ProviderRejected,
     WebhookValidationError,
+    provider_error,
+    reason,
 )
 
 
@@ -44,6 +47,15 @@ class BaseProvider:
     secret_credentials: ClassVar[frozenset[str]] = frozenset()
     # The provider's status words → ours.
     status_map: ClassVar[dict[str, DeliveryStatus]] = {}
+    # What the provider's documented errors mean: its error codes and words (upper case) → class
+    # (temporary, rejected for this message, account problem). One table per adapter, tested
+    # against the doc; a word not listed is a refusal of the message (`error`).
+    errors: ClassVar[dict[str, ErrorClass]] = {}
+    # The account-problem words among them that mean the credentials were refused: their
+    # message says "credentials refused by …" rather than "… refused the provider account".
+    credential_errors: ClassVar[frozenset[str]] = frozenset()
+    # HTTP error statuses the provider documents otherwise than `http.STATUS_CLASSES`.
+    http_errors: ClassVar[dict[int, ErrorClass]] = {}
     # True when `send_many` puts many recipients in one call: the dispatcher then hands it a
     # provider account's whole batch instead of sending message by message.
     multi_recipient: ClassVar[bool] = False
@@ -61,13 +73,20 @@ class BaseProvider:
         """Send several messages; providers that take many recipients per call override this.
 
         Returns one entry per message, in order: its SendResult, or the ProviderError it met.
+        Once the provider refuses the account, the messages left get that error without a call.
         """
         results: list[SendResult | Exception] = []
+        refused: ProviderError | None = None
         for sms in messages:
+            if refused is not None:
+                results.append(refused)
+                continue
             try:
                 results.append(self.send(sms))
             except ProviderError as exc:
                 results.append(exc)
+                if exc.error_class == ErrorClass.ACCOUNT:
+                    refused = exc
         return results
 
     def call(self, call: ProviderRequest) -> requests.Response:
@@ -80,10 +99,50 @@ class BaseProvider:
             data=call.data,
             auth=call.auth,
             describe=self.describe_error,
+            statuses=self.http_errors,
+            provider=self.display_name,
+            classify=self.classify_error,
         )
+
+    def error_class(self, word: str, default: ErrorClass = ErrorClass.REJECTED) -> ErrorClass:
+        """What one of the provider's error words means (`errors`); `default` when not listed."""
+        return self.errors.get(word.strip().upper(), default)
+
+    def error(
+        self,
+        word: str,
+        detail: str,
+        *,
+        what: str = "the message",
+        status: int | None = None,
+        code: str | None = None,
+        raw: object = None,
+        default: ErrorClass = ErrorClass.REJECTED,
+    ) -> ProviderError:
+        """The exception for one of the provider's error words, classed by `errors`.
+
+        Its message says who is at fault (`exceptions.reason`: "credentials refused by …",
+        "… refused the provider account", "… refused the message", "temporary error from …"),
+        then `detail`, the provider's own words; `code` defaults to the word.
+        """
+        error_class = self.error_class(word, default)
+        message = reason(
+            error_class,
+            self.display_name,
+            detail,
+            credentials=word.strip().upper() in self.credential_errors,
+            what=what,
+            status=status,
+        )
+        return provider_error(error_class, message, code=word if code is None else code, raw=raw)
 
     def describe_error(self, response: requests.Response) -> str | None:
         """A clear sentence from the provider's error body, or None to keep the raw text."""
+        return None
+
+    def classify_error(self, response: requests.Response) -> ProviderError | None:
+        """The error an HTTP error answer means by its body, when the body carries one of the
+        provider's documented error words (`errors`); None lets the status decide."""
         return None
 
     def validate(self, sms: OutboundSMS) -> None:

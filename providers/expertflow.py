@@ -50,14 +50,22 @@ Deliberate choices where the doc is silent or ambiguous:
 - Validation: the doc sets no length, charset or sender rule, so none is invented. `validate`
   refuses what the doc says the connector refuses (400, "required parameters not supplied"): an
   empty text (base rule) and an empty recipient. Numbers are sent as the hub gives them (E.164).
-- Error bodies are undocumented: `describe_error` turns each documented status (400, 401/403,
-  404, 500) into a sentence and appends whatever text the connector sent.
+- Errors: the doc's only error vocabulary is its status table, so ``errors`` is empty and
+  ``http_errors`` holds that table: 400 "required parameters not supplied" is a refusal of the
+  message (its ``To`` and ``Body``; ``channel`` is checked non-empty before any call); 404
+  "wrong API url supplied" an account problem (ProviderAccountError: a misconfigured base URL
+  would fail every message, so the account is put on hold instead); 500 "Internal server
+  error" temporary (the connector did not queue it: 200 is "message queued"). 401/403 (the
+  connector's basic auth refusing the credentials) are account problems, 429 throttling, other
+  5xx and 408 temporary, other 4xx refusals. Error bodies are undocumented: `describe_error`
+  turns each documented status into a sentence and appends whatever text the connector sent.
 - `check`: the connector has no health endpoint and no side-effect-free documented call. It
   sends ``GET {base}/msg-client/send`` (never a POST: that could queue an SMS). A connector
   (Spring) answers 405 Method Not Allowed there, or 401/403 when its auth refuses the
-  credentials; a 404 means no connector at that base URL. So a pass proves: the configuration
-  is complete, the base URL is reachable, the connector's send path exists, and the credentials
-  were not refused (if the connector checks none, that proves nothing about them).
+  credentials; a 404 means no connector at that base URL (both account problems). So a pass
+  proves: the configuration is complete, the base URL is reachable, the connector's send path
+  exists, and the credentials were not refused (if the connector checks none, that proves
+  nothing about them).
 - Twilio forms: ``SmsStatus`` is read before ``MessageStatus`` (Twilio sends both, equal). An
   ``ErrorCode`` field (Twilio sends one with failures; not in the doc) is kept as the error code
   when present. The forms carry no time, so ``occurred_at``/``received_at`` are left empty.
@@ -79,6 +87,7 @@ from django.http import HttpRequest
 from providers.base import BaseProvider, ProviderRequest
 from providers.events import DeliveryReport, DeliveryStatus, InboundSMS, OutboundSMS, SendResult
 from providers.exceptions import (
+    ErrorClass,
     ProviderConfigurationError,
     ProviderRejected,
     WebhookValidationError,
@@ -237,6 +246,12 @@ class ExpertflowProvider(BaseProvider):
         "optional HTTP basic auth of the connector (set both or neither)."
     )
     status_map: ClassVar[dict[str, DeliveryStatus]] = TWILIO_STATUS_MAP
+    # The doc's status table for /msg-client/send (its only error vocabulary).
+    http_errors: ClassVar[dict[int, ErrorClass]] = {
+        400: ErrorClass.REJECTED,  # "required parameters are not supplied": this message's
+        404: ErrorClass.ACCOUNT,  # "wrong API url supplied": every message would fail
+        500: ErrorClass.TEMPORARY,  # "Internal server error": not queued
+    }
 
     # --- configuration ----------------------------------------------------------------------
     def parse_queue_reports(self, body: bytes | str) -> list[DeliveryReport]:
@@ -325,8 +340,7 @@ class ExpertflowProvider(BaseProvider):
 
     def describe_error(self, response: requests.Response) -> str | None:
         sentences = {
-            400: "the connector refused the message: a required field (To, Body or channel) "
-            "is missing or invalid",
+            400: "a required field (To, Body or channel) is missing or invalid",
             401: "the connector refused the username/password (HTTP basic auth)",
             403: "the connector refused the username/password (HTTP basic auth)",
             404: f"no SMS connector API at {self.base_url}{SEND_PATH}: wrong API URL, "
@@ -343,9 +357,9 @@ class ExpertflowProvider(BaseProvider):
         """Verify the configuration, that the base URL answers and that its send path exists.
 
         No health endpoint exists, so this GETs the send path (never POSTs: that could queue an
-        SMS). A connector answers 405 (or 400); 401/403 means the credentials are refused and
-        404 that no connector serves that base URL. A pass does not prove the credentials are
-        right when the connector checks none.
+        SMS). A connector answers 405 (or 400); 401/403 (the credentials refused) and 404 (no
+        connector at that base URL) are account problems. A pass does not prove the credentials
+        are right when the connector checks none.
         """
         self._channel()
         auth = self._auth()
@@ -353,20 +367,6 @@ class ExpertflowProvider(BaseProvider):
         try:
             self.call(ProviderRequest("GET", url, auth=auth))
         except ProviderRejected as exc:
-            if exc.code in ("401", "403"):
-                raise ProviderRejected(
-                    f"the connector at {self.base_url} refused the username/password "
-                    f"(HTTP {exc.code})",
-                    code=exc.code,
-                    raw=exc.raw,
-                ) from exc
-            if exc.code == "404":
-                raise ProviderConfigurationError(
-                    f"no SMS connector at {self.base_url}: {SEND_PATH} was not found "
-                    "(HTTP 404); check the base URL",
-                    code="404",
-                    raw=exc.raw,
-                ) from exc
             if exc.code not in ("400", "405"):
                 raise
         credentials = "with basic auth not refused" if auth else "without basic auth"

@@ -10,7 +10,14 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 
-from .exceptions import ProviderRejected, ProviderTemporaryError, ProviderThrottled
+from .exceptions import (
+    ErrorClass,
+    ProviderError,
+    ProviderTemporaryError,
+    ProviderThrottled,
+    provider_error,
+    reason,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +44,16 @@ def request(
     url: str,
     *,
     describe: Callable[[requests.Response], str | None] | None = None,
+    statuses: dict[int, ErrorClass] | None = None,
+    provider: str = "the provider",
+    classify: Callable[[requests.Response], ProviderError | None] | None = None,
     **kwargs,
 ) -> requests.Response:
     """Send a request; network failures become `ProviderTemporaryError`, HTTP errors are mapped.
 
-    `describe(response)` may turn a provider's error body into a clear sentence (None: raw text).
+    `describe(response)` may turn a provider's error body into a clear sentence (None: raw text);
+    `statuses` overrides `STATUS_CLASSES` where the provider documents a status otherwise;
+    `classify(response)` reads the provider's own error words (see `raise_for_status`).
     """
     try:
         response = fetch(method, url, **kwargs)
@@ -51,7 +63,7 @@ def request(
         raise ProviderTemporaryError(
             f"could not reach {_host(url)}: {exc.__class__.__name__}", code="network"
         ) from exc
-    raise_for_status(response, describe)
+    raise_for_status(response, describe, statuses, provider, classify)
     return response
 
 
@@ -86,29 +98,59 @@ def fetch(method: str, url: str, **kwargs) -> requests.Response:
     return session().request(method, url, **kwargs)
 
 
+# HTTP error statuses whose meaning does not depend on the provider: credentials refused (401,
+# 403) and payment required (402) are the provider account's problem, not the message's; a
+# request timeout (408) is worth repeating. 429 is throttling, 5xx temporary, other 4xx a refusal.
+STATUS_CLASSES: dict[int, ErrorClass] = {
+    401: ErrorClass.ACCOUNT,
+    402: ErrorClass.ACCOUNT,
+    403: ErrorClass.ACCOUNT,
+    408: ErrorClass.TEMPORARY,
+}
+
+
 def raise_for_status(
     response: requests.Response,
     describe: Callable[[requests.Response], str | None] | None = None,
+    statuses: dict[int, ErrorClass] | None = None,
+    provider: str = "the provider",
+    classify: Callable[[requests.Response], ProviderError | None] | None = None,
 ) -> None:
-    """429 → throttled; 5xx → temporary; other 4xx → rejected, with the provider's own text."""
+    """429 → throttled; 5xx → temporary; 401, 402, 403 → the provider account's problem; other
+    4xx → rejected; each with the provider's own text. `statuses` overrides (see `request`).
+
+    `classify(response)` is the provider's own reading of an error body (one of its documented
+    error words), which decides over the status; None lets the status decide. It is not asked
+    for 429 (throttling keeps its Retry-After) nor for a status that already means an account
+    problem: that stays one whatever the body says.
+    """
     status = response.status_code
     if status < 400:
         return
+    error_class = {**STATUS_CLASSES, **(statuses or {})}.get(status)
+    if classify is not None and status != 429 and error_class != ErrorClass.ACCOUNT:
+        found = classify(response)
+        if found is not None:
+            raise found
     text = (describe(response) if describe else None) or response.text[:1000]
-    if status == 429:
+    if status == 429 and error_class in (None, ErrorClass.TEMPORARY):
         raise ProviderThrottled(
-            f"throttled by provider (HTTP 429): {text}",
+            f"throttled by {provider} (HTTP 429): {text}",
             code="429",
             raw=text,
             retry_after=_retry_after(response),
         )
-    if status >= 500:
-        raise ProviderTemporaryError(
-            f"provider error HTTP {status}: {text}", code=str(status), raw=text
-        )
-    raise ProviderRejected(
-        f"refused by provider (HTTP {status}): {text}", code=str(status), raw=text
+    if error_class is None:
+        error_class = ErrorClass.TEMPORARY if status >= 500 else ErrorClass.REJECTED
+    message = reason(
+        error_class,
+        provider,
+        text,
+        credentials=status in (401, 403),
+        what="the request",
+        status=status,
     )
+    raise provider_error(error_class, message, code=str(status), raw=text)
 
 
 def _retry_after(response: requests.Response) -> float | None:

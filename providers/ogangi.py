@@ -64,14 +64,25 @@ Deliberate choices where the doc is silent or ambiguous:
   parsed is a ProviderRejected with the provider's text (not retried: the message may have gone
   out). The doc's getMOMessages example closes ``MOMessageList`` with ``<MOMessageList>`` (a
   typo): such an answer is not XML and is refused like any other unreadable answer.
-- Answers: a top-level status other than ``OK`` is a ProviderRejected carrying ``description``
-  (``code`` is the status word), even ``ERROR`` ("Internal error"), as the issue asks. An ``OK``
-  send answer without ``message/id`` is unreadable (ProviderRejected). A message whose own status
-  says it was not sent (``NOT_SENT``, ``BAD_TO``, ``UNREACHABLE``, ...) is a ProviderRejected with
-  its ``statusDescription``. An unknown message status word next to an id is logged and taken as
-  ``sent``: Ogangi accepted the message, and raising would get it resent.
-- HTTP error bodies are not documented; `describe_error` reads the same XML (status and
-  description) when an error answer carries it, else the raw text is kept.
+- Errors (the ``errors`` table; ``code`` is the word, the message carries ``description`` or
+  ``statusDescription``): the top-level ``BAD_SIGNATURE`` means the credentials were refused
+  (public or private key, instance or signature encoding: every call would fail) and ``ERROR``
+  ("Internal error, please report this to support") is temporary: Ogangi failed on its side and
+  took nothing, so trying again cannot send twice. A message whose own status says it was not
+  sent is a refusal of the message (``NOT_SENT``, ``BAD_FROM``, ``BAD_TO``, ``BAD_ENCODING``,
+  ``BAD_CARRIER/FROM``, ``SEGMENTS_EXCEEDED``, ``UNREACHABLE``, ``UNDELIVERED``, ``EXPIRED``),
+  except ``NOT_ENOUGH_FUNDS`` (no credit: nothing goes until the account is topped up) and
+  ``BAD_TIMEZONE`` (we send no time zone: it is the workspace's), which are account problems.
+  An account problem puts the provider account on hold; no message fails for it. An unknown
+  top-level word is a refusal; an unknown message status word next to an id is logged and
+  taken as ``sent``: Ogangi accepted the message, and raising would get it resent. An ``OK``
+  send answer without ``message/id`` is unreadable (ProviderRejected, not retried).
+- HTTP statuses of Ogangi's answers are not documented: an error answer whose XML carries one of
+  the words above is classed by the word (`classify_error`), except that 401/403 always mean the
+  credentials were refused; any other error answer is classed by its status (429 throttling,
+  5xx temporary, other 4xx a refusal: a 404 too, since the path carries the message itself).
+  `describe_error` reads the same XML (status and description) when an error answer carries it,
+  else the raw text is kept.
 - Delivery reports: the doc defines neither a status query nor a push, so
   `parse_delivery_reports` keeps the base refusal. `status_map` still holds every SMS state word
   of Ogangi's "Message's Status" page (the doc's ``message.status`` points there) plus
@@ -131,7 +142,9 @@ from django.utils.dateparse import parse_datetime
 from providers.base import BaseProvider, ProviderRequest
 from providers.events import DeliveryStatus, InboundSMS, OutboundSMS, SendResult
 from providers.exceptions import (
+    ErrorClass,
     ProviderConfigurationError,
+    ProviderError,
     ProviderRejected,
 )
 
@@ -143,6 +156,7 @@ DEFAULT_BASE_URL = "https://www.messangi.com/messangi_mmc"
 
 SIGNATURE_ENCODINGS = ("hex", "base64")
 MAX_TEXT_CHARACTERS = 1600  # beyond this Ogangi reports SEGMENTS_EXCEEDED
+SENT_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
 MOBILE_NUMBER = re.compile(r"\+?([1-9]\d{6,14})")
 SHORT_OR_LONG_CODE = re.compile(r"\+?(\d{3,15})")
 PIN_LENGTHS = range(4, 13)
@@ -157,6 +171,19 @@ CURSOR_FINGERPRINT = 10
 CURSOR_MAX_SEEN = 16
 FINGERPRINT = re.compile(r"[0-9a-f]{10}")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# What an administrator can do about an account problem, by word.
+HINTS = {
+    "BAD_SIGNATURE": "check public_key, private_key and signature_encoding",
+    "NOT_ENOUGH_FUNDS": "top up the Ogangi account",
+    "BAD_TIMEZONE": "check the workspace's time zone with Ogangi",
+}
+# The answer's <input> (the method called) → what was refused, for messages.
+CALLS = {
+    "sendSMS": "the message",
+    "sendSMSPinMobileNumberConfirm": "the PIN message",
+    "getMOMessages": "the reply search",
+}
 
 _DECLARATION = re.compile(rb"^\s*<\?xml[^>]*\?>")
 _BOM = b"\xef\xbb\xbf"
@@ -264,6 +291,24 @@ class OgangiProvider(BaseProvider):
         "not_enough_funds": DeliveryStatus.FAILED,
         "bad_timezone": DeliveryStatus.FAILED,
     }
+    # What Ogangi's error words mean: the top-level statuses of "Response XML Basics", then the
+    # message statuses that say it was not sent (see the module docstring).
+    errors: ClassVar[dict[str, ErrorClass]] = {
+        "BAD_SIGNATURE": ErrorClass.ACCOUNT,
+        "ERROR": ErrorClass.TEMPORARY,
+        "NOT_ENOUGH_FUNDS": ErrorClass.ACCOUNT,
+        "BAD_TIMEZONE": ErrorClass.ACCOUNT,
+        "NOT_SENT": ErrorClass.REJECTED,
+        "BAD_FROM": ErrorClass.REJECTED,
+        "BAD_TO": ErrorClass.REJECTED,
+        "BAD_ENCODING": ErrorClass.REJECTED,
+        "BAD_CARRIER/FROM": ErrorClass.REJECTED,
+        "SEGMENTS_EXCEEDED": ErrorClass.REJECTED,
+        "UNREACHABLE": ErrorClass.REJECTED,
+        "UNDELIVERED": ErrorClass.REJECTED,
+        "EXPIRED": ErrorClass.REJECTED,
+    }
+    credential_errors = frozenset({"BAD_SIGNATURE"})
 
     # --- signing ------------------------------------------------------------------------------
     def signature_encoding(self) -> str:
@@ -295,8 +340,17 @@ class OgangiProvider(BaseProvider):
         return str(self.credentials.get("carrier") or "null").strip() or "null"
 
     # --- answers ------------------------------------------------------------------------------
+    def refusal(
+        self, word: str, description: str, *, what: str, raw: str, status: int | None = None
+    ) -> ProviderError:
+        """The error for one of Ogangi's words, with its description and what to do."""
+        hint = f" ({HINTS[word.upper()]})" if word.upper() in HINTS else ""
+        detail = f"{word}: {description or 'no description'}{hint}"
+        return self.error(word, detail, what=what, status=status, raw=raw)
+
     def read_answer(self, response: requests.Response, what: str) -> Answer:
-        """The answer if its static status is OK; ProviderRejected otherwise or if unreadable."""
+        """The answer if its static status is OK; its error (`errors`) otherwise, or a
+        ProviderRejected if unreadable."""
         text = response.text
         try:
             root = parse_xml(response.content)
@@ -315,26 +369,41 @@ class OgangiProvider(BaseProvider):
                 raw=text,
             )
         if status.upper() != "OK":
-            hint = ""
-            if status.upper() == "BAD_SIGNATURE":
-                hint = " (check public_key, private_key and signature_encoding)"
-            raise ProviderRejected(
-                f"Ogangi refused {what}: {status}: {description or 'no description'}{hint}",
-                code=status,
-                raw=text,
-            )
+            raise self.refusal(status, description, what=what, raw=text)
         return Answer(root=root, description=description, text=text)
 
-    def describe_error(self, response: requests.Response) -> str | None:
-        """An HTTP error answer carrying Ogangi's XML → "STATUS: description"; else None."""
+    @staticmethod
+    def _static_part(response: requests.Response) -> tuple[str, str, str] | None:
+        """(status, description, input) of an answer carrying Ogangi's XML; else None."""
         try:
             root = parse_xml(response.content)
         except (ParseError, DefusedXmlException):
             return None
-        status, description = child_text(root, "status"), child_text(root, "description")
-        if not status and not description:
+        return (
+            child_text(root, "status"),
+            child_text(root, "description"),
+            child_text(root, "input"),
+        )
+
+    def classify_error(self, response: requests.Response) -> ProviderError | None:
+        """An HTTP error answer whose XML carries one of Ogangi's words is classed by it."""
+        found = self._static_part(response)
+        if found is None or found[0].upper() not in self.errors:
             return None
-        return ": ".join(part for part in (status, description) if part)
+        status, description, method = found
+        what = CALLS.get(method, "the request")
+        return self.refusal(
+            status, description, what=what, raw=response.text, status=response.status_code
+        )
+
+    def describe_error(self, response: requests.Response) -> str | None:
+        """An HTTP error answer carrying Ogangi's XML → "STATUS: description"; else None."""
+        found = self._static_part(response)
+        if found is None or not (found[0] or found[1]):
+            return None
+        status, description, _ = found
+        hint = f" ({HINTS[status.upper()]})" if status.upper() in HINTS else ""
+        return ": ".join(part for part in (status, description) if part) + hint
 
     # --- sending ------------------------------------------------------------------------------
     def validate(self, sms: OutboundSMS) -> None:
@@ -395,18 +464,14 @@ class OgangiProvider(BaseProvider):
             )
         word = child_text(message, "status")
         status = self.status_map.get(word.lower())
+        if word.upper() in self.errors or status not in (None, *SENT_STATUSES):
+            explanation = child_text(message, "statusDescription")
+            raise self.refusal(word, explanation, what="the message", raw=answer.text)
         if status is None:
             logger.warning(
                 "ogangi: unknown message status %r for message %s; taken as sent", word, provider_id
             )
             status = DeliveryStatus.SENT
-        if status not in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED):
-            explanation = child_text(message, "statusDescription") or "no description"
-            raise ProviderRejected(
-                f"Ogangi did not send the message: {word}: {explanation}",
-                code=word,
-                raw=answer.text,
-            )
         logger.info("ogangi: message %s accepted (%s)", provider_id, word or "no status")
         raw = {
             "status": child_text(answer.root, "status"),

@@ -37,12 +37,17 @@ Deliberate choices where the doc is silent or ambiguous:
 - The notification endpoint forbids marketing content ("LES MESSAGES A CARACTERE MARKETING SONT
   STRICTEMENT INTERDITS ICI"): a message whose category is "marketing" (any case) is refused.
 - ``sms.reference`` and ``sms.callback_url`` have no field in this API and are not sent.
-- Error bodies are not documented: any non-2xx answer is an error classified by status code by
-  ``providers.http``; ``describe_error`` keeps the body, prefixed with a sentence for the status
-  (and the ``error``/``message``/``code`` value when the body happens to be a JSON object with
-  one, as a public client of this API reads ``code`` and ``error``). A 2xx answer without a
-  JSON object carrying ``snapshotId`` is a ``ProviderRejected`` holding Primotexto's text. A
-  missing or non-numeric ``creditsUsed`` only leaves the cost unknown (logged): the message
+- Error bodies are not documented (NOTES.md: classify by status code), so ``errors`` is empty
+  and every non-2xx answer is classed by ``providers.http``: 401/403 (the API key refused) and
+  402 (payment required: no credits left) are account problems (ProviderAccountError: the
+  account is put on hold, no message fails for it); so is 404, since the send path is fixed: a
+  404 means the base URL is wrong for every message. 429 is throttling, 5xx and 408 temporary,
+  other 4xx (400: this message's fields) a refusal of the message. ``describe_error`` keeps the
+  body, prefixed with a sentence for the status (and the ``error``/``message``/``code`` value
+  when the body happens to be a JSON object with one, as a public client of this API reads
+  ``code`` and ``error``). A 2xx answer without a JSON object carrying ``snapshotId`` is a
+  ``ProviderRejected`` holding Primotexto's text (not retried: the message may have gone out).
+  A missing or non-numeric ``creditsUsed`` only leaves the cost unknown (logged): the message
   was accepted, so it must not be reported as refused.
 - Delivery reports and replies: the doc mentions "callbacks" only as a use of ``category`` and
   documents no callback format, so the base parse hooks (which refuse the webhook) are kept and
@@ -50,7 +55,8 @@ Deliberate choices where the doc is silent or ambiguous:
   Primotexto's own client libraries are not in the doc either and their answers are unknown.
 - ``check()``: the doc has no read-only endpoint. It uses ``GET {base}/v2/account/stats`` with the
   same header, the account endpoint of Primotexto's own PHP library (which the doc links to;
-  its answer carries ``credits``). It sends no SMS and verifies the key; see ``check``.
+  its answer carries ``credits``). It sends no SMS and verifies the key; see ``check``. A 2xx
+  there that is not a JSON object is a configuration error (the base URL is not the API).
 """
 
 import json
@@ -65,7 +71,7 @@ from django.utils import timezone
 
 from providers.base import BaseProvider, ProviderRequest
 from providers.events import DeliveryStatus, OutboundSMS, SendResult
-from providers.exceptions import ProviderConfigurationError, ProviderRejected
+from providers.exceptions import ErrorClass, ProviderConfigurationError, ProviderRejected
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +93,12 @@ MARKETING = "marketing"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _STATUS_HINTS = {
-    400: "Primotexto refused the request",
-    401: "Primotexto refused the API key (check the account's api_key)",
-    403: "Primotexto refused access with this API key (check the account's api_key and rights)",
-    404: "Primotexto does not know this address (check the account's base URL)",
-    429: "Primotexto asks to slow down",
+    400: "bad request",
+    401: "the API key was refused (check the provider account's api_key)",
+    402: "payment required (are there credits left on the Primotexto account?)",
+    403: "access refused with this API key (check the provider account's api_key and rights)",
+    404: "no Primotexto API at this address (check the provider account's base URL)",
+    429: "asked to slow down",
 }
 
 
@@ -107,6 +114,9 @@ class PrimotextoProvider(BaseProvider):
     )
     # The doc documents no status words (no delivery report format): nothing to map.
     status_map: ClassVar[dict[str, DeliveryStatus]] = {}
+    # Error bodies are not documented: errors are classed by status (401/402/403 are account
+    # problems by default). A 404 on the fixed send path means the base URL is wrong.
+    http_errors: ClassVar[dict[int, ErrorClass]] = {404: ErrorClass.ACCOUNT}
 
     # --- sending ------------------------------------------------------------------------
     def validate(self, sms: OutboundSMS) -> None:
@@ -190,11 +200,7 @@ class PrimotextoProvider(BaseProvider):
         status = response.status_code
         hint = _STATUS_HINTS.get(status)
         if hint is None:
-            hint = (
-                "Primotexto had a server error"
-                if status >= 500
-                else f"Primotexto refused the request (HTTP {status})"
-            )
+            hint = "server error" if status >= 500 else "request refused"
         detail = ""
         body = _json_object(response)
         if body is not None:
@@ -211,16 +217,17 @@ class PrimotextoProvider(BaseProvider):
 
         The doc has no read-only endpoint; this is the account endpoint of Primotexto's own PHP
         library (linked from the doc), answered with JSON that carries ``credits``. A 401/403
-        means the key is refused, a 404 a wrong base URL (``ProviderRejected``); network errors
-        and 5xx are ``ProviderTemporaryError``. A 2xx that is not a JSON object is refused too
-        (the base URL probably points at something that is not Primotexto's API).
+        means the key is refused, a 404 a wrong base URL (both ``ProviderAccountError``); network
+        errors and 5xx are ``ProviderTemporaryError``. A 2xx that is not a JSON object is a
+        ``ProviderConfigurationError`` (the base URL points at something that is not the API).
         """
         response = self.call(
             ProviderRequest("GET", f"{self.base_url}{ACCOUNT_PATH}", headers=self._headers())
         )
         body = _json_object(response)
         if body is None:
-            raise ProviderRejected(
+            raise ProviderConfigurationError(
+                f"{self.base_url} does not answer like Primotexto's API (check the base URL): "
                 f"unexpected answer from {ACCOUNT_PATH} (HTTP {response.status_code}, not a "
                 f"JSON object): {response.text[:300] or '(empty body)'}",
                 code="answer",

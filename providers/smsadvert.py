@@ -29,9 +29,18 @@ Deliberate choices where the doc is silent:
   when None); naive datetimes are read in the project's time zone. A window that ends before it
   starts, or has already ended, is refused before any call (SMSAdvert would never send it).
 - The token is sent stripped of surrounding whitespace (pasted tokens often carry a newline).
-- An error answer with HTTP 200 is ``ProviderRejected`` (not retried): the doc does not say
-  whether ``errorMessage`` ("There was a database error!") is temporary, and not retrying cannot
-  send twice. Its ``code`` is the refused field names (``errors``) or ``errorMessage``.
+- Errors, whatever the HTTP status they come with (``errors`` table, except that a 401/403
+  stays a refusal of the credentials whatever the body says): ``{"errors": {field: text}}`` is a
+  refusal of the message (its fields), ``code`` the refused field names. ``errorMessage`` is
+  free text, classed by the first table word it contains: the doc's "There was a database
+  error!" is temporary (SMSAdvert's side: the request was not taken, so trying again cannot
+  send twice); a text about the token or authentication (``TOKEN``, ``AUTH``, e.g. "Invalid
+  authentication token!") means the credentials were refused and one about credit that the
+  account cannot pay (both account problems: the account is put on hold, no message fails for
+  it). Any other ``errorMessage`` is a refusal of the message on a 2xx (not retried: it might
+  have gone out), else the HTTP status decides (401/403/402 account, 404 account too since the
+  send path is fixed and a 404 means a wrong base URL, 5xx temporary, other 4xx refusal).
+  ``code`` is ``errorMessage``.
 - A delivery report ``failed`` maps to FAILED (the doc's own word; with its own devices the SMS
   usually never left the phone), ``delivered`` to DELIVERED.
 - ``send_many``: messages with the same text, window and callback URL go in one call, up to 1000
@@ -42,12 +51,16 @@ Deliberate choices where the doc is silent:
   in a multi-recipient call, each message's provider id is ``"<msgId>:<phone>"`` (unique per
   message, the batch still readable) and **no ``callback`` is sent**: those messages stay
   ``sent``. The dispatcher sends through ``send_many``; a provider account whose credential
-  ``multi_recipient`` is false sends one number per call instead, each with its callback.
+  ``multi_recipient`` is false sends one number per call instead, each with its callback. An
+  error answer concerns the whole call, so each of its messages gets it; once the account is
+  refused, the calls left are not made and their messages get that refusal too.
 - ``check``: the doc has no read-only call, so it POSTs an empty JSON object to the send path
   with the token. SMSAdvert must refuse it (no phone, no text): nothing is sent or charged.
-  Field errors (``errors``) mean the host answers and did not refuse the token; ``errorMessage``,
-  401/403 or anything else is a failure. Whether SMSAdvert checks the token before the fields is
-  not documented, so a success says the token was "not refused", not "valid".
+  Field errors (``errors``) mean the host answers and did not refuse the token; ``errorMessage``
+  and error statuses fail the check with their class (a refused token is an account problem),
+  and an answer in neither of the doc's shapes is a configuration error (the base URL is not
+  SMSAdvert's API). Whether SMSAdvert checks the token before the fields is not documented, so a
+  success says the token was "not refused", not "valid".
 """
 
 import json
@@ -61,10 +74,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.timezone import now
 
-from providers import http
 from providers.base import BaseProvider, ProviderRequest
 from providers.events import DeliveryReport, DeliveryStatus, OutboundSMS, SendResult
 from providers.exceptions import (
+    ErrorClass,
     ProviderConfigurationError,
     ProviderError,
     ProviderRejected,
@@ -90,19 +103,27 @@ def epoch_ms(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
-def error_sentence(body: Any, *, temporary: bool = False) -> str | None:
-    """The documented error shapes as a sentence; None when `body` is neither."""
-    if not isinstance(body, dict):
-        return None
-    errors = body.get("errors")
-    if isinstance(errors, dict) and errors:
-        details = "; ".join(f"{field}: {_text(text)}" for field, text in errors.items())
-        return f"SMSAdvert refused the message: {details}"
-    message = body.get("errorMessage")
-    if message:
-        lead = "SMSAdvert reported an error" if temporary else "SMSAdvert refused the message"
-        return f"{lead}: {_text(message)}"
+# The doc's {"errors": {field: text}} shape, as a word of the `errors` table.
+FIELD_ERRORS = "FIELD ERRORS"
+# What an administrator can do about an account problem, by word.
+HINTS = {
+    "TOKEN": "check the provider account's token",
+    "AUTH": "check the provider account's token",
+    "CREDIT": "top up the SMSAdvert account",
+}
+
+
+def field_errors(body: Any) -> dict[str, Any] | None:
+    """The ``errors`` object of a body in the doc's first error shape, else None."""
+    if isinstance(body, dict) and isinstance(body.get("errors"), dict) and body["errors"]:
+        return body["errors"]
     return None
+
+
+def error_message(body: Any) -> str | None:
+    """The ``errorMessage`` of a body in the doc's second error shape, else None."""
+    message = body.get("errorMessage") if isinstance(body, dict) else None
+    return _text(message) if message not in (None, "") else None
 
 
 def _text(value: Any) -> str:
@@ -135,6 +156,18 @@ class SmsAdvertProvider(BaseProvider):
         "delivered": DeliveryStatus.DELIVERED,
         "failed": DeliveryStatus.FAILED,
     }
+    # The doc's two error shapes. An errorMessage is free text: it takes the class of the first
+    # word below that it contains (the doc gives one example; the others are our reading).
+    errors = {
+        FIELD_ERRORS: ErrorClass.REJECTED,  # {"errors": {field: text}}: this message's fields
+        "DATABASE ERROR": ErrorClass.TEMPORARY,  # the doc's "There was a database error!"
+        "TOKEN": ErrorClass.ACCOUNT,  # e.g. "Invalid authentication token!"
+        "AUTH": ErrorClass.ACCOUNT,  # authentication, unauthorized
+        "CREDIT": ErrorClass.ACCOUNT,  # no credit left: nothing goes until topped up
+    }
+    credential_errors = frozenset({"TOKEN", "AUTH"})
+    # The send path is fixed: a 404 means the base URL is wrong for every message.
+    http_errors = {404: ErrorClass.ACCOUNT}
     multi_recipient = True
 
     # --- configuration --------------------------------------------------------------------
@@ -227,14 +260,55 @@ class SmsAdvertProvider(BaseProvider):
     def build_request(self, sms: OutboundSMS) -> ProviderRequest:
         return self._request(self._body([sms.to], sms, callback=True))
 
+    # --- errors -----------------------------------------------------------------------------
+    def _word(self, message: str) -> str:
+        """The first word of the `errors` table that an errorMessage contains, else the text."""
+        text = message.upper()
+        return next((word for word in self.errors if word in text), message)
+
+    def _reading(self, body: Any) -> tuple[str, str, str] | None:
+        """(word, detail, code) of a body in one of the doc's error shapes; None otherwise."""
+        fields = field_errors(body)
+        if fields is not None:
+            details = "; ".join(f"{field}: {_text(text)}" for field, text in fields.items())
+            return FIELD_ERRORS, details, ",".join(fields)
+        message = error_message(body)
+        if message is None:
+            return None
+        word = self._word(message)
+        hint = f" ({HINTS[word]})" if word in HINTS else ""
+        return word, f"{message}{hint}", "errorMessage"
+
+    def answer_error(
+        self,
+        body: Any,
+        *,
+        status: int | None = None,
+        known_only: bool = False,
+        what: str = "the message",
+    ) -> ProviderError | None:
+        """The error a body in one of the doc's error shapes means; None for any other body,
+        and with `known_only` for an errorMessage that no word of the table classes."""
+        reading = self._reading(body)
+        if reading is None or (known_only and reading[0] not in self.errors):
+            return None
+        word, detail, code = reading
+        return self.error(word, detail, what=what, status=status, code=code, raw=body)
+
+    def classify_error(self, response: requests.Response) -> ProviderError | None:
+        return self.answer_error(_json(response), status=response.status_code, known_only=True)
+
+    def describe_error(self, response: requests.Response) -> str | None:
+        """The error body's own words (field errors, errorMessage), or None to keep the text."""
+        reading = self._reading(_json(response))
+        return reading[1] if reading else None
+
     def _msg_id(self, response: requests.Response) -> tuple[str, Any]:
         """The msgId of a send answer and the parsed body; errors for anything else."""
         body = _json(response)
-        sentence = error_sentence(body)
-        if sentence is not None:
-            errors = body.get("errors")
-            code = ",".join(errors) if isinstance(errors, dict) and errors else "errorMessage"
-            raise ProviderRejected(sentence, code=code, raw=body)
+        refusal = self.answer_error(body)
+        if refusal is not None:
+            raise refusal
         msg_id = body.get("msgId") if isinstance(body, dict) else None
         if isinstance(msg_id, bool) or not isinstance(msg_id, str | int) or msg_id == "":
             raise ProviderRejected(
@@ -255,7 +329,11 @@ class SmsAdvertProvider(BaseProvider):
         One entry per message, in order: its SendResult, or the ProviderError it met. A message
         in a multi-recipient call gets the provider id ``"<msgId>:<phone>"`` and no callback.
         """
-        if not self._flag("multi_recipient", default=True):
+        try:
+            multi_recipient = self._flag("multi_recipient", default=True)
+        except ProviderError as exc:
+            return [exc] * len(messages)
+        if not multi_recipient:
             return super().send_many(messages)
         results: dict[int, SendResult | Exception] = {}
         # Group key → calls; each call maps phone → index of the message in `messages`.
@@ -279,9 +357,17 @@ class SmsAdvertProvider(BaseProvider):
                     break
             else:
                 calls.append({sms.to: index})
+        refused: ProviderError | None = None  # the account's refusal: no more calls
         for calls in groups.values():
             for call in calls:
-                results.update(self._send_call(messages, call))
+                if refused is not None:
+                    results.update(dict.fromkeys(call.values(), refused))
+                    continue
+                outcome = self._send_call(messages, call)
+                results.update(outcome)
+                first = next(iter(outcome.values()))
+                if isinstance(first, ProviderError) and first.error_class == ErrorClass.ACCOUNT:
+                    refused = first
         return [results[index] for index in range(len(messages))]
 
     def _send_call(
@@ -308,9 +394,6 @@ class SmsAdvertProvider(BaseProvider):
             for phone, index in call.items()
         }
 
-    def describe_error(self, response: requests.Response) -> str | None:
-        return error_sentence(_json(response), temporary=response.status_code >= 500)
-
     def check(self) -> str:
         """POST an empty object to the send path: SMSAdvert must refuse it, sending nothing.
 
@@ -319,27 +402,19 @@ class SmsAdvertProvider(BaseProvider):
         """
         self._options()  # a malformed send_as_short is a configuration error worth showing here
         url = f"{self.base_url}{SEND_PATH}"
-        seen: list[requests.Response] = []
-
-        def describe(response: requests.Response) -> str | None:
-            seen.append(response)  # keep the refused answer: field errors are the success case
-            return self.describe_error(response)
-
         try:
-            response = http.request(
-                "POST", url, headers=self._headers(), json={}, describe=describe
-            )
+            response = self.call(ProviderRequest("POST", url, headers=self._headers(), json={}))
         except ProviderRejected as exc:
-            body = _json(seen[0]) if seen else None
-            if not (seen and seen[0].status_code in (400, 422) and _field_errors(body)):
+            if field_errors(exc.raw) is None:
                 raise
             logger.info("SMSAdvert check: %s answered %s", url, exc.message)
         else:
             body = _json(response)
-            if not _field_errors(body):
-                raise ProviderRejected(
-                    error_sentence(body)
-                    or f"SMSAdvert answered the test request unexpectedly: {response.text[:200]}",
+            if field_errors(body) is None:
+                refusal = self.answer_error(body, what="the test request")
+                raise refusal or ProviderConfigurationError(
+                    f"{self.base_url} does not answer like SMSAdvert's API (check the base URL): "
+                    f"it answered the test request unexpectedly: {response.text[:200]}",
                     code="check",
                     raw=body if body is not None else response.text[:1000],
                 )
@@ -370,7 +445,3 @@ class SmsAdvertProvider(BaseProvider):
                 raw=body,
             )
         ]
-
-
-def _field_errors(body: Any) -> bool:
-    return isinstance(body, dict) and isinstance(body.get("errors"), dict) and bool(body["errors"])

@@ -3,7 +3,8 @@
 
 A receive-only provider kind: give a gateway the account's webhook URLs and its callbacks reach
 the hub like any provider's. Sending goes through a provider kind of its own; a message routed
-here fails at once with that explanation (no HTTP call is made).
+here meets a configuration error (an account problem, with no HTTP call): the account is put on
+hold with that explanation and the message fails over along its route, or waits.
 """
 
 from typing import ClassVar
@@ -26,8 +27,8 @@ class TwilioStyleProvider(BaseProvider):
 
     def validate(self, sms: OutboundSMS) -> None:
         raise ProviderConfigurationError(
-            "a Twilio-style gateway account only receives callbacks: route sending through "
-            "a provider account of the gateway's own kind",
+            "this Twilio-style gateway account only receives callbacks: take it out of sending "
+            "routes and send through a provider account of the gateway's own kind",
             code="receive_only",
         )
 

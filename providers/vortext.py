@@ -35,11 +35,17 @@ Deliberate choices where the doc is silent or ambiguous:
 - Send answer: a 2xx whose body is not a JSON object with a non-empty ``messageId`` (string or
   number) is refused as unreadable (ProviderRejected, not retried): the message may or may not
   have gone out, so it must not be resent blindly.
-- Error bodies are not documented. `describe_error` turns 401/403 into sentences about the
-  credentials, and reads ``message``/``error``/``detail`` from a JSON error body when there is
-  one (the usual shape of a Java REST service); otherwise the raw text is kept.
+- Errors: the doc documents no error words or bodies, so they are classed by HTTP status
+  (``errors`` is empty): 401/403 (Basic auth refused: "basic authentication is used for every
+  request") and 402 are account problems (ProviderAccountError: the account is put on hold, no
+  message fails for it); so is 404, because both paths are fixed: a 404 means the base URL is
+  not Vortext's API, which would fail every message. 429 is throttling, 5xx and 408 temporary,
+  other 4xx a refusal of the message. `describe_error` turns 401/403/404 into sentences an
+  administrator can act on, and reads ``message``/``error``/``detail`` from a JSON error body
+  when there is one (the usual shape of a Java REST service); otherwise the raw text is kept.
 - `check` calls ``GET /status`` with the credentials. Whether that endpoint verifies them is not
-  documented: a 401/403 there fails the check, a 2xx only proves Vortext answers.
+  documented: a 401/403 there fails the check as an account problem, a 2xx only proves Vortext
+  answers.
 - Replies: the doc shows the original ``message`` as ``{ }`` without naming its fields. We read
   ``phoneNumber`` (the field name of the send request) as ``from_number``, since the reply comes
   from the person we wrote to, and ``messageId`` (the send answer's name), else ``id``, as
@@ -61,7 +67,7 @@ from django.utils.dateparse import parse_datetime
 
 from providers.base import BaseProvider, ProviderRequest
 from providers.events import DeliveryStatus, InboundSMS, OutboundSMS, SendResult
-from providers.exceptions import ProviderRejected, WebhookValidationError
+from providers.exceptions import ErrorClass, ProviderRejected, WebhookValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +104,9 @@ class VortextProvider(BaseProvider):
     )
     # Vortext documents no status words (no delivery reports); a send that succeeds is "sent".
     status_map: ClassVar[dict[str, DeliveryStatus]] = {}
+    # No documented error words: errors are classed by status (401/403 are account problems
+    # by default). A 404 on a fixed path means the base URL is wrong for every message.
+    http_errors: ClassVar[dict[int, ErrorClass]] = {404: ErrorClass.ACCOUNT}
 
     # --- requests -----------------------------------------------------------------------------
     def _request(self, method: str, path: str, body: Any = None) -> ProviderRequest:
@@ -147,9 +156,12 @@ class VortextProvider(BaseProvider):
         detail = self._error_detail(response)
         suffix = f" ({detail})" if detail else ""
         if response.status_code == 401:
-            return f"Vortext did not accept the username and password{suffix}"
+            return f"the username and password were not accepted{suffix}"
         if response.status_code == 403:
-            return f"the Vortext account is not allowed to do this{suffix}"
+            return f"the account is not allowed to do this (check its rights with Cegedim){suffix}"
+        if response.status_code == 404:
+            path = requests.utils.urlparse(response.url or "").path or "this path"
+            return f"no Vortext API at {self.base_url} ({path} not found): check the base URL"
         return detail
 
     @staticmethod
@@ -171,7 +183,7 @@ class VortextProvider(BaseProvider):
     def check(self) -> str:
         """Call ``GET /status`` with the account's credentials.
 
-        A 2xx proves Vortext answers at the base URL; a 401/403 (ProviderRejected) shows the
+        A 2xx proves Vortext answers at the base URL; a 401/403 (ProviderAccountError) shows the
         credentials are refused. The doc does not say whether /status checks credentials at all.
         """
         response = self.call(self._request("GET", "/status"))

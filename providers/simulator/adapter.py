@@ -3,6 +3,8 @@
 Wire protocol: `POST {base}/simulator/messages` with `Authorization: Bearer <api_key>` and JSON
 `{to, text, from, reference, callback_url}` → 201 `{"id", "status": "accepted"}`; later the
 simulator POSTs `{"id", "status", "timestamp", "reference", "error_code"}` to `callback_url`.
+Errors are classed by HTTP status (the protocol has no error words): 401 (a wrong key) is an
+account problem, 400 a refusal of the message, 429 throttling, 5xx temporary.
 """
 
 import json

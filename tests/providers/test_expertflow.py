@@ -11,10 +11,10 @@ from django.test import RequestFactory
 
 from providers.events import DeliveryReport, DeliveryStatus, InboundSMS, OutboundSMS, SendResult
 from providers.exceptions import (
+    ProviderAccountError,
     ProviderConfigurationError,
     ProviderRejected,
     ProviderTemporaryError,
-    ProviderThrottled,
     WebhookValidationError,
 )
 from providers.expertflow import (
@@ -23,6 +23,8 @@ from providers.expertflow import (
     parse_twilio_inbound,
     parse_twilio_status,
 )
+
+from .http_cases import Answer, ProviderHTTPCases
 
 # The doc's example host (the connector is self-hosted: there is no production URL).
 BASE = "http://localhost:8080"
@@ -129,83 +131,82 @@ def test_a_json_answer_is_accepted_and_an_id_in_it_is_used(provider, answer, exp
     assert result.raw["body"] == answer
 
 
-@pytest.mark.parametrize(
-    ("answer", "error", "retryable", "words"),
-    [
-        (
+class TestExpertflowHTTP(ProviderHTTPCases):
+    """The doc's status table for /msg-client/send: 400, 404, 500 (all with no content)."""
+
+    send_endpoint = ("POST", SEND_URL)
+    check_endpoint = ("GET", SEND_URL)
+    secrets = ("c0nnector-pass",)
+    send_errors = [
+        Answer(
+            "400-required-parameters",
             {"status": 400, "body": ""},
             ProviderRejected,
-            False,
-            ["HTTP 400", "required field", "channel"],
+            ("HTTP 400", "required field", "channel"),
         ),
-        (
+        Answer(
+            "400-with-text",
             {"status": 400, "body": "To must not be null"},
             ProviderRejected,
-            False,
-            ["HTTP 400", "required field", "To must not be null"],
+            ("required field", "To must not be null"),
         ),
-        ({"status": 401, "body": ""}, ProviderRejected, False, ["HTTP 401", "username/password"]),
-        ({"status": 403, "body": ""}, ProviderRejected, False, ["HTTP 403", "username/password"]),
-        ({"status": 404, "body": ""}, ProviderRejected, False, ["HTTP 404", "base URL"]),
-        ({"status": 500, "body": ""}, ProviderTemporaryError, True, ["HTTP 500", "server logs"]),
-        ({"status": 503, "body": "Service Unavailable"}, ProviderTemporaryError, True, ["503"]),
-        (
-            {"status": 429, "body": "slow down", "headers": {"Retry-After": "30"}},
-            ProviderThrottled,
-            True,
-            ["429", "slow down"],
+        Answer(
+            "404-wrong-api-url",
+            {"status": 404, "body": ""},
+            ProviderAccountError,
+            (
+                "Expertflow SMS Connector refused the provider account (HTTP 404)",
+                "wrong API URL",
+                "check the base URL",
+            ),
         ),
-        (
-            {"body": requests.exceptions.ReadTimeout("read timed out")},
+        Answer(
+            "500-internal-error",
+            {"status": 500, "body": ""},
             ProviderTemporaryError,
-            True,
-            ["timed out", "localhost:8080"],
+            ("HTTP 500", "server logs"),
         ),
-        (
-            {"body": requests.exceptions.ConnectTimeout("connect timed out")},
-            ProviderTemporaryError,
-            True,
-            ["timed out", "localhost:8080"],
+        Answer(
+            "401-basic-auth",
+            {"status": 401, "body": ""},
+            ProviderAccountError,
+            ("username/password",),
         ),
-        (
-            {"body": requests.exceptions.ConnectionError("connection refused")},
-            ProviderTemporaryError,
-            True,
-            ["could not reach", "localhost:8080"],
+        Answer(
+            "403-basic-auth",
+            {"status": 403, "body": ""},
+            ProviderAccountError,
+            ("username/password",),
         ),
-        (
+        Answer(
+            "garbage-200",
             {"status": 200, "body": "<html><body>Please log in</body></html>"},
             ProviderRejected,
-            False,
-            ["unexpected answer", "not JSON", "Please log in"],
+            ("unexpected answer", "not JSON", "Please log in"),
         ),
-    ],
-    ids=[
-        "400",
-        "400-with-text",
-        "401",
-        "403",
-        "404",
-        "500",
-        "503",
-        "429",
-        "read-timeout",
-        "connect-timeout",
-        "connection-refused",
-        "garbage-200",
-    ],
-)
-def test_send_failures(provider, answer, error, retryable, words):
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        rsps.post(SEND_URL, **answer)
-        with pytest.raises(error) as raised:
-            provider.send(DOC_SMS)
-    assert type(raised.value) is error
-    assert raised.value.retryable is retryable
-    for word in words:
-        assert word in raised.value.message
-    if error is ProviderThrottled:
-        assert raised.value.retry_after == 30.0
+    ]
+    check_errors = [
+        Answer(
+            "401-basic-auth",
+            {"status": 401},
+            ProviderAccountError,
+            ("refused the username/password",),
+        ),
+        Answer(
+            "404-no-connector",
+            {"status": 404},
+            ProviderAccountError,
+            ("no SMS connector API", "base URL"),
+        ),
+        Answer("422", {"status": 422}, ProviderRejected, ("HTTP 422",)),
+        Answer("500", {"status": 500}, ProviderTemporaryError, ("HTTP 500",)),
+    ]
+
+    def provider(self) -> ExpertflowProvider:
+        return ExpertflowProvider(base_url=BASE, credentials=dict(CREDENTIALS))
+
+    def sms(self) -> OutboundSMS:
+        return DOC_SMS
 
 
 def test_describe_error_keeps_other_statuses_raw(provider):
@@ -277,32 +278,6 @@ def test_check_without_credentials_says_so():
         description = provider.check()
         assert "Authorization" not in rsps.calls[0].request.headers
     assert "without basic auth" in description
-
-
-@pytest.mark.parametrize(
-    ("answer", "error", "words"),
-    [
-        ({"status": 401}, ProviderRejected, ["refused the username/password", "401"]),
-        ({"status": 403}, ProviderRejected, ["refused the username/password", "403"]),
-        ({"status": 404}, ProviderConfigurationError, ["no SMS connector", "base URL"]),
-        ({"status": 422}, ProviderRejected, ["HTTP 422"]),
-        ({"status": 500}, ProviderTemporaryError, ["HTTP 500"]),
-        (
-            {"body": requests.exceptions.ConnectionError("refused")},
-            ProviderTemporaryError,
-            ["could not reach"],
-        ),
-    ],
-    ids=["401", "403", "404", "422", "500", "unreachable"],
-)
-def test_check_failures(provider, answer, error, words):
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        rsps.get(SEND_URL, **answer)
-        with pytest.raises(error) as raised:
-            provider.check()
-    assert type(raised.value) is error
-    for word in words:
-        assert word in raised.value.message
 
 
 # --- delivery status, Twilio form style ----------------------------------------------------------

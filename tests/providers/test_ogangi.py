@@ -17,14 +17,16 @@ from django.test import RequestFactory
 from providers import ogangi
 from providers.events import DeliveryStatus, OutboundSMS
 from providers.exceptions import (
+    ProviderAccountError,
     ProviderConfigurationError,
     ProviderError,
     ProviderRejected,
     ProviderTemporaryError,
-    ProviderThrottled,
     WebhookValidationError,
 )
 from providers.ogangi import OgangiProvider
+
+from .http_cases import Answer, ProviderHTTPCases
 
 BASE = "https://ogangi.test/mmc"
 PUBLIC_KEY = "4BFB-4943-9546-9BB8964254F2"
@@ -172,70 +174,181 @@ ENTITY_BOMB = (
 )
 
 
-@pytest.mark.parametrize(
-    ("status", "body", "headers", "error", "retryable", "words"),
-    [
-        (400, "Bad Request: malformed path", {}, ProviderRejected, False, ["400", "malformed"]),
-        (401, BAD_SIGNATURE, {}, ProviderRejected, False, ["401", "Invalid signature"]),
-        (429, "slow down", {"Retry-After": "30"}, ProviderThrottled, True, ["429", "slow down"]),
-        (500, INTERNAL_ERROR, {}, ProviderTemporaryError, True, ["500", "Internal error"]),
-        (503, "<html>Service Unavailable</html>", {}, ProviderTemporaryError, True, ["503"]),
-        (200, "<<< not xml", {}, ProviderRejected, False, ["unreadable", "not XML"]),
-        (200, "Service temporarily down", {}, ProviderRejected, False, ["no <status>"]),
-        (200, "<html><body>Login</body></html>", {}, ProviderRejected, False, ["unreadable"]),
-        (200, ENTITY_BOMB, {}, ProviderRejected, False, ["unreadable"]),
-        (200, BAD_SIGNATURE, {}, ProviderRejected, False, ["BAD_SIGNATURE", "private_key"]),
-        (200, INTERNAL_ERROR, {}, ProviderRejected, False, ["ERROR", "Internal error"]),
-        (
-            200,
-            "<input>sendSMS</input><status>OK</status><description>Completed</description>",
-            {},
-            ProviderRejected,
-            False,
-            ["no <message><id>"],
-        ),
-        (
-            200,
-            SEND_OK.replace("SENT_TO_CARRIER", "BAD_TO").replace(
-                "Sent to Carrier", "Message not sent. Invalid 'to' parameter."
+def message_status(word: str, description: str) -> str:
+    """The doc's sendSMS answer with the message in another state."""
+    return SEND_OK.replace("SENT_TO_CARRIER", word).replace("Sent to Carrier", description)
+
+
+# Ogangi's message statuses that say the message was not sent, and what each means.
+MESSAGE_STATUS_CLASSES = {
+    "NOT_SENT": ProviderRejected,
+    "BAD_FROM": ProviderRejected,
+    "BAD_TO": ProviderRejected,
+    "BAD_ENCODING": ProviderRejected,
+    "BAD_CARRIER/FROM": ProviderRejected,
+    "SEGMENTS_EXCEEDED": ProviderRejected,
+    "UNREACHABLE": ProviderRejected,
+    "UNDELIVERED": ProviderRejected,
+    "EXPIRED": ProviderRejected,
+    "NOT_ENOUGH_FUNDS": ProviderAccountError,
+    "BAD_TIMEZONE": ProviderAccountError,
+}
+
+
+class TestOgangiHTTP(ProviderHTTPCases):
+    """The words of Ogangi's answers (top-level status, then the message's own status), at the
+    HTTP statuses they may come with (the doc documents none)."""
+
+    send_endpoint = ("GET", SEND_URL)
+    check_endpoint = ("GET", CHECK_URL)
+    secrets = (PRIVATE_KEY,)
+    send_errors = [
+        Answer(
+            "200-BAD_SIGNATURE",
+            {"status": 200, "body": BAD_SIGNATURE},
+            ProviderAccountError,
+            (
+                "credentials refused by Ogangi Mobile Engagement: BAD_SIGNATURE: Invalid "
+                "signature, access denied (check public_key, private_key and signature_encoding)",
             ),
-            {},
-            ProviderRejected,
-            False,
-            ["did not send", "BAD_TO", "Invalid 'to'"],
         ),
-    ],
-)
-def test_send_failures(status, body, headers, error, retryable, words):
-    with responses.RequestsMock() as rsps:
-        rsps.get(SEND_URL, status=status, body=body, headers=headers)
-        with pytest.raises(error) as caught:
-            provider().send(DOC_SMS)
-    assert type(caught.value) is error
-    assert caught.value.retryable is retryable
-    for word in words:
-        assert word in caught.value.message
-    if status == 429:
-        assert caught.value.retry_after == 30.0
+        Answer(
+            "403-BAD_SIGNATURE",
+            {"status": 403, "body": BAD_SIGNATURE},
+            ProviderAccountError,
+            ("(HTTP 403): BAD_SIGNATURE: Invalid signature", "check public_key"),
+        ),
+        Answer(
+            "400-BAD_SIGNATURE",
+            {"status": 400, "body": BAD_SIGNATURE},
+            ProviderAccountError,
+            ("credentials refused by Ogangi Mobile Engagement (HTTP 400): BAD_SIGNATURE",),
+        ),
+        Answer(
+            "200-ERROR",
+            {"status": 200, "body": INTERNAL_ERROR},
+            ProviderTemporaryError,
+            ("temporary error from Ogangi Mobile Engagement: ERROR: Internal error",),
+        ),
+        Answer(
+            "500-ERROR",
+            {"status": 500, "body": INTERNAL_ERROR},
+            ProviderTemporaryError,
+            ("(HTTP 500): ERROR: Internal error",),
+        ),
+        Answer(
+            "400-ERROR", {"status": 400, "body": INTERNAL_ERROR}, ProviderTemporaryError, ("ERROR",)
+        ),
+        *(
+            Answer(
+                f"200-message-{word}",
+                {"status": 200, "body": message_status(word, "Message not sent.")},
+                error,
+                (f"{word}: Message not sent.",),
+            )
+            for word, error in MESSAGE_STATUS_CLASSES.items()
+        ),
+        Answer(
+            "200-BAD_TO",
+            {
+                "status": 200,
+                "body": message_status("BAD_TO", "Message not sent. Invalid 'to' parameter."),
+            },
+            ProviderRejected,
+            ("Ogangi Mobile Engagement refused the message: BAD_TO: Message not sent. Invalid",),
+        ),
+        Answer(
+            "200-NOT_ENOUGH_FUNDS",
+            {"status": 200, "body": message_status("NOT_ENOUGH_FUNDS", "Not enough funds")},
+            ProviderAccountError,
+            ("Ogangi Mobile Engagement refused the provider account: NOT_ENOUGH_FUNDS", "top up"),
+        ),
+        Answer(
+            "200-unknown-word",
+            {"status": 200, "body": BAD_SIGNATURE.replace("BAD_SIGNATURE", "SOMETHING_NEW")},
+            ProviderRejected,
+            ("Ogangi Mobile Engagement refused the message: SOMETHING_NEW",),
+        ),
+        Answer(
+            "400-text",
+            {"status": 400, "body": "Bad Request: malformed path"},
+            ProviderRejected,
+            ("HTTP 400", "malformed"),
+        ),
+        Answer(
+            "404-html",  # the path carries the message: a 404 is not taken as a wrong base URL
+            {"status": 404, "body": "<html>Not Found</html>"},
+            ProviderRejected,
+            ("HTTP 404",),
+        ),
+        Answer(
+            "200-not-xml",
+            {"status": 200, "body": "<<< not xml"},
+            ProviderRejected,
+            ("unreadable", "not XML"),
+        ),
+        Answer(
+            "200-text",
+            {"status": 200, "body": "Service temporarily down"},
+            ProviderRejected,
+            ("no <status>",),
+        ),
+        Answer(
+            "200-html",
+            {"status": 200, "body": "<html><body>Login</body></html>"},
+            ProviderRejected,
+            ("unreadable",),
+        ),
+        Answer("200-entity-bomb", {"status": 200, "body": ENTITY_BOMB}, ProviderRejected),
+        Answer(
+            "200-no-message-id",
+            {
+                "status": 200,
+                "body": "<input>sendSMS</input><status>OK</status>"
+                "<description>Completed</description>",
+            },
+            ProviderRejected,
+            ("no <message><id>",),
+        ),
+    ]
+    check_errors = [
+        Answer(
+            "200-BAD_SIGNATURE",
+            {"status": 200, "body": BAD_SIGNATURE.replace("sendSMS", "getMOMessages")},
+            ProviderAccountError,
+            ("credentials refused by", "BAD_SIGNATURE", "check public_key"),
+        ),
+        Answer(
+            "200-ERROR",
+            {"status": 200, "body": INTERNAL_ERROR.replace("sendSMS", "getMOMessages")},
+            ProviderTemporaryError,
+            ("Internal error",),
+        ),
+        Answer(
+            "400-unknown-word",
+            {"status": 400, "body": "<status>SOMETHING_NEW</status><input>getMOMessages</input>"},
+            ProviderRejected,
+            ("HTTP 400",),
+        ),
+        Answer("404-html", {"status": 404, "body": "<html>Not Found</html>"}, ProviderRejected),
+    ]
+
+    def provider(self) -> OgangiProvider:
+        return provider()
+
+    def sms(self) -> OutboundSMS:
+        return DOC_SMS
 
 
-@pytest.mark.parametrize(
-    ("exception", "code", "words"),
-    [
-        (requests.exceptions.ReadTimeout(), "timeout", ["timed out", "ogangi.test"]),
-        (requests.exceptions.ConnectTimeout(), "timeout", ["timed out", "ogangi.test"]),
-        (requests.exceptions.ConnectionError("refused"), "network", ["could not reach"]),
-    ],
-)
-def test_network_failures_are_temporary(exception, code, words):
-    with responses.RequestsMock() as rsps:
-        rsps.get(SEND_URL, body=exception)
-        with pytest.raises(ProviderTemporaryError) as caught:
-            provider().send(DOC_SMS)
-    assert caught.value.retryable is True
-    assert caught.value.code == code
-    for word in words:
-        assert word in caught.value.message
+def test_every_state_word_that_is_not_sent_is_classed():
+    """A message state that says it was not sent is an error of the table, never "sent"."""
+    not_sent = {
+        word.upper()
+        for word, status in OgangiProvider.status_map.items()
+        if status not in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+    }
+    assert not_sent <= set(OgangiProvider.errors)
+    assert set(MESSAGE_STATUS_CLASSES) <= set(OgangiProvider.errors)
 
 
 def test_unknown_message_status_next_to_an_id_counts_as_sent(caplog):
@@ -298,7 +411,10 @@ def test_describe_error_reads_ogangi_xml_or_keeps_the_raw_text():
     adapter = provider()
     xml = requests.Response()
     xml._content = BAD_SIGNATURE.encode()
-    assert adapter.describe_error(xml) == "BAD_SIGNATURE: Invalid signature, access denied"
+    assert adapter.describe_error(xml) == (
+        "BAD_SIGNATURE: Invalid signature, access denied "
+        "(check public_key, private_key and signature_encoding)"
+    )
     html = requests.Response()
     html._content = b"<html><body>Not found</body></html>"
     assert adapter.describe_error(html) is None
@@ -381,24 +497,6 @@ def test_check_makes_one_cheap_signed_read():
         assert rsps.calls[0].request.url == CHECK_URL
     assert "accepts the signature" in description
     assert "17 replies" in description
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "error", "words"),
-    [
-        (200, BAD_SIGNATURE.replace("sendSMS", "getMOMessages"), ProviderRejected, ["signature"]),
-        (500, "oops", ProviderTemporaryError, ["500"]),
-        (404, "<html>Not Found</html>", ProviderRejected, ["404"]),
-    ],
-)
-def test_check_failures(status, body, error, words):
-    with responses.RequestsMock() as rsps:
-        rsps.get(CHECK_URL, status=status, body=body)
-        with pytest.raises(error) as caught:
-            provider().check()
-    assert isinstance(caught.value, ProviderError)
-    for word in words:
-        assert word in caught.value.message
 
 
 def test_check_without_credentials_is_a_configuration_error():
@@ -532,18 +630,28 @@ def test_fetch_inbound_with_nothing_stored():
 
 
 @pytest.mark.parametrize(
-    ("body", "words"),
+    ("body", "error", "words"),
     [
-        (MO_DOC_EXAMPLE_VERBATIM, ["unreadable", "not XML"]),
-        (BAD_SIGNATURE.replace("sendSMS", "getMOMessages"), ["BAD_SIGNATURE", "reply search"]),
-        ("", ["unreadable"]),
+        (MO_DOC_EXAMPLE_VERBATIM, ProviderRejected, ["unreadable", "not XML"]),
+        (
+            BAD_SIGNATURE.replace("sendSMS", "getMOMessages"),
+            ProviderAccountError,
+            ["credentials refused by", "BAD_SIGNATURE"],
+        ),
+        (
+            BAD_SIGNATURE.replace("sendSMS", "getMOMessages").replace("BAD_SIGNATURE", "NEW"),
+            ProviderRejected,
+            ["refused the reply search", "NEW"],
+        ),
+        ("", ProviderRejected, ["unreadable"]),
     ],
 )
-def test_fetch_inbound_refuses_bad_answers(body, words):
+def test_fetch_inbound_refuses_bad_answers(body, error, words):
     with responses.RequestsMock() as rsps:
         rsps.get(MO_URL_PAGE_1, body=body)
-        with pytest.raises(ProviderRejected) as caught:
+        with pytest.raises(ProviderError) as caught:
             provider().fetch_inbound("")
+    assert type(caught.value) is error
     for word in words:
         assert word in caught.value.message
 

@@ -19,12 +19,26 @@ import pytest
 import requests
 from defusedxml.ElementTree import fromstring as parse_xml
 
+from providers import http
+from providers.events import DeliveryStatus, OutboundSMS
+from providers.exceptions import (
+    ProviderAccountError,
+    ProviderError,
+    ProviderTemporaryError,
+    ProviderThrottled,
+)
+from providers.expertflow import ExpertflowProvider
 from providers.management.commands.runsimulator import (
     parse_fault,
     parse_hub_url,
     settings_from_database,
 )
-from providers.simulator.server import SimulatorServer
+from providers.ogangi import OgangiProvider
+from providers.primotexto import PrimotextoProvider
+from providers.simulator.adapter import SimulatorProvider
+from providers.simulator.server import SimRequest, SimulatorServer
+from providers.smsadvert import SmsAdvertProvider
+from providers.vortext import VortextProvider
 
 from .test_simulator_server import wait_for
 
@@ -688,6 +702,160 @@ def test_seeded_faults_are_reproducible():
     first = outcomes(42)
     assert first == outcomes(42)
     assert set(first) == {200, 500}
+
+
+# --- what the hub's adapters read in the fakes' answers ------------------------------------------
+# Each adapter with the credentials its fake accepts, and credentials the fake can be switched to
+# at run time (POST /_simulator/config) so that the adapter's are refused, as a revoked key is.
+ADAPTERS = {
+    "simulator": (SimulatorProvider, {"api_key": "simulator-key"}, {"api_key": "rotated"}),
+    "vortext": (
+        VortextProvider,
+        {"username": "vortext", "password": "vortext-secret"},
+        {"password": "rotated"},
+    ),
+    "primotexto": (PrimotextoProvider, {"api_key": "primotexto-key"}, {"api_key": "rotated"}),
+    "smsadvert": (SmsAdvertProvider, {"token": "smsadvert-token"}, {"token": "rotated"}),
+    "expertflow": (
+        ExpertflowProvider,
+        {"channel": "sms"},
+        {"username": "hub", "password": "now-required"},
+    ),
+    "ogangi": (
+        OgangiProvider,
+        {"instance_id": "1001", "public_key": "ogangi-public", "private_key": "ogangi-private"},
+        {"private_key": "rotated"},
+    ),
+}
+# A send path of each fake, for the fault answers built without a request.
+SEND_PATHS = {
+    "simulator": "/simulator/messages",
+    "vortext": "/sms",
+    "primotexto": SEND_PRIMOTEXTO,
+    "smsadvert": "/api/sms/",
+    "expertflow": "/msg-client/send",
+    "ogangi": "/rest/api/tools/sendSMS/1001/null/12345/KzMz/SGk%3D/ogangi-public/00",
+}
+HUB_SMS = OutboundSMS(to="+33612345678", text="Hello from the hub", sender="12345")
+
+
+def adapter(sim, slug):
+    adapter_class, credentials, _ = ADAPTERS[slug]
+    return adapter_class(base_url=sim.url, credentials=credentials)
+
+
+def read_as(provider, answer):
+    """The error the adapter reads in a fake's answer, as `providers.http` would raise it."""
+    response = requests.Response()
+    response.status_code = answer.status
+    response._content = answer.encode()
+    response.headers.update(answer.headers)
+    if answer.content_type:
+        response.headers["Content-Type"] = answer.content_type
+    with pytest.raises(ProviderError) as caught:
+        http.raise_for_status(
+            response,
+            provider.describe_error,
+            provider.http_errors,
+            provider.display_name,
+            provider.classify_error,
+        )
+    return caught.value
+
+
+@pytest.mark.parametrize("slug", list(ADAPTERS))
+def test_each_adapter_sends_and_checks_through_its_fake(sim, slug):
+    provider = adapter(sim, slug)
+    assert provider.send(HUB_SMS).status == DeliveryStatus.SENT
+    assert provider.check()
+
+
+@pytest.mark.parametrize("slug", list(ADAPTERS))
+def test_revoked_credentials_are_refused_in_each_providers_own_words(sim, slug):
+    provider = adapter(sim, slug)
+    assert configure(sim, credentials={slug: ADAPTERS[slug][2]}).ok
+
+    with pytest.raises(ProviderAccountError) as sent:
+        provider.send(HUB_SMS)
+    with pytest.raises(ProviderAccountError) as checked:
+        provider.check()
+    lead = f"credentials refused by {provider.display_name} (HTTP "
+    assert sent.value.message.startswith(lead)
+    assert checked.value.message.startswith(lead)
+
+    assert configure(sim, credentials={slug: None}).ok  # the key is back: sending works again
+    assert provider.send(HUB_SMS).status == DeliveryStatus.SENT
+
+
+def test_the_hold_reasons_of_revoked_credentials_say_what_to_check(sim):
+    revoked = {slug: ADAPTERS[slug][2] for slug in ("ogangi", "smsadvert")}
+    assert configure(sim, credentials=revoked).ok
+    with pytest.raises(ProviderAccountError) as ogangi:
+        adapter(sim, "ogangi").send(HUB_SMS)
+    with pytest.raises(ProviderAccountError) as smsadvert:
+        adapter(sim, "smsadvert").send(HUB_SMS)
+    assert ogangi.value.message == (
+        "credentials refused by Ogangi Mobile Engagement (HTTP 403): BAD_SIGNATURE: Invalid "
+        "signature, access denied (check public_key, private_key and signature_encoding)"
+    )
+    assert smsadvert.value.message == (
+        "credentials refused by SMSAdvert (HTTP 401): Invalid authentication token! "
+        "(check the provider account's token)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("slug", "words"),
+    [
+        ("simulator", "HTTP 500"),
+        ("vortext", "HTTP 500"),
+        ("primotexto", "HTTP 500"),
+        ("smsadvert", "(HTTP 500): There was a database error!"),
+        ("expertflow", "HTTP 500"),
+        ("ogangi", "(HTTP 500): ERROR: Internal error"),
+    ],
+)
+def test_error_faults_are_temporary_errors_in_each_providers_own_words(sim, slug, words):
+    assert configure(sim, faults={slug: {"error_rate": 1}}).ok
+    with pytest.raises(ProviderTemporaryError) as caught:
+        adapter(sim, slug).send(HUB_SMS)
+    assert type(caught.value) is ProviderTemporaryError
+    assert words in caught.value.message
+
+
+@pytest.mark.parametrize("slug", list(ADAPTERS))
+def test_throttle_faults_are_throttling_for_each_adapter(sim, slug):
+    assert configure(sim, faults={slug: {"throttle_rate": 1, "retry_after": 7}}).ok
+    with pytest.raises(ProviderThrottled) as caught:
+        adapter(sim, slug).send(HUB_SMS)
+    assert caught.value.retry_after == 7
+
+
+@pytest.mark.parametrize("status", [401, 403])
+@pytest.mark.parametrize("slug", list(ADAPTERS))
+def test_a_credentials_fault_is_answered_as_refused_credentials(sim, slug, status):
+    """What ``error_status`` 401/403 answers (once the fault allows it): each provider's own
+    refusal of credentials, which its adapter reads as an account problem."""
+    request = SimRequest("GET", SEND_PATHS[slug], "", {}, b"")
+    answer = sim.fakes[slug].fault_response(request, status, "refused (simulated)")
+    assert answer.status == status
+    provider = adapter(sim, slug)
+    error = read_as(provider, answer)
+    assert type(error) is ProviderAccountError
+    assert error.message.startswith(f"credentials refused by {provider.display_name} (HTTP ")
+
+
+def test_credentials_faults_take_each_providers_shape(sim):
+    def fault(slug, status=401):
+        request = SimRequest("GET", SEND_PATHS[slug], "", {}, b"")
+        return sim.fakes[slug].fault_response(request, status, "refused (simulated)")
+
+    assert fault("vortext").headers["WWW-Authenticate"] == 'Basic realm="Vortext"'
+    assert fault("smsadvert").body == {"errorMessage": "Invalid authentication token!"}
+    assert fault("smsadvert", 503).body == {"errorMessage": "There was a database error!"}
+    assert parse_xml(fault("ogangi", 403).encode()).findtext("status") == "BAD_SIGNATURE"
+    assert parse_xml(fault("ogangi", 500).encode()).findtext("status") == "ERROR"
+    assert fault("expertflow").encode() == b""
 
 
 # --- configuration --------------------------------------------------------------------------------

@@ -5,23 +5,32 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-import requests
 import responses
 from django.test import RequestFactory
 
 from providers.events import DeliveryStatus, InboundSMS, OutboundSMS, SendResult
 from providers.exceptions import (
+    ProviderAccountError,
     ProviderConfigurationError,
     ProviderRejected,
-    ProviderTemporaryError,
-    ProviderThrottled,
     WebhookValidationError,
 )
 from providers.vortext import VortextProvider
 
+from .http_cases import Answer, ProviderHTTPCases
+
 BASE = "https://messages.cloud.cegedim.com"
 CREDENTIALS = {"username": "acme-sms", "password": "s3cret-pass"}
 BASIC = "Basic " + base64.b64encode(b"acme-sms:s3cret-pass").decode()
+
+# The error body of a Spring (Java) REST service, the usual shape (the doc documents none).
+SPRING_ERROR = {
+    "timestamp": "2016-06-01T12:27:19.000+0200",
+    "status": 400,
+    "error": "Bad Request",
+    "message": "phoneNumber is not valid",
+    "path": "/sms",
+}
 
 # The doc's reply push, with the original message filled in with the send's field names.
 REPLY = {
@@ -107,137 +116,89 @@ def test_send_uses_the_provider_accounts_base_url(sms):
     assert result.provider_message_id == "987654"
 
 
-@pytest.mark.parametrize(
-    ("mock", "error_class", "retryable", "words"),
-    [
-        pytest.param(
-            {
-                "status": 400,
-                "json": {
-                    "timestamp": "2016-06-01T12:27:19.000+0200",
-                    "status": 400,
-                    "error": "Bad Request",
-                    "message": "phoneNumber is not valid",
-                    "path": "/sms",
-                },
-            },
+class TestVortextHTTP(ProviderHTTPCases):
+    """The doc documents no error answers: these are the readings where it is silent."""
+
+    send_endpoint = ("POST", f"{BASE}/sms")
+    check_endpoint = ("GET", f"{BASE}/status")
+    secrets = ("s3cret-pass",)
+    send_errors = [
+        Answer(
+            "400-json-error",
+            {"status": 400, "json": SPRING_ERROR},
             ProviderRejected,
-            False,
-            ["HTTP 400", "Bad Request", "phoneNumber is not valid"],
-            id="400-json-error",
+            ("Vortext (Cegedim) refused the request (HTTP 400)", "phoneNumber is not valid"),
         ),
-        pytest.param(
-            {"status": 400, "body": "invalid request"},
-            ProviderRejected,
-            False,
-            ["HTTP 400", "invalid request"],
-            id="400-text",
+        Answer("400-text", {"status": 400, "body": "invalid request"}, ProviderRejected),
+        Answer(
+            "401-json",
+            {"status": 401, "json": {"error": "Unauthorized"}},
+            ProviderAccountError,
+            ("username and password were not accepted", "Unauthorized"),
         ),
-        pytest.param(
-            {"status": 401, "body": ""},
-            ProviderRejected,
-            False,
-            ["HTTP 401", "username and password"],
-            id="401",
-        ),
-        pytest.param(
+        Answer(
+            "403-json",
             {"status": 403, "json": {"error": "Forbidden"}},
-            ProviderRejected,
-            False,
-            ["HTTP 403", "not allowed", "Forbidden"],
-            id="403",
+            ProviderAccountError,
+            ("not allowed", "Forbidden"),
         ),
-        pytest.param(
-            {"status": 429, "body": "too many requests", "headers": {"Retry-After": "30"}},
-            ProviderThrottled,
-            True,
-            ["429", "too many requests"],
-            id="429",
+        Answer(
+            "402",
+            {"status": 402, "body": "Payment Required"},
+            ProviderAccountError,
+            ("Vortext (Cegedim) refused the provider account (HTTP 402)",),
         ),
-        pytest.param(
-            {"status": 500, "body": "Internal Server Error"},
-            ProviderTemporaryError,
-            True,
-            ["HTTP 500", "Internal Server Error"],
-            id="500",
+        Answer(
+            "404-wrong-base-url",
+            {"status": 404, "body": "Not Found"},
+            ProviderAccountError,
+            ("refused the provider account (HTTP 404)", "/sms not found", "check the base URL"),
         ),
-        pytest.param(
-            {"status": 503, "json": {"error": "Service Unavailable"}},
-            ProviderTemporaryError,
-            True,
-            ["HTTP 503", "Service Unavailable"],
-            id="503",
-        ),
-        pytest.param(
-            {"body": requests.exceptions.ReadTimeout("read timed out")},
-            ProviderTemporaryError,
-            True,
-            ["timed out", "messages.cloud.cegedim.com"],
-            id="read-timeout",
-        ),
-        pytest.param(
-            {"body": requests.exceptions.ConnectTimeout("connect timed out")},
-            ProviderTemporaryError,
-            True,
-            ["timed out", "messages.cloud.cegedim.com"],
-            id="connect-timeout",
-        ),
-        pytest.param(
-            {"body": requests.exceptions.ConnectionError("Connection refused")},
-            ProviderTemporaryError,
-            True,
-            ["could not reach", "messages.cloud.cegedim.com"],
-            id="connection-refused",
-        ),
-        pytest.param(
+        Answer(
+            "200-garbage",
             {"status": 200, "body": "<html>maintenance</html>"},
             ProviderRejected,
-            False,
-            ["unreadable", "Vortext", "messageId", "maintenance"],
-            id="200-garbage",
+            ("unreadable", "Vortext", "messageId", "maintenance"),
         ),
-        pytest.param(
+        Answer(
+            "200-without-message-id",
             {"status": 200, "json": {"status": "OK"}},
             ProviderRejected,
-            False,
-            ["unreadable", "messageId"],
-            id="200-without-message-id",
+            ("unreadable", "messageId"),
         ),
-        pytest.param(
+        Answer(
+            "200-empty-message-id",
             {"status": 200, "json": {"messageId": ""}},
             ProviderRejected,
-            False,
-            ["unreadable", "messageId"],
-            id="200-empty-message-id",
+            ("unreadable",),
         ),
-        pytest.param(
+        Answer(
+            "200-list",
             {"status": 200, "json": ["5e43f5b2a7b11b0001c6a1f2"]},
             ProviderRejected,
-            False,
-            ["unreadable", "messageId"],
-            id="200-list",
+            ("unreadable",),
         ),
-    ],
-)
-def test_send_failures(provider, sms, mock, error_class, retryable, words):
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        rsps.post(f"{BASE}/sms", **mock)
-        with pytest.raises(error_class) as caught:
-            provider.send(sms)
-    error = caught.value
-    assert type(error) is error_class
-    assert error.retryable is retryable
-    for word in words:
-        assert word in error.message
-    assert "s3cret-pass" not in error.message
+    ]
+    check_errors = [
+        Answer(
+            "401",
+            {"status": 401, "body": ""},
+            ProviderAccountError,
+            ("username and password were not accepted",),
+        ),
+        Answer(
+            "404-wrong-base-url",
+            {"status": 404, "body": ""},
+            ProviderAccountError,
+            ("/status not found", "check the base URL"),
+        ),
+    ]
 
+    def provider(self) -> VortextProvider:
+        return VortextProvider(base_url=BASE, credentials=dict(CREDENTIALS))
 
-def test_throttled_send_says_when_to_retry(provider, sms):
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        rsps.post(f"{BASE}/sms", status=429, body="slow down", headers={"Retry-After": "30"})
-        with pytest.raises(ProviderThrottled) as caught:
-            provider.send(sms)
-    assert caught.value.retry_after == 30.0
+    def sms(self) -> OutboundSMS:
+        return OutboundSMS(to="+33612345678", text="Votre rendez-vous est confirmé.")
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -282,27 +243,6 @@ def test_check_calls_status_with_credentials(provider):
     assert sent.headers["Accept"] == "application/json"
     assert "messages.cloud.cegedim.com" in description
     assert "/status" in description
-
-
-@pytest.mark.parametrize(
-    ("mock", "error_class", "words"),
-    [
-        pytest.param({"status": 401, "body": ""}, ProviderRejected, ["username and password"]),
-        pytest.param({"status": 503, "body": "down"}, ProviderTemporaryError, ["HTTP 503"]),
-        pytest.param(
-            {"body": requests.exceptions.ConnectionError("refused")},
-            ProviderTemporaryError,
-            ["could not reach"],
-        ),
-    ],
-)
-def test_check_failures(provider, mock, error_class, words):
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        rsps.get(f"{BASE}/status", **mock)
-        with pytest.raises(error_class) as caught:
-            provider.check()
-    for word in words:
-        assert word in caught.value.message
 
 
 # --- replies (MO) pushed by Vortext ------------------------------------------------------------

@@ -11,6 +11,9 @@ What the fake accepts and answers (``expertflow-sms-connector.txt`` and NOTES.md
   configured channel (default ``sms``); 401 when basic auth is configured (``username`` and
   ``password`` credentials, empty by default: no auth asked) and the request does not carry it.
   The reason is in an ``X-Simulator-Reason`` header (and the request log), for debugging.
+- ``GET /msg-client/send`` (what the hub's connection test calls, never a POST) → 405 with no
+  content, or 401 first when basic auth is configured and missing or wrong: a Spring connector
+  checks authentication before the method.
 - Delivery reports: ``dlr_delay`` seconds after a send the fake POSTs a Twilio-style form
   (``application/x-www-form-urlencoded``) to ``hub_urls["expertflow"]["dlr"]``:
   ``MessageSid=SM<32 hex>&SmsStatus=delivered&MessageStatus=delivered``; ``undelivered`` for
@@ -26,7 +29,9 @@ carries both ``SmsStatus`` (the endpoint's parameter table) and ``MessageStatus`
 definitions), equal, as Twilio sends them, and no other field: its ``MessageSid`` was never
 returned at send time (the doc's send answer has no content), so the hub cannot match it to a
 message (NOTES.md). The ActiveMQ ``delivery-report`` queue is not simulated. Faults answer with
-no content too.
+no content too, at any ``error_status`` (401: refused credentials; the doc's 404 "wrong API url"
+and 500 "Internal server error"); setting ``username``/``password`` at run time makes the
+connector refuse a hub that sends other credentials, or none.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class ExpertflowFake(Fake):
 
     def register(self) -> None:
         self.route("POST", "/msg-client/send", self._send)
+        self.route("GET", "/msg-client/send", self._wrong_method)
 
     def fault_response(self, request: SimRequest, status: int, message: str) -> SimResponse:
         return _no_content(status, message)
@@ -81,6 +87,11 @@ class ExpertflowFake(Fake):
             and hmac.compare_digest(username.encode(), expected["username"].encode())
             and hmac.compare_digest(password.encode(), expected["password"].encode())
         )
+
+    def _wrong_method(self, request: SimRequest) -> SimResponse:
+        if not self._auth_ok(request):
+            return _no_content(401, "basic auth missing or wrong")
+        return _no_content(405, "the send path takes POST")
 
     def _send(self, request: SimRequest) -> SimResponse:
         if not self._auth_ok(request):

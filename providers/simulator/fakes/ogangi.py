@@ -39,7 +39,9 @@ A segment that is not valid Base64 (or not UTF-8), a mobile number that is not 6
 (optional leading ``+``), an empty text or ``from``, a bad page, count or length, an invalid
 search string → 400 with ``<status>ERROR</status>`` and the doc's linked description
 (``Internal error, please report this to support@messangi.com``). The reason of a refusal is in
-an ``X-Simulator-Reason`` header. Faults answer ``ERROR`` the same way (5xx, or 429).
+an ``X-Simulator-Reason`` header. Faults answer ``ERROR`` the same way (5xx, or 429: Ogangi's
+internal error, temporary), except an ``error_status`` of 401 or 403, answered ``BAD_SIGNATURE``
+as for revoked keys (changing ``public_key``/``private_key`` at run time does that too).
 
 Choices where the doc is silent: the doc's examples have no root element (``<input>``,
 ``<status>``, ``<description>``, ``<result>`` side by side), which is not a well-formed XML
@@ -235,7 +237,8 @@ class OgangiFake(Fake):
         method = next(
             (name for name, prefix, *_ in METHODS if request.path.startswith(prefix + "/")), ""
         )
-        response = answer(method, "ERROR", http_status=status)
+        word = "BAD_SIGNATURE" if status in (401, 403) else "ERROR"
+        response = answer(method, word, http_status=status)
         response.headers["X-Simulator-Reason"] = message
         return response
 

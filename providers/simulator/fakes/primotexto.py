@@ -21,12 +21,14 @@ What the fake accepts and answers (``primotexto.txt`` and NOTES.md):
   own PHP library, served because the hub's adapter uses it as its side-effect-free check.
 
 Choices where the doc is silent: error bodies are not documented (NOTES.md): they are
-``{"error": "..."}`` with 400 or 401. The allowed characters are the doc's list taken verbatim
-plus the whitespace it cannot show (space, line feed, carriage return: its own example has
-spaces), the same reading as the adapter. A ``date`` in the past or the future is accepted
-(the fake does not hold messages). The doc documents no delivery reports and no replies
-("callbacks" appears only as a use of ``category``): none is sent, a number ending in 0000 is
-accepted like any other, and injected replies are refused.
+``{"error": "..."}`` with 400 or 401 (faults too; an ``error_status`` of 401 or 403 says the key
+is refused, as a revoked key does; changing ``api_key`` at run time revokes it too). The allowed
+characters are the doc's list taken verbatim plus the whitespace it cannot show (space, line
+feed, carriage return: its own example has spaces), the same reading as the adapter. A
+``date`` in the past or the future is accepted (the fake does not hold messages). The doc
+documents no delivery reports and no replies ("callbacks" appears only as a use of
+``category``): none is sent, a number ending in 0000 is accepted like any other, and injected
+replies are refused.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ ALLOWED_CHARACTERS = frozenset(DOC_CHARACTERS + " \n\r")
 NATIONAL_RE = re.compile(r"0[1-9]\d{8}", re.ASCII)
 SENDER_RE = re.compile(r"[A-Za-z0-9]{3,11}", re.ASCII)
 INITIAL_CREDITS = 10000.0
+KEY_REFUSED = "invalid API key (X-Primotexto-ApiKey)"
 
 
 def _refuse(status: int, message: str) -> SimResponse:
@@ -77,7 +80,7 @@ class PrimotextoFake(Fake):
         self.route("GET", "/v2/account/stats", self._stats)
 
     def fault_response(self, request: SimRequest, status: int, message: str) -> SimResponse:
-        return _refuse(status, message)
+        return _refuse(status, KEY_REFUSED if status in (401, 403) else message)
 
     def _key_ok(self, key: str) -> bool:
         return bool(key) and hmac.compare_digest(
@@ -86,13 +89,13 @@ class PrimotextoFake(Fake):
 
     def _stats(self, request: SimRequest) -> SimResponse:
         if not self._key_ok(request.headers.get("X-Primotexto-ApiKey", "")):
-            return _refuse(401, "invalid API key (X-Primotexto-ApiKey)")
+            return _refuse(401, KEY_REFUSED)
         with self._credits_lock:
             return SimResponse(200, {"credits": self._credits}, content_type=CONTENT_TYPE)
 
     def _send_json(self, request: SimRequest) -> SimResponse:
         if not self._key_ok(request.headers.get("X-Primotexto-ApiKey", "")):
-            return _refuse(401, "invalid API key (X-Primotexto-ApiKey)")
+            return _refuse(401, KEY_REFUSED)
         try:
             data = request.json()
         except ValueError:

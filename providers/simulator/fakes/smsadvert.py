@@ -26,8 +26,13 @@ What the fake accepts and answers (``smsadvert.txt`` and NOTES.md):
   for a number ending in 0000, ``delivered`` otherwise. The report carries exactly the doc's two
   fields, so for a multi-recipient submission the reports all carry the same ``msgId``.
 
+Faults answer in the doc's shapes: a 5xx (``error_rate``) with the doc's own ``{"errorMessage":
+"There was a database error!"}`` (a temporary error on SMSAdvert's side), an ``error_status`` of
+401 or 403 exactly as a refused token, any other status with ``{"errorMessage": "..."}``; a
+revoked token is also simulated by changing the ``token`` credential at run time.
+
 Choices where the doc is silent: the HTTP statuses of errors (400 for the request, 401 for the
-token, 5xx for faults, which answer ``{"errorMessage": "..."}``); the ``msgId`` format (the doc
+token, 5xx for faults); the ``msgId`` format (the doc
 writes ``xxxxxx``); lengths counted in characters (Python ``len``); more than 1000 numbers is
 counted before duplicates are dropped; ``sendAsShort`` (their network or the customer's own
 devices), ``failover`` and the send window change nothing in the fake (the report still comes
@@ -54,6 +59,8 @@ from ..server import (
 MAX_RECIPIENTS = 1000
 MIN_TEXT, MAX_TEXT = 3, 480
 SUCCESS_MESSAGE = "Your message has been successfully submitted!"
+DATABASE_ERROR = "There was a database error!"  # the doc's own error example
+REFUSAL = "Invalid authentication token!"  # the answer to a missing or wrong token
 
 
 def _error_message(status: int, message: str) -> SimResponse:
@@ -74,12 +81,14 @@ class SmsAdvertFake(Fake):
         self.route("POST", "/api/sms/", self._send)
 
     def fault_response(self, request: SimRequest, status: int, message: str) -> SimResponse:
-        return _error_message(status, message)
+        if status in (401, 403):
+            return _error_message(status, REFUSAL)
+        return _error_message(status, DATABASE_ERROR if status >= 500 else message)
 
     def _send(self, request: SimRequest) -> SimResponse:
         token = request.headers.get("Authorization", "").strip()
         if not token or not hmac.compare_digest(token.encode(), self.credentials["token"].encode()):
-            return _error_message(401, "Invalid authentication token!")
+            return _error_message(401, REFUSAL)
         try:
             data = request.json()
         except ValueError:

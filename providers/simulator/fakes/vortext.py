@@ -27,7 +27,9 @@ carries back as ``message`` (``messageId``, ``phoneNumber``, ``message``: no inv
 ("basic authentication is used for every request") and answers ``{"status": "UP"}``; error bodies
 are ``{"error": "..."}``. Vortext documents no delivery reports, so none is sent (a number
 ending in 0000 is accepted like any other). ``answeredAt`` uses the doc's date format (ISO 8601,
-milliseconds, numeric offset without a colon), in UTC.
+milliseconds, numeric offset without a colon), in UTC. Faults answer ``{"error": "..."}``; an
+``error_status`` of 401 exactly as refused credentials (with ``WWW-Authenticate``), and revoked
+credentials are also simulated by changing ``username``/``password`` at run time.
 """
 
 from __future__ import annotations
@@ -53,6 +55,12 @@ def vortext_date(moment: datetime) -> str:
     )
 
 
+def _credentials_refused() -> SimResponse:
+    response = error(401, "full authentication is required: bad username or password")
+    response.headers["WWW-Authenticate"] = REALM
+    return response
+
+
 class VortextFake(Fake):
     slug = "vortext"
     default_credentials = {"username": "vortext", "password": "vortext-secret"}
@@ -63,6 +71,9 @@ class VortextFake(Fake):
     def register(self) -> None:
         self.route("POST", "/sms", self._send)
         self.route("GET", "/status", self._status)
+
+    def fault_response(self, request: SimRequest, status: int, message: str) -> SimResponse:
+        return _credentials_refused() if status == 401 else error(status, message)
 
     def _refusal(self, request: SimRequest) -> SimResponse | None:
         scheme, _, encoded = request.headers.get("Authorization", "").strip().partition(" ")
@@ -78,11 +89,7 @@ class VortextFake(Fake):
             and hmac.compare_digest(username.encode(), expected["username"].encode())
             and hmac.compare_digest(password.encode(), expected["password"].encode())
         )
-        if good:
-            return None
-        response = error(401, "full authentication is required: bad username or password")
-        response.headers["WWW-Authenticate"] = REALM
-        return response
+        return None if good else _credentials_refused()
 
     def _status(self, request: SimRequest) -> SimResponse:
         return self._refusal(request) or SimResponse(200, {"status": "UP"})
