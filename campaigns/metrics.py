@@ -32,7 +32,9 @@ def _window(now: datetime) -> datetime:
 
 
 def _providers() -> dict[int, ProviderAccount]:
-    return {p.pk: p for p in ProviderAccount.objects.only("id", "name", "slug", "enabled")}
+    return {
+        p.pk: p for p in ProviderAccount.objects.only("id", "name", "slug", "enabled", "held_since")
+    }
 
 
 def _labels(provider: ProviderAccount | None) -> list[str]:
@@ -150,6 +152,19 @@ def circuits(providers: dict[int, ProviderAccount]) -> Metric:
     return family
 
 
+def holds(providers: dict[int, ProviderAccount]) -> Metric:
+    family = GaugeMetricFamily(
+        "smshub_provider_account_on_hold",
+        "1 for an enabled provider account on hold (the provider refused the account itself: "
+        "credentials, standing, configuration; nothing is sent through it), else 0.",
+        labels=["provider_account", "provider"],
+    )
+    for provider in sorted(providers.values(), key=lambda p: p.name):
+        if provider.enabled:
+            family.add_metric(_labels(provider), 1 if provider.on_hold else 0)
+    return family
+
+
 def flood_held(now: datetime) -> Metric:
     """Due messages that wait because their account is over its flood limit (per minute or per
     hour, counted as the dispatcher counts them) or in its quiet hours."""
@@ -220,4 +235,5 @@ class DomainCollector:
         yield queue_depth(now)
         yield from webhooks(now)
         yield circuits(providers)
+        yield holds(providers)
         yield flood_held(now)

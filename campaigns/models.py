@@ -369,11 +369,6 @@ class Message(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["provider_account", "provider_message_id"],
-                condition=~Q(provider_message_id=""),
-                name="message_unique_provider_id",
-            ),
             models.CheckConstraint(
                 condition=Q(recipient__startswith="+"), name="message_recipient_e164"
             ),
@@ -402,6 +397,13 @@ class Message(models.Model):
                 fields=["scheduled_at"],
                 condition=Q(status="scheduled"),
                 name="message_scheduled_idx",
+            ),
+            # Delivery reports find their message by the provider's id, which is not unique:
+            # providers reuse ids (Primotexto's snapshotId has 6 digits).
+            models.Index(
+                fields=["provider_account", "provider_message_id"],
+                condition=~Q(provider_message_id=""),
+                name="message_provider_id_idx",
             ),
             models.Index(
                 fields=["claimed_at"], condition=Q(status="sending"), name="message_sending_idx"

@@ -15,7 +15,9 @@ from django.db.models.constants import LOOKUP_SEP
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 
 from . import circuit, registry
 from .exceptions import ProviderError
@@ -101,6 +103,19 @@ class ProviderAccountForm(forms.ModelForm):
         return merged
 
 
+class OnHoldFilter(admin.SimpleListFilter):
+    title = "on hold"
+    parameter_name = "on_hold"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):
+        return [("yes", "On hold"), ("no", "Sending")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ProviderAccount]):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(held_since__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(ProviderAccount)
 class ProviderAccountAdmin(admin.ModelAdmin):
     form = ProviderAccountForm
@@ -111,12 +126,14 @@ class ProviderAccountAdmin(admin.ModelAdmin):
         "enabled",
         "priority",
         "max_per_second",
+        "hold",
         "circuit_state",
         "updated_at",
     ]
-    list_filter = ["slug", "enabled"]
+    list_filter = ["slug", "enabled", OnHoldFilter]
     search_fields = ["name", "base_url"]
     readonly_fields = [
+        "hold",
         "circuit_state",
         "dlr_webhook_url",
         "inbound_webhook_url",
@@ -158,9 +175,45 @@ class ProviderAccountAdmin(admin.ModelAdmin):
                 "description": "Paste into the provider's console.",
             },
         ),
-        (None, {"fields": ["circuit_state", "created_at", "updated_at", "audit_trail"]}),
+        (None, {"fields": ["hold", "circuit_state", "created_at", "updated_at", "audit_trail"]}),
     ]
-    actions = ["test_connection", "rotate_webhook_token"]
+    actions = ["test_connection", "release_hold", "rotate_webhook_token"]
+
+    @admin.display(description="on hold")
+    def hold(self, obj: ProviderAccount) -> str:
+        """Why nothing is sent through it, when the provider refused the account itself."""
+        if obj.held_since is None:
+            return "—"
+        reason = obj.hold_reason if len(obj.hold_reason) <= 300 else obj.hold_reason[:300] + "…"
+        return format_html(
+            '<strong class="errornote">On hold since {}:</strong> {}',
+            date_format(localtime(obj.held_since), "DATETIME_FORMAT"),
+            reason,
+        )
+
+    def save_model(self, request: HttpRequest, obj: ProviderAccount, form, change: bool) -> None:
+        # New credentials or a new address are the usual cure for a hold: try again with them.
+        if change and obj.on_hold and {"credentials", "base_url"} & set(form.changed_data):
+            obj.held_since, obj.hold_reason = None, ""
+            self.message_user(
+                request, f"{obj}: hold released, the new settings are used from now on."
+            )
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Release hold (the cause is fixed)", permissions=["change"])
+    def release_hold(self, request: HttpRequest, queryset: QuerySet[ProviderAccount]) -> None:
+        released = [account for account in queryset if account.release_hold()]
+        for account in released:
+            self.log_change(request, account, "Released the hold.")
+        if released:
+            self.message_user(
+                request,
+                f"Hold released on {', '.join(map(str, released))}: messages go through again. "
+                "Should the provider refuse the account again, it is put back on hold.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(request, "None of them was on hold.", messages.INFO)
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         # `?credentials__api_key__startswith=a` would let anyone who may view the list guess a
@@ -262,6 +315,8 @@ class ProviderAccountAdmin(admin.ModelAdmin):
                     messages.ERROR,
                 )
             else:
+                if account.release_hold():
+                    result += " Hold released: messages go through it again."
                 self.message_user(request, f"{account}: {result}", messages.SUCCESS)
 
     @admin.action(description="Rotate webhook token", permissions=["change"])

@@ -60,6 +60,14 @@ class ProviderAccount(models.Model):
     max_per_second = models.PositiveIntegerField(
         "max messages per second", null=True, blank=True, help_text="Empty: no limit."
     )
+    # Set when the provider refused the provider account itself (credentials refused, account
+    # suspended, misconfigured): nothing is sent through it until the hold is released in admin.
+    held_since = models.DateTimeField("on hold since", null=True, blank=True, editable=False)
+    hold_reason = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="Why the provider account is on hold, in the provider's words.",
+    )
     inbound_cursor = models.CharField(
         max_length=200,
         blank=True,
@@ -106,6 +114,19 @@ class ProviderAccount(models.Model):
             _webhook_cache.clear()
         _webhook_cache[key] = (account, now + WEBHOOK_CACHE_SECONDS)
         return account
+
+    @property
+    def on_hold(self) -> bool:
+        return self.held_since is not None
+
+    def release_hold(self) -> bool:
+        """Send through this provider account again (the cause of its hold is fixed). False when
+        it was not on hold. The dispatcher puts it on hold (`campaigns.services.holds`)."""
+        if self.held_since is None:
+            return False
+        self.held_since, self.hold_reason = None, ""
+        self.save(update_fields=["held_since", "hold_reason", "updated_at"])
+        return True
 
     @property
     def adapter_class(self) -> type[BaseProvider]:

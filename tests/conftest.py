@@ -113,6 +113,17 @@ def celery_worker(django_db_setup, django_db_blocker, live_server):
         process.kill()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_dispatch_state():
+    """What a dispatching process keeps between claims (accounts held for a moment, blocked
+    routes) belongs to the test that made it: ids are reused once a test's rows are gone."""
+    from campaigns.services import dispatch
+
+    dispatch.forget_state()
+    yield
+    dispatch.forget_state()
+
+
 def apply_webhooks() -> int:
     """Do what a worker does after a webhook answered: apply the stored requests."""
     from campaigns.services.webhook_log import apply_received

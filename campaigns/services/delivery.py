@@ -3,11 +3,17 @@
 A report only moves a message forward (see `lifecycle.RANK`); the same report twice changes
 nothing. A report for a provider id no message has yet (it can overtake the send result) is kept
 as a `PendingDeliveryReport` and applied as soon as a message gets that id.
+
+Providers reuse their ids (Primotexto's `snapshotId` has 6 digits), so an id may name several
+messages of one provider account: a report is for the one still awaiting a report, the newest
+otherwise (`match`).
 """
 
 import logging
+from collections.abc import Iterable
 from enum import StrEnum
 
+from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 
 from campaigns.models import Message, MessageEvent, PendingDeliveryReport, WebhookRequest
@@ -92,6 +98,20 @@ def apply_pending_reports(provider_account: ProviderAccount, provider_message_id
     return changed
 
 
+# Messages that may still get a delivery report: a reused provider id means them first.
+AWAITING_REPORT = (Status.SENDING, Status.SENT, Status.UNKNOWN)
+
+
+def _by_preference():
+    """Messages awaiting a report first, then the newest."""
+    awaiting = Case(
+        When(status__in=AWAITING_REPORT, then=Value(0)),
+        default=Value(1),
+        output_field=IntegerField(),
+    )
+    return (awaiting, "-id")
+
+
 def _message(provider_account: ProviderAccount, provider_message_id: str) -> Message | None:
     if not provider_message_id:
         return None
@@ -100,8 +120,28 @@ def _message(provider_account: ProviderAccount, provider_message_id: str) -> Mes
             provider_account=provider_account, provider_message_id=provider_message_id
         )
         .select_related("account")
+        .order_by(*_by_preference())
         .first()
     )
+
+
+def match(
+    provider_account_ids: Iterable[int], provider_message_ids: Iterable[str]
+) -> dict[tuple[int, str], Message]:
+    """The message each (provider account, provider id) names, for many reports in one query:
+    where an id was reused, the message awaiting a report, else the newest."""
+    found: dict[tuple[int, str], Message] = {}
+    messages = (
+        Message.objects.filter(
+            provider_account__in=set(provider_account_ids),
+            provider_message_id__in=set(provider_message_ids) - {""},
+        )
+        .select_related("account")
+        .order_by(*_by_preference())
+    )
+    for message in messages:
+        found.setdefault((message.provider_account_id, message.provider_message_id), message)
+    return found
 
 
 def apply_to_message(

@@ -17,13 +17,14 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import partial
 from itertools import groupby
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Case, F, Min, Q, Sum, Value, When
 from django.utils import timezone
 
@@ -35,13 +36,14 @@ from campaigns.models import (
     MessageEvent,
     OptOut,
     PendingDeliveryReport,
+    RouteEntry,
 )
 from providers import circuit
 from providers.events import OutboundSMS, SendResult
-from providers.exceptions import ProviderError
+from providers.exceptions import ErrorClass, ProviderError
 from providers.models import ProviderAccount
 
-from . import campaign_control
+from . import campaign_control, holds
 from .compose import nudge_dispatcher
 from .delivery import apply_pending_reports
 from .lifecycle import transition
@@ -79,6 +81,72 @@ def due_filter(now) -> Q:
     )
 
 
+# How long this process keeps `blocked_routes` before reading it again.
+BLOCKED_ROUTES_TTL = 1.0
+_blocked_routes: tuple[float, Q | None] = (0.0, None)
+
+
+def blocked_routes() -> Q | None:
+    """Messages that no provider account can take now: every one of their route from their step
+    on is on hold (`holds`) or its circuit open. Left out of claims and of the due count, so
+    that they neither fill every claim while other messages wait behind them nor keep the sweep
+    publishing tasks; claimed again once a hold is released or a circuit closes. None when no
+    route is blocked. Read at most once a `BLOCKED_ROUTES_TTL` per process (a claim checks each
+    provider account's state itself, under its row lock)."""
+    global _blocked_routes
+    if _blocked_routes[0] > time.monotonic():
+        return _blocked_routes[1]
+    routes: dict[tuple[int, int | None], list[int]] = {}
+    held: set[int] = set()
+    for account_id, category_id, provider_id, held_since in RouteEntry.objects.filter(
+        provider_account__enabled=True
+    ).values_list(
+        "account_id", "category_id", "provider_account_id", "provider_account__held_since"
+    ):
+        routes.setdefault((account_id, category_id), []).append(provider_id)
+        if held_since is not None:
+            held.add(provider_id)
+    closed = held | {
+        pk
+        for pk in {pk for route in routes.values() for pk in route} - held
+        if circuit.state(pk) == circuit.OPEN
+    }
+    blocked = None
+    if closed:
+        own = {}  # each account's categories that have a route of their own
+        for account_id, category_id in routes:
+            if category_id is not None:
+                own.setdefault(account_id, []).append(category_id)
+        for (account_id, category_id), route in routes.items():
+            step = len(route)
+            while step and route[step - 1] in closed:
+                step -= 1
+            if step == len(route):
+                continue  # its last provider account takes messages: nothing is stuck for good
+            these = Q(account_id=account_id, route_step__gte=step)
+            if category_id is not None:
+                these &= Q(category_id=category_id)
+            elif own.get(account_id):
+                these &= ~Q(category_id__in=own[account_id])
+            blocked = these if blocked is None else blocked | these
+    _blocked_routes = (time.monotonic() + BLOCKED_ROUTES_TTL, blocked)
+    return blocked
+
+
+def forget_state() -> None:
+    """Forget what this process remembers between claims: it is read again at the next one."""
+    global _blocked_routes
+    _held.clear()
+    _blocked_routes = (0.0, None)
+
+
+def due_messages(now):
+    """The messages a claim may take now (see `due_filter` and `blocked_routes`)."""
+    due = Message.objects.filter(due_filter(now))
+    blocked = blocked_routes()
+    return due if blocked is None else due.exclude(blocked)
+
+
 @dataclass
 class Claim:
     messages: list[Message]
@@ -109,7 +177,7 @@ def claim_batch(limit: int) -> Claim:
         if until <= now:
             del _held[account_id]
     with transaction.atomic():
-        candidates = Message.objects.filter(due_filter(now)).exclude(account_id__in=list(_held))
+        candidates = due_messages(now).exclude(account_id__in=list(_held))
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
         rows = list(
@@ -248,7 +316,9 @@ def _lock_providers(
     locked = ProviderAccount.objects.select_for_update().filter(pk__in=ids).order_by("pk")
     capacity = {}
     for provider in locked:
-        slot = _Capacity(provider, float("inf"), circuit.allowance(provider.pk))
+        # A provider account on hold takes nothing; otherwise its circuit says how much.
+        calls = 0 if provider.on_hold else circuit.allowance(provider.pk)
+        slot = _Capacity(provider, float("inf"), calls)
         if provider.max_per_second:
             used, slot.frees = _provider_second(provider, now)
             slot.free = provider.max_per_second - used
@@ -555,6 +625,8 @@ def record(outcome: Outcome, events: list[MessageEvent] | None = None) -> None:
             error_code="no_route",
             error_reason=outcome.reason,
         )
+    elif error.error_class == ErrorClass.ACCOUNT:
+        _wait_for_route(message, outcome.provider_account, error, attempts, now, common)
     elif not error.retryable:
         transition(
             message,
@@ -720,17 +792,46 @@ def _mark_sent(rows: list[tuple[int, str, datetime]], now) -> None:
         )
 
 
+def _canceled_meanwhile(message, error, attempts, common) -> bool:
+    """A message of a campaign canceled while it was being sent is not tried again."""
+    if not (message.campaign_id and message.campaign.status == Campaign.Status.CANCELED):
+        return False
+    transition(
+        message,
+        Status.CANCELED,
+        detail=f"{error.message} Campaign canceled: not retried.",
+        attempts=attempts,
+        error_code=error.code,
+        error_reason=error.message,
+        **common,
+    )
+    return True
+
+
+def _wait_for_route(message, provider_account, error, attempts, now, common) -> None:
+    """The provider refused the provider account, not the message: the provider account is put
+    on hold, and the message is queued again, to go through the next provider account of its
+    route or to wait for the hold to be released. It does not fail, nor spend its retries."""
+    if holds.hold(provider_account, error.message, now):
+        forget_state()  # routes through it may be blocked now
+    if _canceled_meanwhile(message, error, attempts, common):
+        return
+    transition(
+        message,
+        Status.QUEUED,
+        detail=f"{error.message} {provider_account.name} is on hold: the message goes through "
+        "the next provider account of its route, or waits until the hold is released.",
+        attempts=attempts,
+        next_attempt_at=None,
+        error_code=error.code,
+        error_reason=error.message,
+        payload=_jsonable(error.raw),
+        **common,
+    )
+
+
 def _retry_or_fail_over(message, provider_account, error, attempts, now, common) -> None:
-    if message.campaign_id and message.campaign.status == Campaign.Status.CANCELED:
-        transition(
-            message,
-            Status.CANCELED,
-            detail=f"{error.message} Campaign canceled: not retried.",
-            attempts=attempts,
-            error_code=error.code,
-            error_reason=error.message,
-            **common,
-        )
+    if _canceled_meanwhile(message, error, attempts, common):
         return
     step_attempts = message.step_attempts + 1
     fields = {
@@ -829,12 +930,21 @@ def dispatch_for(seconds: float, after_batch: Callable[[Batch], object] | None =
                     return total
                 time.sleep(_until(claim.retry_at))
     finally:
-        while pending:  # an error on the way: what was sent is still recorded
-            _finish(pending.pop(0))
+        _finish_all(pending)  # an error on the way: what was sent is still recorded
 
 
 def _finish(sending: Sending) -> None:
     record_batch(sending.messages, finish_sending(sending))
+
+
+def _finish_all(pending: list[Sending]) -> None:
+    """Record every batch still on its way, each whatever happens to the others (an error on
+    the way out must not leave the next batches `sending`)."""
+    while pending:
+        try:
+            _finish(pending.pop(0))
+        except Exception:
+            logger.exception("could not record a sent batch: its messages become unknown")
 
 
 def _until(moment: datetime | None) -> float:
@@ -847,16 +957,124 @@ def _until(moment: datetime | None) -> float:
 
 def record_batch(messages: list[Message], outcomes: list[Outcome]) -> None:
     """Record a sent batch in one transaction (events in bulk), then what follows from it:
-    circuit breakers, delivery reports that came first, the campaigns' statuses."""
+    circuit breakers, delivery reports that came first, the campaigns' statuses.
+
+    One message's answer never costs the others theirs: what a provider answered is first made
+    storable (`_storable`), and should the database still refuse the batch, each message is
+    recorded alone; a message the provider accepted is recorded as sent in any case."""
+    outcomes = [_storable(outcome) for outcome in outcomes]
+    saved = [(outcome.message, dict(vars(outcome.message))) for outcome in outcomes]
+    try:
+        _record_together(outcomes)
+    except RECORDING_ERRORS:
+        logger.exception("could not record a batch of %s: recording each alone", len(outcomes))
+        for message, state in saved:  # what the failed attempt wrote on them was rolled back
+            vars(message).update(state)
+        for outcome in outcomes:
+            _record_alone(outcome)
+    _update_circuits(outcomes)
+    apply_waiting_reports(outcomes)
+    for campaign in {m.campaign_id: m.campaign for m in messages if m.campaign_id}.values():
+        campaign_control.refresh_status(campaign)
+
+
+# What recording one outcome can meet besides a lost database: a value the database refuses
+# (DataError, IntegrityError) or one that cannot be written as JSON.
+RECORDING_ERRORS = (DatabaseError, TypeError, ValueError)
+
+
+def _record_together(outcomes: list[Outcome]) -> None:
     events: list[MessageEvent] = []
     with transaction.atomic():
         for outcome in record_accepted(outcomes, events):
             record(outcome, events)
         MessageEvent.objects.bulk_create(events)
-    _update_circuits(outcomes)
-    apply_waiting_reports(outcomes)
-    for campaign in {m.campaign_id: m.campaign for m in messages if m.campaign_id}.values():
-        campaign_control.refresh_status(campaign)
+
+
+def _record_alone(outcome: Outcome) -> None:
+    """Record one outcome in its own transaction; a provider's acceptance that still cannot be
+    stored whole is recorded as a bare `sent`, with why."""
+    state = dict(vars(outcome.message))
+    try:
+        _record_together([outcome])
+        return
+    except RECORDING_ERRORS as exc:
+        logger.exception("could not record message %s", outcome.message.pk)
+        vars(outcome.message).update(state)
+        problem = f"{exc.__class__.__name__}: {str(exc)[:200]}"
+    if outcome.result is None:
+        return  # not sent: it stays `sending`, then becomes `unknown`, with nothing lost
+    try:
+        transition(
+            outcome.message,
+            Status.SENT,
+            source=Source.PROVIDER,
+            detail=f"Accepted by {outcome.provider_account.name}, but its answer could not be "
+            f"stored ({problem}): delivery reports cannot find this message.",
+            provider_account=outcome.provider_account,
+            sent_at=outcome.answered or timezone.now(),
+            attempts=outcome.message.attempts + 1,
+        )
+    except RECORDING_ERRORS:
+        logger.exception("could not record message %s as sent", outcome.message.pk)
+
+
+def _storable(outcome: Outcome) -> Outcome:
+    """The outcome with what the provider said made fit for the database: a provider id and an
+    error code within their columns, a cost within its digits, payloads as JSON without NUL
+    characters. The provider's answer stays whole in the event's payload."""
+    if outcome.result is not None:
+        result = outcome.result
+        raw = _json_safe(result.raw)
+        provider_id = _text(result.provider_message_id)
+        if len(provider_id) > PROVIDER_ID_LENGTH:
+            raw = {"answer": raw, "provider_message_id": provider_id}
+            provider_id = provider_id[:PROVIDER_ID_LENGTH]
+        cost = result.cost
+        if cost is not None and not (
+            isinstance(cost, Decimal) and cost.is_finite() and abs(cost) < MAX_COST
+        ):
+            cost = None
+        outcome.result = replace(result, provider_message_id=provider_id, cost=cost, raw=raw)
+    if outcome.error is not None:
+        error = outcome.error
+        error.code = _text(error.code)[:ERROR_CODE_LENGTH]
+        error.message = _text(error.message)
+        error.raw = _json_safe(error.raw)
+    return outcome
+
+
+PROVIDER_ID_LENGTH = Message._meta.get_field("provider_message_id").max_length
+ERROR_CODE_LENGTH = Message._meta.get_field("error_code").max_length
+MAX_COST = Decimal(10) ** (
+    Message._meta.get_field("cost").max_digits - Message._meta.get_field("cost").decimal_places
+)
+
+
+def _text(value) -> str:
+    return ("" if value is None else str(value)).replace("\x00", "")
+
+
+def _json_safe(value):
+    """`value` as JSON the database takes: strings without NUL characters (PostgreSQL's JSON
+    refuses them), anything else written as text."""
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    try:
+        text = json.dumps(value, default=str, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return _text(repr(value))[:10_000]
+    return _without_nul(json.loads(text)) if "\\u0000" in text else json.loads(text)
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    return value
 
 
 def _update_circuits(outcomes: list[Outcome]) -> None:
@@ -947,7 +1165,7 @@ def expire_stuck_sending(now=None) -> int:
 
 
 def due_count(now=None) -> int:
-    return Message.objects.filter(due_filter(now or timezone.now())).count()
+    return due_messages(now or timezone.now()).count()
 
 
 def _jsonable(value):

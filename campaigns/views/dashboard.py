@@ -14,7 +14,7 @@ from django.shortcuts import render
 from django.utils.safestring import SafeString, mark_safe
 from pygal.style import Style
 
-from ..services import stats
+from ..services import holds, stats
 from .shared import READ, role_required
 
 PARTS = ("figures", "replies")
@@ -78,6 +78,7 @@ def _figures(request: HttpRequest) -> dict:
         ],
         "queue": stats.queue_depth(account),
         "chart": week_chart(summary.days),
+        "held": holds.held_on_routes(account.pk),
     }
 
 

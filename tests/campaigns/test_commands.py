@@ -6,6 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from campaigns.models import Message
+from providers.models import ProviderAccount
 
 from ..factories import AccountFactory, ProviderAccountFactory
 
@@ -48,15 +49,33 @@ def test_sendsms_sends_now_and_records_the_message(capsys, account, provider_acc
 
 
 def test_sendsms_exits_1_with_the_providers_reason(capsys, simulator):
+    ProviderAccountFactory(
+        name="SMSAdvert",
+        slug="smsadvert",
+        base_url=simulator.url,
+        credentials={"token": "smsadvert-token"},
+    )
+    AccountFactory()
+    with pytest.raises(CommandError) as caught:  # SMSAdvert takes 3 characters at least
+        call_command("sendsms", "--provider", "SMSAdvert", "--to", "+40740123456", "--text", "Hi")
+    assert caught.value.returncode == 1
+    assert "3" in str(caught.value)
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "failed"
+    assert out["error"] in str(caught.value)
+
+
+def test_sendsms_with_refused_credentials_holds_the_provider_account(capsys, simulator):
     ProviderAccountFactory(name="Bad key", base_url=simulator.url, credentials={"api_key": "x"})
     AccountFactory()
     with pytest.raises(CommandError) as caught:
         call_command("sendsms", "--provider", "Bad key", "--to", "+33612345678", "--text", "Hi")
     assert caught.value.returncode == 1
-    assert "invalid api key" in str(caught.value)
+    assert "credentials refused by Simulator (HTTP 401)" in str(caught.value)
+    assert "Bad key is now on hold" in str(caught.value)
     out = json.loads(capsys.readouterr().out)
-    assert out["status"] == "failed"
-    assert "invalid api key" in out["error"]
+    assert out["status"] == "queued"  # not failed: the provider refused the account, not it
+    assert ProviderAccount.objects.get(name="Bad key").on_hold
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,16 @@
 """The dispatch service against the real simulator on loopback (no Celery: plain function calls)."""
 
+from decimal import Decimal
+
 import pytest
+import responses
+from django.db import connection
 from django.utils import timezone
 
 from campaigns.models import Message
 from campaigns.services import dispatch
 from campaigns.services.compose import enqueue_message
+from providers.events import SendResult
 
 from ..conftest import wait_for
 from ..factories import AccountFactory, MessageFactory, ProviderAccountFactory
@@ -48,17 +53,6 @@ def test_a_message_is_claimed_once(account):
 def test_a_message_not_yet_due_is_not_claimed(account):
     MessageFactory(account=account, next_attempt_at=timezone.now() + timezone.timedelta(minutes=5))
     assert dispatch.claim(10) == []
-
-
-def test_a_refusal_fails_the_message_with_the_providers_reason(db, simulator):
-    wrong_key = ProviderAccountFactory(base_url=simulator.url, credentials={"api_key": "wrong"})
-    account = AccountFactory(route=[wrong_key])
-    message = enqueue_message(account, recipient="+33612345678", text="Refused")
-    dispatch.dispatch_batch()
-    message.refresh_from_db()
-    assert message.status == Status.FAILED
-    assert message.error_code == "401"
-    assert "invalid api key" in message.error_reason
 
 
 def test_an_unreachable_provider_is_retried_later_not_failed(db):
@@ -109,3 +103,115 @@ def test_a_message_stuck_in_sending_becomes_unknown_not_resent(account, settings
     assert message.status == Status.UNKNOWN
     assert fresh.status == Status.SENDING
     assert dispatch.claim(10) == []
+
+
+PRIMOTEXTO = "https://api.primotexto.com"
+
+
+def test_a_provider_id_given_again_still_records_every_message_sent(settings):
+    """Primotexto's snapshotId has 6 digits (its doc's answer is `"snapshotId": "386479"`):
+    ids come back. Every message the provider accepted is recorded sent, in batches."""
+    settings.SMSHUB_DISPATCH_BATCH_SIZE = 40
+    primotexto = ProviderAccountFactory(
+        slug="primotexto", base_url=PRIMOTEXTO, credentials={"api_key": "primotexto-key"}
+    )
+    account = AccountFactory(route=[primotexto])
+    earlier = MessageFactory(
+        account=account,
+        status=Status.DELIVERED,
+        provider_account=primotexto,
+        provider_message_id="386479",
+    )
+    waiting = [MessageFactory(account=account, recipient=f"+33612{i:06d}") for i in range(100)]
+    with responses.RequestsMock() as provider:
+        send = provider.post(
+            f"{PRIMOTEXTO}/v2/notification/messages/send",
+            json={"creditsUsed": 1.0, "snapshotId": "386479"},  # the doc's own answer
+        )
+        assert dispatch.dispatch_for(30) == 100
+    assert send.call_count == 100
+    statuses = Message.objects.filter(pk__in=[m.pk for m in waiting]).values_list(
+        "status", "provider_message_id", "cost"
+    )
+    assert set(statuses) == {(Status.SENT, "386479", Decimal("1.0000"))}
+    earlier.refresh_from_db()
+    assert earlier.status == Status.DELIVERED
+
+
+def sent_outcome(message, provider_account, **result):
+    return dispatch.Outcome(
+        message, provider_account, result=SendResult(**result), answered=timezone.now()
+    )
+
+
+def claimed(account, count):
+    for i in range(count):
+        MessageFactory(account=account, recipient=f"+33612{i:06d}")
+    return dispatch.claim(count)
+
+
+def test_an_answer_the_database_could_not_store_as_is_costs_no_other_message(account):
+    """What a provider answers is made storable: an id longer than its column, a cost beyond
+    its digits, text the JSON column cannot hold (NUL characters, bytes)."""
+    messages = claimed(account, 4)
+    provider_account = messages[0].provider_account
+    outcomes = [
+        sent_outcome(messages[0], provider_account, provider_message_id="a" * 300),
+        sent_outcome(messages[1], provider_account, provider_message_id="b", cost=Decimal("1e12")),
+        sent_outcome(messages[2], provider_account, provider_message_id="c", raw={"x": "\x00!"}),
+        sent_outcome(messages[3], provider_account, provider_message_id="d", raw={"x": b"\xff"}),
+    ]
+    dispatch.record_batch(messages, outcomes)
+    rows = dict(Message.objects.values_list("pk", "status"))
+    assert set(rows.values()) == {Status.SENT}
+    first = Message.objects.get(pk=messages[0].pk)
+    assert first.provider_message_id == "a" * 100
+    assert first.events.last().payload["provider_message_id"] == "a" * 300  # kept whole
+    assert Message.objects.get(pk=messages[1].pk).cost is None
+    assert Message.objects.get(pk=messages[2].pk).events.last().payload == {"x": "!"}
+
+
+@pytest.fixture
+def refusing_database(db):
+    """The database refuses to record one provider id: a row the batch cannot write."""
+    table = Message._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION refuse_bad() RETURNS trigger AS $$ BEGIN "
+                "IF NEW.provider_message_id = 'bad' THEN RAISE EXCEPTION 'refused'; END IF; "
+                "RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER refuse_bad BEFORE UPDATE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_bad()"
+            )
+        else:
+            cursor.execute(
+                f"CREATE TRIGGER refuse_bad BEFORE UPDATE ON {table} "
+                "WHEN NEW.provider_message_id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+
+
+def test_a_row_the_database_refuses_fails_no_other_and_is_still_recorded_sent(
+    account, refusing_database
+):
+    messages = claimed(account, 5)
+    provider_account = messages[0].provider_account
+    outcomes = [
+        sent_outcome(m, provider_account, provider_message_id="bad" if i == 2 else f"ok-{i}")
+        for i, m in enumerate(messages)
+    ]
+    dispatch.record_batch(messages, outcomes)
+    rows = {m.pk: m for m in Message.objects.all()}
+    assert {m.status for m in rows.values()} == {Status.SENT}
+    assert [rows[m.pk].provider_message_id for m in messages] == [
+        "ok-0",
+        "ok-1",
+        "",
+        "ok-3",
+        "ok-4",
+    ]
+    bad = rows[messages[2].pk]
+    assert "its answer could not be stored" in bad.events.last().detail
+    assert [e.to_status for e in bad.events.all()].count(Status.SENT) == 1

@@ -27,9 +27,6 @@ CLOSED_PORT = "http://127.0.0.1:9"
 @pytest.fixture(autouse=True)
 def fresh_cache(db):
     cache.clear()
-    dispatch._held.clear()
-    yield
-    dispatch._held.clear()
 
 
 def queued(account, count, segments=1, **kwargs):
@@ -44,7 +41,7 @@ def age_claims(account, seconds):
     Message.objects.filter(account=account, claimed_at__isnull=False).update(
         claimed_at=timezone.now() - timedelta(seconds=seconds)
     )
-    dispatch._held.clear()
+    dispatch.forget_state()
 
 
 def test_an_account_minute_limit_counts_segments_and_makes_messages_wait(provider_account):
@@ -152,13 +149,15 @@ def test_retries_spent_on_every_provider_fail_the_message(settings):
     assert "Retries spent on every provider account" in message.events.last().detail
 
 
-def test_a_refusal_fails_at_once_without_failover(simulator):
-    refusing = ProviderAccountFactory(base_url=simulator.url, credentials={"api_key": "wrong"})
-    account = AccountFactory(route=[refusing, ProviderAccountFactory(base_url=simulator.url)])
-    message = MessageFactory(account=account)
+def test_a_refusal_of_the_message_fails_it_at_once_without_failover(simulator):
+    first = ProviderAccountFactory(base_url=simulator.url)
+    account = AccountFactory(route=[first, ProviderAccountFactory(base_url=simulator.url)])
+    message = MessageFactory(account=account, recipient="+0612345678")  # not a number it takes
     dispatch.dispatch_batch()
     message.refresh_from_db()
-    assert (message.status, message.error_code) == (Status.FAILED, "401")
+    assert (message.status, message.error_code) == (Status.FAILED, "400")
+    assert message.provider_account == first
+    assert "E.164" in message.error_reason
 
 
 def test_the_circuit_opens_after_failures_and_traffic_goes_to_the_next_provider(

@@ -72,12 +72,16 @@ def test_any_twilio_style_gateway(client):
     assert message.replies.get().text == "Thanks"
 
 
-def test_a_twilio_style_account_refuses_to_send_with_a_reason(db):
+def test_a_twilio_style_account_in_a_route_is_put_on_hold_with_a_reason(db):
+    """A receive-only account in a sending route is a configuration problem of the route, not of
+    the message: the account is held with the reason, its messages wait or fail over."""
     from campaigns.services import dispatch
 
     provider_account, _ = sent_through("twilio", {}, "SM79")
     queued = MessageFactory(account=provider_account.routed_accounts.get())
     dispatch.dispatch_batch()
     queued.refresh_from_db()
-    assert queued.status == "failed"
+    assert queued.status == "queued"
     assert "only receives callbacks" in queued.error_reason
+    provider_account.refresh_from_db()
+    assert "only receives callbacks" in provider_account.hold_reason

@@ -65,7 +65,11 @@ def known_state(db, settings):
     now = timezone.now()
     alpha = ProviderAccountFactory(name="Alpha", slug="simulator")
     beta = ProviderAccountFactory(
-        name="Beta", slug="vortext", credentials={"username": "u", "password": "p"}
+        name="Beta",
+        slug="vortext",
+        credentials={"username": "u", "password": "p"},
+        held_since=now,
+        hold_reason="credentials refused by Vortext (HTTP 401)",
     )
     cache.delete_many([*circuit._keys(alpha.pk), *circuit._keys(beta.pk)])
     circuit.record_batch(beta.pk, [False, False, False])  # Beta's circuit opens
@@ -208,6 +212,11 @@ def test_metrics_after_a_known_run(client, metrics_on, known_state):
         1,
         0,
     ]
+
+    # Holds: Beta's credentials were refused.
+    on_hold = "smshub_provider_account_on_hold"
+    assert value(values, on_hold, provider_account="Beta", provider="vortext") == 1
+    assert value(values, on_hold, provider_account="Alpha", provider="simulator") == 0
 
     # Held back by flood limits and quiet hours; Acme has no limit.
     assert value(values, "smshub_flood_held_messages", account="Busy Ltd", limit="per_minute") == 4

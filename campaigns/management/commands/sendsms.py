@@ -66,9 +66,14 @@ class Command(BaseCommand):
             )
         )
         if not accepted:
+            later = {
+                Message.Status.RETRYING: " The hub will try again later.",
+                Message.Status.QUEUED: f" {provider_account.name} is now on hold (admin → "
+                "Provider accounts); the message waits for a provider account of its route.",
+            }
             raise CommandError(
                 f"{provider_account.name} did not accept the message: {message.error_reason}"
-                + (" The hub will try again later." if message.status == "retrying" else ""),
+                + later.get(message.status, ""),
                 returncode=1,
             )
 
