@@ -7,7 +7,9 @@ What the fake accepts and answers (``primotexto.txt`` and NOTES.md):
   "category"?, "date"?}`` → 200 ``{"creditsUsed": 1.0, "snapshotId": "386480"}`` with
   ``Content-Type: application/json;charset=UTF-8`` as the doc shows. ``creditsUsed`` is the
   number of SMS parts as a float (the text's GSM-7 segments: 160 characters, 153 per part
-  beyond); ``snapshotId`` is a string of digits, counting up from 386480.
+  beyond); ``snapshotId`` is 6 digits like the doc's, counting up from 386480 and coming back
+  to 100000 after 999999: ids repeat, as a provider's do when it does not promise otherwise
+  (`id_space`, the number of distinct ids, is 900000; a test may make it small).
 - The doc's other spellings are accepted too: ``identifier`` for ``number`` and ``tag`` for
   ``category`` (its Ruby and Node examples), and the browser form
   ``GET /v2/notification/messages/send?apiKey=...&identifier=...&sender=...&message=...``.
@@ -64,13 +66,14 @@ def _refuse(status: int, message: str) -> SimResponse:
 
 class PrimotextoFake(Fake):
     slug = "primotexto"
+    id_space = 900_000  # distinct snapshotIds before they repeat
     default_credentials = {"api_key": "primotexto-key"}
     secret_credentials = frozenset({"api_key"})
     credential_aliases = {"apiKey": "api_key", "key": "api_key"}
 
     def __init__(self, server: Any) -> None:
         super().__init__(server)
-        self._snapshots = itertools.count(386480)
+        self._snapshots = itertools.count()
         self._credits = INITIAL_CREDITS
         self._credits_lock = threading.Lock()
 
@@ -140,7 +143,7 @@ class PrimotextoFake(Fake):
             return _refuse(400, "field 'date' must be a timestamp in milliseconds")
 
         credits = float(analyze(message).segments)
-        snapshot = str(next(self._snapshots))
+        snapshot = str(100000 + (286480 + next(self._snapshots)) % self.id_space)
         with self._credits_lock:
             self._credits -= credits
         self.accepted(SentMessage(snapshot, number, sender or None, {"creditsUsed": credits}))
