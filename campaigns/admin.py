@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from providers.models import mask
+from smshub.admin_lists import DateSafeMixin
 
 from .audit import recorder as audit
 from .audit.admin import trail_link
@@ -189,7 +190,7 @@ class CategoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(DateSafeMixin, admin.ModelAdmin):
     list_display = ["name", "account", "status", "category", "created_at"]
     list_filter = ["status", "account"]
     search_fields = ["name"]
@@ -276,7 +277,7 @@ class MessageEventInline(admin.TabularInline):
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyMixin, PhoneSearchMixin, admin.ModelAdmin):
+class MessageAdmin(DateSafeMixin, ReadOnlyMixin, PhoneSearchMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "recipient",
@@ -369,7 +370,7 @@ class MessageAdmin(ReadOnlyMixin, PhoneSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(MessageEvent)
-class MessageEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class MessageEventAdmin(DateSafeMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["message_link", "at", "from_status", "to_status", "source"]
     list_filter = ["source"]
     search_fields = ["message__id__exact"]
@@ -383,7 +384,7 @@ class MessageEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Reply)
-class ReplyAdmin(ReadOnlyMixin, PhoneSearchMixin, admin.ModelAdmin):
+class ReplyAdmin(DateSafeMixin, ReadOnlyMixin, PhoneSearchMixin, admin.ModelAdmin):
     list_display = ["from_number", "account", "message_link", "received_at", "excerpt"]
     list_filter = ["account"]
     search_fields = ["from_number__exact"]
@@ -413,7 +414,7 @@ class OptOutAdmin(PhoneSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(WebhookRequest)
-class WebhookRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class WebhookRequestAdmin(DateSafeMixin, ReadOnlyMixin, admin.ModelAdmin):
     """Every request providers made to the webhooks, as received; failed ones can be replayed."""
 
     list_display = ["id", "provider_account", "kind", "status", "events", "applied", "received_at"]
@@ -444,7 +445,7 @@ class WebhookRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(PendingDeliveryReport)
-class PendingDeliveryReportAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class PendingDeliveryReportAdmin(DateSafeMixin, ReadOnlyMixin, admin.ModelAdmin):
     """Delivery reports whose message is not known (yet): applied when a message gets the id."""
 
     list_display = [
@@ -468,7 +469,7 @@ class ForwardAttemptInline(admin.TabularInline):
 
 
 @admin.register(Forward)
-class ForwardAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ForwardAdmin(DateSafeMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["id", "account", "event", "status", "attempts", "next_attempt_at", "created_at"]
     list_filter = ["status", "event", "account"]
     list_select_related = ["account"]

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django import forms
 from django.utils import timezone
 
+from . import timerange
 from .models import Account, Category, SenderName
 from .services.bulk import CsvInfo
 
@@ -175,11 +176,15 @@ class ComposeForm(forms.Form):
 
     def _clean_schedule(self, cleaned: dict) -> None:
         when = cleaned.get("when")
-        send_at, window_end = cleaned.get("send_at"), cleaned.get("window_end")
         now = timezone.now()
         if when == "now":
             cleaned["send_at"] = cleaned["window_end"] = None
-        elif when == "at":
+            return
+        for name in ("send_at", "window_end"):
+            if cleaned.get(name) is not None and timerange.too_far(cleaned[name], now):
+                self.add_error(name, timerange.TOO_FAR)  # which takes it out of `cleaned`
+        send_at, window_end = cleaned.get("send_at"), cleaned.get("window_end")
+        if when == "at":
             cleaned["window_end"] = None
             if send_at is None:
                 if "send_at" not in self.errors:

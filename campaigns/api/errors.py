@@ -16,7 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from .schemas import UNION_TAGS
+from .schemas import FIELD_ERRORS, PATTERN_ERRORS, UNION_TAGS
 
 
 class ErrorDetail(Schema):
@@ -107,7 +107,10 @@ def install(api: NinjaAPI) -> None:
                 message = "This field is required."
             elif item.get("type") == "extra_forbidden":
                 message = "Unknown field: see the API schema for the fields this takes."
-            fields.setdefault(_field_name(item.get("loc", [])), []).append(message)
+            elif item.get("type") == "string_pattern_mismatch":
+                message = PATTERN_ERRORS.get(item.get("ctx", {}).get("pattern"), message)
+            field = _field_name(item.get("loc", []))
+            fields.setdefault(field, []).append(FIELD_ERRORS.get(field, message))
         return respond(request, invalid(fields))
 
     @api.exception_handler(AuthenticationError)

@@ -15,6 +15,7 @@ so the request may be sent again with the same key, corrected or not; other answ
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,6 +28,7 @@ from ninja.renderers import JSONRenderer
 
 from .errors import ApiError
 from .models import ApiKey, IdempotencyRecord
+from .schemas import IDEMPOTENCY_KEY
 
 HEADER = "Idempotency-Key"
 KEPT = timedelta(hours=24)
@@ -44,7 +46,7 @@ class Outcome:
 
 
 def _check(key: str) -> None:
-    if not key or len(key) > MAX_LENGTH or not key.isprintable() or not key.isascii():
+    if len(key) > MAX_LENGTH or not re.fullmatch(IDEMPOTENCY_KEY, key):
         raise ApiError(
             422,
             "invalid",

@@ -26,9 +26,10 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from campaigns.forms import MAX_TEXT_LENGTH
 from campaigns.models import Account, Category, Message, MessageEvent
+from campaigns.services import holds
 from campaigns.services.compose import create_message, enqueue_message
 from providers import circuit
-from providers.exceptions import ProviderError, ProviderRejected
+from providers.exceptions import ErrorClass, ProviderError, ProviderRejected
 
 from .errors import ApiError, invalid
 from .models import ApiKey, OneTimeCode
@@ -99,7 +100,12 @@ def issue(
     route = account.route(category.pk if category else None)
     first = route[0] if route else None
     pin = None
-    if first is not None and first.slug == "ogangi" and circuit.state(first.pk) == circuit.CLOSED:
+    if (
+        first is not None
+        and first.slug == "ogangi"
+        and not first.on_hold
+        and circuit.state(first.pk) == circuit.CLOSED
+    ):
         pin = _ogangi_pin(first, to=to, template=template, length=length, sender=sender)
     if pin is not None:
         otp.channel = OneTimeCode.Channel.OGANGI_PIN
@@ -144,8 +150,9 @@ def issue(
 
 
 def _ogangi_pin(provider_account, *, to: str, template: str, length: int, sender: str):
-    """The PIN Ogangi made and sent, or None when Ogangi cannot be reached (the hub's own
-    code goes instead). A refusal is the caller's error (422) or the provider's (502)."""
+    """The PIN Ogangi made and sent, or None when Ogangi cannot be reached or refuses the
+    provider account (then put on hold): the hub's own code goes instead, through the route. A
+    refusal of the code is the caller's error (422) or the provider's (502)."""
     try:
         return provider_account.adapter().send_pin(
             to, _ogangi_text(template), sender=sender, length=length
@@ -159,6 +166,10 @@ def _ogangi_pin(provider_account, *, to: str, template: str, length: int, sender
             502, "provider_refused", f"The provider refused to send the code: {error.message}"
         ) from None
     except ProviderError as error:
+        if error.error_class == ErrorClass.ACCOUNT:
+            holds.hold(provider_account, error.message)
+            logger.warning("api: Ogangi refused the provider account (%s): sent by SMS", error)
+            return None
         if not error.retryable:
             logger.warning("api: Ogangi cannot send one-time codes: %s", error.message)
             raise ApiError(

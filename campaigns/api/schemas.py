@@ -1,10 +1,26 @@
-"""What the API takes and gives, as pydantic models: the OpenAPI schema is derived from them."""
+"""What the API takes and gives, as pydantic models: the OpenAPI schema is derived from them.
 
-from datetime import datetime
+Every rule on the shape of an input is a constraint of its field (length, pattern, range), so
+that the schema shows exactly what the server applies. What a schema cannot say is checked
+afterwards (`validation`): whether a number is valid for its country, a sender approved, a
+category the account's, a time not past or too far ahead.
+"""
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Literal
 
 from ninja import HeaderEx, P, PathEx, Schema
-from pydantic import AfterValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+)
+from pydantic.json_schema import WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from campaigns.api.models import OneTimeCode
@@ -16,14 +32,42 @@ MAX_RECIPIENTS = 10_000
 # The largest id a database row can have (a signed 64-bit integer).
 MAX_ID = 2**63 - 1
 
+# Patterns, written so that JSON Schema (ECMA 262) and pydantic read them alike.
+# Not empty, not only white space (what str.isspace() calls space), no NUL.
+SPACE = r"\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = rf"^[^\x00]*[^\x00{SPACE}][^\x00]*$"
+NO_NUL = r"^[^\x00]*$"
+OTP_TEXT = r"^[^\x00]*\{code\}[^\x00]*$"
+# + (or 00) and the country code, then digits and the usual separators.
+PHONE = r"^(\+|00)[1-9][0-9 ().-]*$"
+TAG = r"^[-a-zA-Z0-9_]+$"
+# A cursor is the id of a row; 18 digits are far more than any table holds.
+CURSOR = r"^[1-9][0-9]{0,17}$"
+# Printable ASCII, not only spaces.
+IDEMPOTENCY_KEY = r"^[ -~]*[!-~][ -~]*$"
+# Why an input does not match its pattern, for the error's `fields`.
+PATTERN_ERRORS = {
+    NOT_BLANK: "Write something: not only spaces (and no NUL character).",
+    NO_NUL: "The NUL character (\\u0000) is not allowed.",
+    OTP_TEXT: "Put {code} where the code goes (and no NUL character).",
+    PHONE: "Give the number in international form: + (or 00) and the country code, "
+    "e.g. +33612345678.",
+    TAG: "A category tag is letters, digits, - and _.",
+    CURSOR: "Not a cursor this API gave: pass `next_cursor` as is.",
+    IDEMPOTENCY_KEY: "Use 1 to 255 printable ASCII characters, e.g. a UUID.",
+}
+# Inputs whose every refusal is best said in one sentence.
+FIELD_ERRORS = {"Idempotency-Key": PATTERN_ERRORS[IDEMPOTENCY_KEY]}
+
 PathId = PathEx[int, P(ge=1, le=MAX_ID)]
 IdempotencyKey = HeaderEx[
-    str | None,
+    str,
     P(
         alias="Idempotency-Key",
         max_length=255,
-        description="Any unique string (e.g. a UUID): the same key with the same request within "
-        "24 hours returns the first answer and does nothing new.",
+        pattern=IDEMPOTENCY_KEY,
+        description="Any unique string of printable ASCII (e.g. a UUID): the same key with the "
+        "same request within 24 hours returns the first answer and does nothing new.",
     ),
 ]
 MessageStatus = Literal[tuple(Message.Status.values)]  # type: ignore[valid-type]
@@ -41,13 +85,80 @@ def _storable(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_storable)]
+def text_type(pattern: str = NO_NUL, **constraints: int) -> object:
+    """A string type: its constraints first (pydantic shows them in the schema only there),
+    then the check that it is storable."""
+    constraint = StringConstraints(pattern=pattern, **constraints)
+    return Annotated[str, constraint, AfterValidator(_storable)]
+
+
 Number = Annotated[
-    Text,
+    text_type(PHONE, max_length=32),
     Field(
-        max_length=32,
-        description="A mobile number in international form: + and the country code.",
+        description="A mobile number in international form: + (or 00) and the country code.",
         examples=["+33612345678"],
+    ),
+]
+MessageText = text_type(NOT_BLANK, min_length=1, max_length=MAX_TEXT_LENGTH)
+SenderName = text_type(max_length=15)
+CategoryTag = text_type(TAG, max_length=50)
+CampaignName = text_type(NOT_BLANK, min_length=1, max_length=200)
+
+# RFC 3339 (`T` and `Z` in either case), seconds optional, the offset too; ASCII digits only.
+_TIME = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?([Zz]|[+-]\d\d:\d\d)?",
+    re.ASCII,
+)
+TIME_FORMAT = (
+    "Give a time as 2030-05-01T09:00:00+02:00 (RFC 3339), or without the offset for the "
+    "account's time zone."
+)
+
+
+def _time(value: object) -> datetime:
+    """A time as RFC 3339 writes it, or without its offset (naive); nothing else: no date
+    alone, no count of seconds since 1970 (pydantic alone takes both)."""
+    match = _TIME.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise PydanticCustomError("time", TIME_FORMAT)
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    try:
+        tz = None
+        if offset in ("Z", "z"):
+            tz = UTC
+        elif offset:
+            hours, minutes = int(offset[1:3]), int(offset[4:6])
+            if minutes > 59:
+                raise ValueError(offset)
+            sign = -1 if offset[0] == "-" else 1
+            tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
+        micro = int((fraction or "0")[:6].ljust(6, "0"))
+        return datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, tz
+        )
+    except ValueError:
+        raise PydanticCustomError("time", f"Not a valid date and time. {TIME_FORMAT}") from None
+
+
+def _integer(value: object) -> object:
+    """A JSON integer (5, or 5.0), not a string or a boolean (pydantic alone takes both)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("integer", "Give a whole number, e.g. 6.")
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_integer)]
+Time = Annotated[
+    datetime,
+    BeforeValidator(_time),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339; also without its offset (in the account's time zone) and "
+            "without seconds.",
+            "examples": ["2030-05-01T09:00:00+02:00"],
+        }
     ),
 ]
 
@@ -84,31 +195,28 @@ class MessageIn(Input):
         description="One number, or a list of up to 10,000. Several numbers (or a `campaign` "
         "name) make a campaign; numbers given twice are sent to once."
     )
-    text: Text = Field(
-        min_length=1,
-        max_length=MAX_TEXT_LENGTH,
+    text: MessageText = Field(
         description="The SMS text. Any character outside GSM-7 makes it UCS-2 (70 per segment).",
     )
-    sender: Text = Field(
+    sender: SenderName = Field(
         "",
-        max_length=15,
         description="One of the account's approved sender names; empty: the provider's default.",
     )
-    category: Text | None = Field(
-        None, max_length=50, description="The tag of one of the account's categories."
+    category: CategoryTag | None = Field(
+        None, description="The tag of one of the account's categories."
     )
-    campaign: Text | None = Field(
+    campaign: CampaignName | None = Field(
+        None, description="Campaign name: the messages become a campaign under this name."
+    )
+    send_at: Time | None = Field(
         None,
-        min_length=1,
-        max_length=200,
-        description="Campaign name: the messages become a campaign under this name.",
+        description="When to send, at most a year ahead; empty or past: now. Without an "
+        "offset, in the account's time zone.",
     )
-    send_at: datetime | None = Field(
+    window_end: Time | None = Field(
         None,
-        description="When to send; empty or past: now. Without an offset, the account's time zone.",
-    )
-    window_end: datetime | None = Field(
-        None, description="Not after this time: a message not sent by then expires."
+        description="Not after this time (ahead, after `send_at`, at most a year ahead): a "
+        "message not sent by then expires.",
     )
 
 
@@ -184,11 +292,16 @@ class MessagePage(Schema):
     )
 
 
+# Query parameters are left out rather than null: their type has no None (a union would also
+# name its branches in error locations), and their default None is never validated.
+SINCE = "Only those at or after this time (before 2000 or after 2999: as if then)."
+
+
 class MessageFilters(Input):
-    status: MessageStatus | None = None
-    since: datetime | None = Field(None, description="Only messages created at or after this time.")
-    campaign_id: int | None = Field(None, ge=1, le=MAX_ID)
-    cursor: Text | None = Field(None, max_length=40, description="`next_cursor` of a page.")
+    status: MessageStatus = None
+    since: Time = Field(None, description=f"{SINCE} Created.")
+    campaign_id: int = Field(None, ge=1, le=MAX_ID)
+    cursor: str = Field(None, pattern=CURSOR, description="`next_cursor` of a page.")
     limit: int = Field(50, ge=1, le=200)
 
 
@@ -218,24 +331,22 @@ class ReplyPage(Schema):
 
 
 class ReplyFilters(Input):
-    since: datetime | None = Field(None, description="Only replies received at or after this.")
-    from_number: Text | None = Field(None, max_length=32, description="Only from this number.")
-    cursor: Text | None = Field(None, max_length=40)
+    since: Time = Field(None, description=f"{SINCE} Received.")
+    from_number: Number = Field(None, description="Only from this number.")
+    cursor: str = Field(None, pattern=CURSOR, description="`next_cursor` of a page.")
     limit: int = Field(50, ge=1, le=200)
 
 
 class OtpIn(Input):
     to: Number
-    text: Text = Field(
+    text: text_type(OTP_TEXT, max_length=MAX_TEXT_LENGTH) = Field(
         "Your code is {code}",
-        min_length=1,
-        max_length=MAX_TEXT_LENGTH,
         description="The SMS, with {code} where the code goes. Through Ogangi, Ogangi writes "
         "the code into its own SMS and the text is sent without {code}.",
     )
-    length: int = Field(6, ge=4, le=10, description="Digits in the code.")
-    sender: Text = Field("", max_length=15, description="An approved sender name.")
-    category: Text | None = Field(None, max_length=50, description="A category's tag.")
+    length: Integer = Field(6, ge=4, le=10, description="Digits in the code.")
+    sender: SenderName = Field("", description="An approved sender name.")
+    category: CategoryTag | None = Field(None, description="A category's tag.")
 
 
 class OtpOut(Schema):

@@ -2,8 +2,8 @@
 
 Numbers are E.164 (`campaigns.phone`), senders are the account's approved sender names,
 categories the account's own (by tag), text at most `MAX_TEXT_LENGTH` characters and not blank,
-and times are checked like the form's (`window_end` ahead, and after `send_at`). Every problem
-found is reported at once, field by field.
+and times are checked like the form's (`window_end` ahead, and after `send_at`; both within
+`campaigns.timerange`). Every problem found is reported at once, field by field.
 """
 
 import zoneinfo
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from campaigns import phone
+from campaigns import phone, timerange
 from campaigns.models import Account, Category, SenderName
 
 from .errors import invalid
@@ -92,9 +92,31 @@ def moment(account: Account, value: datetime | None, field: str, errors: Errors)
                 return None
             value = value.replace(tzinfo=tz)
         return value.astimezone(UTC)
-    except (OverflowError, ValueError):
+    except (OverflowError, ValueError):  # near year 1 or 9999: `schedule`, `since` keep them out
         errors.setdefault(field, []).append("This time is out of range.")
         return None
+
+
+def since(account: Account, value: datetime | None, errors: Errors) -> datetime | None:
+    """A `since` filter as an aware UTC time, clamped to `timerange.EARLIEST` … `LATEST`."""
+    if value is None:
+        return None
+    return moment(account, timerange.clamp(value), "since", errors)
+
+
+def schedule(account: Account, value: datetime | None, field: str, errors: Errors):
+    """A time to send (or a window's end) as an aware UTC time, at most a year ahead. A time
+    before 2000 is past, as good as none (`send_at`: now; `window_end`: refused as passed)."""
+    if value is None:
+        return None
+    if timerange.long_past(value):
+        if field == "window_end":
+            errors.setdefault(field, []).append("This time has already passed.")
+        return None
+    if timerange.too_far(value, timezone.now()):  # before placing it: 9999 cannot be
+        errors.setdefault(field, []).append(timerange.TOO_FAR)
+        return None
+    return moment(account, value, field, errors)
 
 
 def _local_time_problem(value: datetime, tz: zoneinfo.ZoneInfo) -> str:
@@ -139,8 +161,8 @@ def outgoing(account: Account, payload: MessageIn) -> Outgoing:
     if bad > MAX_NUMBER_ERRORS:
         more = bad - MAX_NUMBER_ERRORS
         errors["to"] = [f"…and {more} more invalid number{'s' if more > 1 else ''}."]
-    send_at = moment(account, payload.send_at, "send_at", errors)
-    window_end = moment(account, payload.window_end, "window_end", errors)
+    send_at = schedule(account, payload.send_at, "send_at", errors)
+    window_end = schedule(account, payload.window_end, "window_end", errors)
     window(send_at, window_end, errors)
     if payload.campaign is not None and not payload.campaign.strip():
         errors.setdefault("campaign", []).append("Give the campaign a name, or leave it out.")

@@ -9,6 +9,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from smshub.admin_lists import DateSafeMixin
+
 from .models import SECRET_CHANGED, AuditEntry
 
 
@@ -53,7 +55,7 @@ def trail_link(obj: Model, *, whole_account: bool = False) -> str:
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(DateSafeMixin, admin.ModelAdmin):
     list_display = ["at", "who", "via", "action", "what", "summary"]
     list_filter = ["action", "via", ("content_type", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["object_repr", "actor_name", "object_id__exact"]

@@ -4,6 +4,7 @@ import json
 import logging
 
 from django.db import transaction
+from django.utils import timezone
 
 from campaigns.models import WebhookRequest
 from providers import registry
@@ -11,6 +12,7 @@ from providers.exceptions import ProviderError, WebhookValidationError
 from providers.models import ProviderAccount
 
 from .inbound import receive_inbound
+from .webhook_log import screened
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,13 @@ def poll(provider_account: ProviderAccount) -> int:
     except ProviderError as exc:
         logger.warning("polling %s for replies failed: %s", provider_account.name, exc.message)
         return 0
+    except Exception:
+        # An answer the adapter could not read: the next poll tries again, the other accounts
+        # are polled all the same, and the adapter's failure is in the log to be fixed.
+        logger.warning(
+            "polling %s for replies: unreadable answer", provider_account.name, exc_info=True
+        )
+        return 0
     new = 0
     if replies:
         # One transaction: no worker ever sees this log half-written (it is never "received").
@@ -44,10 +53,10 @@ def poll(provider_account: ProviderAccount) -> int:
 
 def _store_and_apply(provider_account: ProviderAccount, replies: list) -> int:
     """Apply the fetched replies and keep them, with the outcome, in the webhook log."""
-    new, errors = 0, []
+    new, errors, now = 0, [], timezone.now()
     for inbound in replies:
         try:
-            new += receive_inbound(provider_account, inbound) is not None
+            new += receive_inbound(provider_account, screened(inbound, now)) is not None
         except WebhookValidationError as exc:
             errors.append(str(exc))
     WebhookRequest.objects.create(

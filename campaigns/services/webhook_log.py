@@ -1,10 +1,12 @@
 """The webhook log: every provider request stored as received, then processed; replayable."""
 
-import contextlib
+import dataclasses
 import io
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django.http import HttpRequest
@@ -12,11 +14,13 @@ from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from django.utils.http import parse_header_parameters
 
-from campaigns.models import Message, MessageEvent, WebhookRequest
+from campaigns import timerange
+from campaigns.models import MessageEvent, PendingDeliveryReport, Reply, WebhookRequest
+from providers.events import DeliveryReport, InboundSMS
 from providers.exceptions import WebhookValidationError
 from providers.models import ProviderAccount
 
-from .delivery import Applied, apply_delivery_report, apply_to_message
+from .delivery import Applied, apply_delivery_report, apply_to_message, match
 from .inbound import receive_inbound
 
 logger = logging.getLogger(__name__)
@@ -27,21 +31,107 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x
 Kind, Status = WebhookRequest.Kind, WebhookRequest.Status
 
 
+# Deeper than this, a provider's payload is refused: stored again as JSON (events, replies) it
+# would come near Python's recursion limit in a worker. Real payloads are a few levels deep.
+MAX_DEPTH = 32
+
+
+# A provider id longer than its column is refused: cut, it could name another message.
+MAX_ID_LENGTH = PendingDeliveryReport._meta.get_field("provider_message_id").max_length
+# Other fields kept in columns of limited length are cut to fit.
+CUT: dict[type, dict[str, int]] = {
+    DeliveryReport: {"error_code": PendingDeliveryReport._meta.get_field("error_code").max_length},
+    InboundSMS: {"to_number": Reply._meta.get_field("to_number").max_length},
+}
+
+
 def parse(provider_account: ProviderAccount, kind: str, request: HttpRequest) -> list:
     """What the request carries, read by the provider's adapter: reports or replies.
 
-    Raises WebhookValidationError, with the reason, for a body the adapter cannot read.
+    Raises WebhookValidationError, with the reason, for a body the adapter cannot read (whatever
+    it raised), or whose content the hub could not store (see `screened`).
     """
     adapter = provider_account.adapter()
-    if kind == Kind.INBOUND:
-        items = adapter.parse_inbound(request)
-    elif kind == Kind.QUEUE:
-        items = adapter.parse_queue_reports(request.body)
-    else:
-        items = adapter.parse_delivery_reports(request)
+    try:
+        if kind == Kind.INBOUND:
+            items = adapter.parse_inbound(request)
+        elif kind == Kind.QUEUE:
+            items = adapter.parse_queue_reports(request.body)
+        else:
+            items = adapter.parse_delivery_reports(request)
+    except WebhookValidationError:
+        raise
+    except Exception as exc:
+        # Adapters refuse with WebhookValidationError; anything else they raise on a body is a
+        # refusal all the same (never a 500, the request kept), logged in full to fix them.
+        logger.warning(
+            "webhook: the %s adapter failed on a %s request of %s",
+            adapter.slug,
+            kind,
+            provider_account.name,
+            exc_info=True,
+        )
+        raise WebhookValidationError(_unreadable(exc)) from exc
     if not items:
         raise WebhookValidationError("the request carries nothing to apply")
-    return items
+    now = timezone.now()
+    return [screened(item, now) for item in items]
+
+
+def _unreadable(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "the body is nested too deeply to be read"
+    detail = str(exc)[:200]
+    return f"the body could not be read ({type(exc).__name__}{': ' if detail else ''}{detail})"
+
+
+def screened(item: DeliveryReport | InboundSMS, now: datetime) -> DeliveryReport | InboundSMS:
+    """A report or reply as the hub can store it.
+
+    Refused (WebhookValidationError) with a NUL character, a provider id longer than
+    `MAX_ID_LENGTH` or a payload nested deeper than `MAX_DEPTH`. Fields in `CUT` are cut to
+    their column; a time out of `timerange.believable` range is dropped (the time received is
+    used instead).
+    """
+    for field in dataclasses.fields(item):
+        value = getattr(item, field.name)
+        if isinstance(value, str) and "\x00" in value:
+            label = field.name.replace("_", " ")
+            raise WebhookValidationError(f"the {label} holds a NUL character (\\u0000)")
+    if len(item.provider_message_id) > MAX_ID_LENGTH:
+        raise WebhookValidationError(
+            f"the provider message id is longer than {MAX_ID_LENGTH} characters"
+        )
+    _check_payload(item.raw)
+    changes: dict[str, Any] = {
+        name: getattr(item, name)[:limit]
+        for name, limit in CUT.get(type(item), {}).items()
+        if len(getattr(item, name)) > limit
+    }
+    for name in ("occurred_at", "received_at"):
+        value = getattr(item, name, None)
+        if value is not None and timerange.believable(value, now) is None:
+            logger.warning("webhook: %s %s is out of range: the time received is used", name, value)
+            changes[name] = None
+    return dataclasses.replace(item, **changes) if changes else item
+
+
+def _check_payload(raw: Any) -> None:
+    """Refuse a payload nested deeper than `MAX_DEPTH` or holding a NUL (walked without
+    recursion: the payload may be as deep as the parser allowed)."""
+    stack = [(raw, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise WebhookValidationError("the body holds a NUL character (\\u0000)")
+        elif isinstance(value, dict | list | tuple):
+            if depth > MAX_DEPTH:
+                raise WebhookValidationError(
+                    f"the body is nested more than {MAX_DEPTH} levels deep"
+                )
+            inner = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in inner)
 
 
 def store(
@@ -54,20 +144,27 @@ def store(
     error: str = "",
 ) -> WebhookRequest:
     headers = {
-        name: value for name, value in request.headers.items() if name.lower() not in SECRET_HEADERS
+        _text(name): _text(value)
+        for name, value in request.headers.items()
+        if name.lower() not in SECRET_HEADERS
     }
     return WebhookRequest.objects.create(
         provider_account=provider_account,
         kind=kind,
         method=request.method,
-        content_type=request.META.get("CONTENT_TYPE", ""),
+        content_type=_text(request.META.get("CONTENT_TYPE", ""))[:200],
         headers=headers,
-        body=request.body.decode("utf-8", errors="replace"),
+        body=_text(request.body.decode("utf-8", errors="replace")),
         status=status,
         events=events,
         error=error,
         processed_at=timezone.now() if status == WebhookRequest.Status.FAILED else None,
     )
+
+
+def _text(value: str) -> str:
+    """Text PostgreSQL can keep: a NUL becomes U+FFFD, as undecodable bytes do."""
+    return value.replace("\x00", "\ufffd")
 
 
 @dataclass
@@ -121,13 +218,33 @@ def apply_received(limit: int = 200) -> int:
         reports = []
         for log in logs:
             if log.kind == Kind.INBOUND:
-                with contextlib.suppress(WebhookValidationError):  # marked failed, with why
-                    process(log)
+                _process_alone(log)
             else:
                 reports.append(log)
         if reports:
-            _apply_reports(reports)
+            try:
+                with transaction.atomic():
+                    _apply_reports(reports)
+            except Exception:
+                # One request that cannot be applied must not keep the batch's others waiting
+                # (taken again, and failing again, at every run): each is applied alone.
+                logger.exception("webhook: a batch of %s reports failed: one by one", len(reports))
+                for log in reports:
+                    _process_alone(log)
     return len(logs)
+
+
+def _process_alone(log: WebhookRequest) -> None:
+    """Apply one stored request (`process`: in a savepoint of its own); one that fails is marked
+    failed with the reason (replayable once the cause is fixed), whatever the error."""
+    try:
+        process(log)
+    except WebhookValidationError:
+        pass  # marked failed, with why
+    except Exception as exc:
+        logger.exception("webhook: request %s could not be applied", log.pk)
+        error = f"could not be applied ({type(exc).__name__}: {str(exc)[:200]})"
+        _finish(log, Status.FAILED, Result(error=error))
 
 
 def _apply_reports(logs: list[WebhookRequest]) -> None:
@@ -138,14 +255,10 @@ def _apply_reports(logs: list[WebhookRequest]) -> None:
             parsed.append((log, parse(log.provider_account, log.kind, rebuild_request(log))))
         except WebhookValidationError as exc:
             log.status, log.error, log.processed_at = Status.FAILED, str(exc), now
-    wanted = {report.provider_message_id for _, reports in parsed for report in reports}
-    messages = {
-        (m.provider_account_id, m.provider_message_id): m
-        for m in Message.objects.filter(
-            provider_account__in={log.provider_account_id for log, _ in parsed},
-            provider_message_id__in=wanted,
-        ).select_related("account")
-    }
+    messages = match(
+        {log.provider_account_id for log, _ in parsed},
+        {report.provider_message_id for _, reports in parsed for report in reports},
+    )
     events: list[MessageEvent] = []
     for log, items in parsed:
         provider_account, applied, pending = log.provider_account, 0, 0

@@ -8,7 +8,7 @@ with a date filter, (account, created_at, id).
 
 import json
 import zoneinfo
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -18,12 +18,20 @@ from django.shortcuts import render
 
 from providers.models import ProviderAccount
 
+from .. import timerange
 from ..models import Account, Campaign, Category, Message, MessageEvent
 from ..phone import normalize
 from .shared import READ, get_for_account, role_required
 
 PAGE_SIZE = 50
 CAMPAIGN_CHOICES = 200  # the latest campaigns offered in the filter
+
+
+def _a_day_in_range(value: date) -> None:
+    """Days far out cannot be placed in a time zone (year 1, 9999): a clear error instead."""
+    problem = timerange.day_problem(value)
+    if problem:
+        raise ValidationError(problem, code="out_of_range")
 
 
 class MessageFilterForm(forms.Form):
@@ -48,10 +56,16 @@ class MessageFilterForm(forms.Form):
         label="Provider", queryset=ProviderAccount.objects.none(), required=False, empty_label="Any"
     )
     date_from = forms.DateField(
-        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label="From",
+        required=False,
+        validators=[_a_day_in_range],
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
     date_to = forms.DateField(
-        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label="To",
+        required=False,
+        validators=[_a_day_in_range],
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
 
     def __init__(self, *args, account: Account, **kwargs) -> None:

@@ -94,11 +94,13 @@ def test_a_409_answer_is_kept(api, account):
     assert message.status == Message.Status.QUEUED
 
 
-@pytest.mark.parametrize("value", ["", "x" * 256, "clé"])
+@pytest.mark.parametrize("value", ["", "x" * 256, "clé", "   "])
 def test_an_unusable_key_is_422(api, value):
     response = api.post("/messages", SEND, headers=key(value))
     assert response.status_code == 422
-    assert "Idempotency-Key" in error_of(response)["fields"]
+    assert error_of(response)["fields"] == {
+        "Idempotency-Key": ["Use 1 to 255 printable ASCII characters, e.g. a UUID."]
+    }
     assert not Message.objects.exists()
 
 

@@ -2,7 +2,7 @@
 (field by field, in the one documented shape) that leave nothing behind."""
 
 import zoneinfo
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -73,21 +73,35 @@ def test_scheduled_time_without_offset_is_in_the_accounts_time_zone(api, account
     assert response.json()["message"]["status"] == "scheduled"
 
 
+def last_sunday_ahead(month: int) -> date:
+    """The next last Sunday of `month` (March or October: when Paris changes its clocks)."""
+    today = timezone.now().date()
+    for year in (today.year, today.year + 1):
+        day = date(year, month, 31)
+        day -= timedelta(days=(day.weekday() + 1) % 7)
+        if day > today + timedelta(days=1):
+            return day
+    raise AssertionError("there is one every year")
+
+
+SPRING, AUTUMN = last_sunday_ahead(3), last_sunday_ahead(10)
+
+
 @pytest.mark.parametrize(
     ("field", "local", "error"),
     [
         (
             "send_at",
-            "2099-03-29T02:30:00",
-            "2099-03-29 02:30 does not exist in Europe/Paris: the clocks go forward then. "
+            f"{SPRING}T02:30:00",
+            f"{SPRING} 02:30 does not exist in Europe/Paris: the clocks go forward then. "
             "Choose another time, or give this one with its UTC offset.",
         ),
         (
             "window_end",
-            "2099-10-25T02:30:00",
-            "2099-10-25 02:30 happens twice in Europe/Paris: the clocks go back then. Give it "
-            "with its UTC offset: 2099-10-25T02:30:00+02:00 for the first, "
-            "2099-10-25T02:30:00+01:00 for the second.",
+            f"{AUTUMN}T02:30:00",
+            f"{AUTUMN} 02:30 happens twice in Europe/Paris: the clocks go back then. Give it "
+            f"with its UTC offset: {AUTUMN}T02:30:00+02:00 for the first, "
+            f"{AUTUMN}T02:30:00+01:00 for the second.",
         ),
     ],
 )
@@ -99,6 +113,74 @@ def test_a_local_time_the_clocks_skip_or_repeat_is_refused(api, account, field, 
     # With its offset, the same wall time is one moment: accepted.
     response = api.post("/messages", {"to": "+33612345678", "text": "Hi", field: local + "+01:00"})
     assert response.status_code == 201, response.content
+
+
+@pytest.mark.parametrize("field", ["send_at", "window_end"])
+@pytest.mark.parametrize(
+    "when",
+    [
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59",
+        "9999-12-31T23:59:59-05:00",
+        (timezone.now() + timedelta(days=367)).isoformat(),
+    ],
+)
+def test_a_time_to_send_more_than_a_year_ahead_is_refused(api, field, when):
+    response = api.post("/messages", {"to": "+33612345678", "text": "Hi", field: when})
+    assert response.status_code == 422, response.content
+    assert error_of(response)["fields"] == {
+        field: ["Too far ahead: choose a time within a year from now."]
+    }
+    assert not Message.objects.exists()
+    # A year ahead, less a day, is fine.
+    when = timezone.now() + timedelta(days=365)
+    response = api.post("/messages", {"to": "+33612345678", "text": "Hi", field: when.isoformat()})
+    assert response.status_code == 201, response.content
+    message = Message.objects.get()
+    assert (message.scheduled_at if field == "send_at" else message.window_end) == when
+
+
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00", "0001-01-01T00:00:00+23:59", "1999-12-31T23:59:59Z"]
+)
+def test_a_time_to_send_long_past_means_now_but_no_window_ends_then(api, when):
+    response = api.post("/messages", {"to": "+33612345678", "text": "Now", "send_at": when})
+    assert response.status_code == 201, response.content
+    message = Message.objects.get()
+    assert (message.status, message.scheduled_at, message.window_start) == ("queued", None, None)
+    response = api.post("/messages", {"to": "+33612345678", "text": "Hi", "window_end": when})
+    assert error_of(response)["fields"] == {"window_end": ["This time has already passed."]}
+
+
+@pytest.mark.parametrize(
+    "when", [1893456000, "1893456000", "2030-05-01", "2030-05-01 09:00:00", "2030-13-01T09:00:00Z"]
+)
+def test_a_time_is_written_as_rfc_3339(api, when):
+    response = api.post("/messages", {"to": "+33612345678", "text": "Hi", "send_at": when})
+    assert response.status_code == 422, response.content
+    [message] = error_of(response)["fields"]["send_at"]
+    assert "Give a time as 2030-05-01T09:00:00+02:00 (RFC 3339)" in message
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/messages", "/replies"])
+@pytest.mark.parametrize(
+    ("since", "everything"),
+    [
+        ("0001-01-01T00:00:00", True),
+        ("0001-01-01T00:00:00+23:59", True),
+        ("9999-12-31T23:59:59-05:00", False),
+        ("9999-12-31T23:59:59", False),
+    ],
+)
+def test_since_far_in_the_past_or_future_is_as_if_2000_or_3000(
+    api, account, path, since, everything
+):
+    message = MessageFactory(account=account)
+    ReplyFactory(account=account, message=message)
+    response = api.get(path, {"since": since})
+    assert response.status_code == 200, response.content
+    assert len(response.json()["results"]) == (1 if everything else 0)
 
 
 def test_send_to_many_makes_a_campaign(api, account):
@@ -151,7 +233,8 @@ def test_a_list_of_one_or_a_campaign_name_makes_a_campaign(api, api_key):
     ("body", "fields"),
     [
         ({"to": "0612345678", "text": "Hi"}, {"to"}),
-        ({"to": ["+33612345678", "+33 1", "nope"], "text": "Hi"}, {"to.1", "to.2"}),
+        ({"to": ["+33612345678", "+33 1", "+1 2"], "text": "Hi"}, {"to.1", "to.2"}),
+        ({"to": ["+33612345678", "nope"], "text": "Hi"}, {"to.1"}),
         ({"to": [], "text": "Hi"}, {"to"}),
         ({"to": "+33612345678", "text": "   "}, {"text"}),
         ({"to": "+33612345678", "text": ""}, {"text"}),
@@ -169,8 +252,8 @@ def test_a_list_of_one_or_a_campaign_name_makes_a_campaign(api, api_key):
             {
                 "to": "+33612345678",
                 "text": "Hi",
-                "send_at": "2099-01-02T10:00:00Z",
-                "window_end": "2099-01-01T10:00:00Z",
+                "send_at": f"{SPRING}T10:00:00Z",
+                "window_end": f"{SPRING}T09:00:00Z",
             },
             {"window_end"},
         ),
@@ -182,6 +265,7 @@ def test_a_list_of_one_or_a_campaign_name_makes_a_campaign(api, api_key):
     ids=[
         "national-number",
         "bad-in-list",
+        "not-international-in-list",
         "empty-list",
         "blank-text",
         "empty-text",
@@ -220,6 +304,14 @@ def test_field_messages_say_what_is_wrong(api):
     fields = error_of(response)["fields"]
     assert fields["to.1"] == ["“+33 1” is not a phone number."]
     assert "not an approved sender name" in fields["sender"][0]
+    fields = error_of(api.post("/messages", {"to": "0612345678", "text": " \u3000"}))["fields"]
+    assert fields == {
+        "to": [
+            "Give the number in international form: + (or 00) and the country code, "
+            "e.g. +33612345678."
+        ],
+        "text": ["Write something: not only spaces (and no NUL character)."],
+    }
 
 
 def test_body_that_is_not_json_is_400(api):

@@ -117,6 +117,9 @@ def test_codes_are_per_account(api, other_api):
         ("/otp", {"to": NUMBER, "text": "No placeholder"}, "text"),
         ("/otp", {"to": NUMBER, "text": "{code}" + "x" * 1528}, "text"),
         ("/otp", {"to": NUMBER, "length": 3}, "length"),
+        ("/otp", {"to": NUMBER, "length": "6"}, "length"),
+        ("/otp", {"to": NUMBER, "length": True}, "length"),
+        ("/otp", {"to": NUMBER, "category": ""}, "category"),
         ("/otp", {"to": NUMBER, "sender": "Nope"}, "sender"),
         ("/otp/verify", {"to": NUMBER, "code": "12ab"}, "code"),
         ("/otp/verify", {"to": NUMBER}, "code"),
@@ -240,3 +243,21 @@ def test_the_beat_task_masks_and_forgets(api, api_key):
     IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(days=2))
     assert tasks.purge() == {"idempotency_records": 1, "codes_masked": 1, "codes_deleted": 1}
     assert Message.objects.get().text == "Code ••••••"
+
+
+def test_through_ogangi_refusing_the_keys_the_hub_sends_its_own_code(
+    client, ogangi_account, simulator
+):
+    """Ogangi answers BAD_SIGNATURE: the provider account is put on hold, and the code goes as
+    the hub's own, by SMS through the route (where it waits for the hold, or fails over)."""
+    ogangi = ogangi_account.route()[0]
+    ogangi.credentials = {**ogangi.credentials, "private_key": "revoked"}
+    ogangi.save()
+    api = ApiClient(client, ApiKeyFactory(account=ogangi_account).secret)
+    response = api.post("/otp", {"to": NUMBER, "text": "Your code is {code}", "sender": "4545"})
+    assert response.status_code == 201, response.content
+    assert response.json()["channel"] == "sms"
+    ogangi.refresh_from_db()
+    assert ogangi.hold_reason.startswith("credentials refused by Ogangi")
+    message = Message.objects.get(pk=response.json()["message_id"])
+    assert message.status == Message.Status.QUEUED

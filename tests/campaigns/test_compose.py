@@ -1,6 +1,7 @@
 """Compose: one number, a pasted list or a CSV upload; preview, then confirm."""
 
 import re
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -9,6 +10,7 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from campaigns.models import Campaign, Membership, Message
 from campaigns.services import bulk
@@ -26,6 +28,16 @@ pytestmark = pytest.mark.django_db
 
 COMPOSE = reverse("campaigns:compose")
 HTMX = {"HX-Request": "true"}
+
+
+def next_january_15() -> date:
+    """A winter day (Paris at UTC+1) less than a year ahead: times to send are at most that."""
+    today = timezone.now().date()
+    day = date(today.year, 1, 15)
+    return day if day > today else date(today.year + 1, 1, 15)
+
+
+JAN15 = next_january_15()
 
 
 @pytest.fixture(autouse=True)
@@ -328,25 +340,25 @@ def test_a_send_time_is_read_in_the_accounts_timezone(operator_client, account):
         "recipients": "+33612345678",
         "text": "Later",
         "when": "window",
-        "send_at": "2030-01-15T10:00",
-        "window_end": "2030-01-15T12:00",
+        "send_at": f"{JAN15}T10:00",
+        "window_end": f"{JAN15}T12:00",
     }
     shown = preview(operator_client, **data)
-    assert "From 2030-01-15 10:00 until 2030-01-15 12:00 (Europe/Paris)" in shown.content.decode()
+    assert f"From {JAN15} 10:00 until {JAN15} 12:00 (Europe/Paris)" in shown.content.decode()
     response = confirm(operator_client, shown, **data)
     message = Message.objects.get()
     assert message.status == Message.Status.SCHEDULED
-    assert message.scheduled_at.isoformat() == "2030-01-15T09:00:00+00:00"  # Paris is UTC+1
-    assert message.window_end.isoformat() == "2030-01-15T11:00:00+00:00"
-    assert "scheduled for 2030-01-15 10:00" in response.content.decode()
+    assert message.scheduled_at.isoformat() == f"{JAN15}T09:00:00+00:00"  # Paris is UTC+1
+    assert message.window_end.isoformat() == f"{JAN15}T11:00:00+00:00"
+    assert f"scheduled for {JAN15} 10:00" in response.content.decode()
 
 
 def test_a_campaign_at_a_time_is_scheduled(operator_client):
     data = {"recipients": "+33612345678\n+40722123456", "name": "Later", "when": "at"}
-    data["send_at"] = "2030-01-15T10:00"
-    data["window_end"] = "2030-01-15T09:00"  # ignored: no window when sending at a time
+    data["send_at"] = f"{JAN15}T10:00"
+    data["window_end"] = f"{JAN15}T09:00"  # ignored: no window when sending at a time
     shown = preview(operator_client, **data)
-    assert "At 2030-01-15 10:00 (Europe/Paris)." in shown.content.decode()
+    assert f"At {JAN15} 10:00 (Europe/Paris)." in shown.content.decode()
     confirm(operator_client, shown, **data)
     campaign = Campaign.objects.get()
     assert campaign.status == Campaign.Status.SCHEDULED
@@ -356,7 +368,7 @@ def test_a_campaign_at_a_time_is_scheduled(operator_client):
 
 
 def test_send_now_ignores_times_left_in_the_form(operator_client):
-    data = {"recipients": "+33612345678", "when": "now", "send_at": "2030-01-15T10:00"}
+    data = {"recipients": "+33612345678", "when": "now", "send_at": f"{JAN15}T10:00"}
     confirm(operator_client, preview(operator_client, **data), **data)
     message = Message.objects.get()
     assert (message.status, message.scheduled_at) == (Message.Status.QUEUED, None)
@@ -366,7 +378,7 @@ def test_send_now_ignores_times_left_in_the_form(operator_client):
     ("data", "error"),
     [
         (
-            {"when": "window", "send_at": "2030-01-15T10:00", "window_end": "2030-01-15T09:00"},
+            {"when": "window", "send_at": f"{JAN15}T10:00", "window_end": f"{JAN15}T09:00"},
             "Must be after",
         ),
         ({"when": "window", "window_end": "2020-01-01T09:00"}, "already passed"),
@@ -374,6 +386,19 @@ def test_send_now_ignores_times_left_in_the_form(operator_client):
         ({"when": "at"}, "Choose when to send."),
         ({"when": "at", "send_at": "2020-01-01T09:00"}, "This time has passed"),
         ({"when": "at", "send_at": "tomorrow"}, "Enter a valid date/time"),
+        ({"when": "at", "send_at": "9999-12-31T23:59"}, "Too far ahead"),
+        ({"when": "window", "window_end": "9999-12-31T23:59"}, "Too far ahead"),
+        (
+            {"when": "window", "send_at": "9999-12-31T23:58", "window_end": "9999-12-31T23:59"},
+            "Too far ahead",
+        ),
+        (
+            {
+                "when": "at",
+                "send_at": (timezone.now() + timedelta(days=370)).strftime("%Y-%m-%dT%H:%M"),
+            },
+            "within a year",
+        ),
         ({"when": "later"}, "Select a valid choice"),
     ],
 )
@@ -381,6 +406,20 @@ def test_bad_schedules_are_form_errors(operator_client, data, error):
     response = preview(operator_client, recipients="+33612345678", **data)
     assert error in response.content.decode()
     assert "Check before sending" not in response.content.decode()
+
+
+@pytest.mark.parametrize("when", ["at", "window"])
+def test_a_far_time_west_of_utc_is_a_form_error_not_a_500(operator_client, account, when):
+    """9999-12-31 23:59 in New York is in year 10000 in UTC: a time Python cannot hold."""
+    account.timezone = "America/New_York"
+    account.save()
+    data = {"when": when, "send_at": "9999-12-31T23:58", "window_end": "9999-12-31T23:59"}
+    shown = preview(operator_client, recipients="+33612345678", **data)
+    response = operator_client.post(COMPOSE, form(action="confirm", previewed="x" * 32, **data))
+    for page in (shown, response):
+        assert page.status_code == 200
+        assert "Too far ahead: choose a time within a year from now." in page.content.decode()
+    assert not Message.objects.exists()
 
 
 # --- a CSV upload ------------------------------------------------------------------------------

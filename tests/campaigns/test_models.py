@@ -121,3 +121,29 @@ def test_provider_numbers_without_plus_are_read_as_international():
     assert normalize_msisdn("+33 6 12 34 56 78") == "+33612345678"
     with pytest.raises(ValidationError):
         normalize_msisdn("0612345678")  # a national number: the country is unknown
+
+
+@pytest.mark.django_db
+def test_times_stored_beyond_the_calendar_are_brought_within_it(operator_client, account):
+    """Before the API checked the range, `"send_at": "9999-12-31T23:59:59Z"` was stored, and
+    every page showing the message failed (it cannot be shown in the account's time zone)."""
+    import importlib
+    from datetime import UTC, datetime
+
+    from django.apps import apps
+    from django.urls import reverse
+
+    migration = importlib.import_module("campaigns.migrations.0010_times_within_the_calendar")
+    message = MessageFactory(
+        account=account,  # its time zone is ahead of UTC: 9999-12-31 23:59 UTC is year 10000
+        status=Message.Status.SCHEDULED,
+        scheduled_at=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        window_end=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+    )
+    page = reverse("campaigns:message_detail", args=[message.pk])
+    with pytest.raises(OverflowError):
+        operator_client.get(page)
+    migration.within(apps, None)
+    message.refresh_from_db()
+    assert message.scheduled_at == datetime(3000, 1, 1, tzinfo=UTC)
+    assert operator_client.get(page).status_code == 200

@@ -153,6 +153,25 @@ def test_filter_errors_are_shown_next_to_the_field(operator_client, account):
     assert "Select a valid choice" in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    "days",
+    [
+        {"date_from": "0001-01-01"},
+        {"date_to": "9999-12-31"},
+        {"date_from": "1999-12-31", "date_to": "2100-01-01"},
+    ],
+)
+def test_days_out_of_range_are_a_form_error_not_a_500(operator_client, account, days):
+    MessageFactory(account=account)
+    response = operator_client.get(LIST, days)
+    assert response.status_code == 200
+    assert shown(response) == []
+    page = response.content.decode()
+    for name in days:
+        assert f'id="id_{name}_error"' in page
+    assert page.count("Choose a day from 2000 to 2099.") == len(days)
+
+
 def test_htmx_gets_the_results_alone(operator_client, account):
     MessageFactory(account=account, text="Fragment please")
     fragment = operator_client.get(LIST, headers={"HX-Request": "true"}).content.decode()

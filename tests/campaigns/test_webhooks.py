@@ -3,19 +3,23 @@
 import base64
 import json
 import threading
+from types import SimpleNamespace
 
 import pytest
 import requests
+import responses
 from django.db import connections
 from django.urls import reverse
+from django.utils import timezone
 
-from campaigns.models import Message, PendingDeliveryReport, WebhookRequest
-from campaigns.services import dispatch
+from campaigns import tasks
+from campaigns.models import Message, PendingDeliveryReport, Reply, WebhookRequest
+from campaigns.services import dispatch, polling
 from campaigns.services.compose import enqueue_message
 from campaigns.webhooks import rejected_count
 
 from ..conftest import apply_webhooks
-from ..factories import MessageFactory
+from ..factories import MessageFactory, ProviderAccountFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -331,3 +335,157 @@ def test_the_same_report_ten_times_at_once_changes_the_message_once(
     assert WebhookRequest.objects.filter(status="applied").count() == 10
     assert sum(WebhookRequest.objects.values_list("applied", flat=True)) == 1
     assert sent.events.filter(to_status="delivered").count() == 1
+
+
+# --- stored requests read again by workers: never a crash --------------------------------------
+
+DEEP = "[" * 50_000
+
+
+@pytest.fixture
+def expertflow(account):
+    return ProviderAccountFactory(
+        name="Expertflow", slug="expertflow", credentials={"channel": "x"}
+    )
+
+
+def stored(provider_account, kind: str, body: str) -> WebhookRequest:
+    """A request as an older hub (or a bug) left it: stored as received, never read."""
+    return WebhookRequest.objects.create(
+        provider_account=provider_account, kind=kind, content_type="application/json", body=body
+    )
+
+
+def test_the_worker_marks_a_stored_request_it_cannot_read_failed_and_goes_on(
+    sent, provider_account, expertflow
+):
+    unreadable = [
+        stored(provider_account, "dlr", DEEP),
+        stored(provider_account, "inbound", DEEP),
+        stored(expertflow, "queue", DEEP),
+    ]
+    good = stored(provider_account, "dlr", json.dumps({"id": "sim-1", "status": "delivered"}))
+
+    assert apply_webhooks() == 4
+
+    for log in unreadable:
+        log.refresh_from_db()
+        assert (log.status, log.error) == ("failed", "the body is nested too deeply to be read")
+    good.refresh_from_db()
+    assert good.status == "applied"
+    sent.refresh_from_db()
+    assert sent.status == Status.DELIVERED
+
+
+def test_replaying_a_request_no_adapter_can_read_answers_why(provider_account):
+    from campaigns.services import webhook_log
+
+    log = stored(provider_account, "dlr", '{"a":' * 50_000)
+    result = webhook_log.replay(log)
+    assert result.error == "the body is nested too deeply to be read"
+    log.refresh_from_db()
+    assert (log.status, log.error, log.replays) == ("failed", result.error, 1)
+
+
+def test_the_queue_consumer_keeps_an_unreadable_report_with_its_reason(expertflow):
+    from campaigns.management.commands.consume_delivery_reports import Command
+
+    class Connection:
+        acked: list[str] = []
+
+        def ack(self, message_id, subscription):
+            self.acked.append(message_id)
+
+    frame = SimpleNamespace(headers={"message-id": "m-1", "subscription": "smshub"}, body=DEEP)
+    connection = Connection()
+    Command()._handle(connection, expertflow, frame)
+
+    log = WebhookRequest.objects.get()
+    assert (log.kind, log.status) == ("queue", "failed")
+    assert log.error == "the body is nested too deeply to be read"
+    assert connection.acked == ["m-1"]  # kept: the broker need not deliver it again
+
+
+# --- replies polled from a provider (Ogangi) -----------------------------------------------------
+
+
+@pytest.fixture
+def ogangi(account):
+    from tests.providers.test_ogangi import BASE, CREDENTIALS
+
+    ogangi = ProviderAccountFactory(
+        name="Ogangi", slug="ogangi", base_url=BASE + "/", credentials=CREDENTIALS
+    )
+    account.route_entries.create(position=2, provider_account=ogangi)
+    return ogangi
+
+
+def test_a_polled_reply_dated_out_of_range_is_kept_with_the_time_received(account, ogangi):
+    from tests.providers.test_ogangi import mo, mo_answer, mo_url
+
+    before = timezone.now()
+    answer = mo_answer(mo("Yes", "+40740123456", "9999-12-31T23:59:59-05:00"))
+    with responses.RequestsMock() as rsps:
+        rsps.get(mo_url(1), body=answer)
+        assert polling.poll(ogangi) == 1
+    reply = Reply.objects.get()
+    assert before <= reply.received_at <= timezone.now()
+
+
+def test_an_answer_the_adapter_cannot_read_stops_neither_this_poll_nor_the_next(
+    ogangi, monkeypatch
+):
+    from providers.ogangi import OgangiProvider
+
+    def unreadable(self, cursor=""):
+        raise RecursionError("maximum recursion depth exceeded while decoding")
+
+    monkeypatch.setattr(OgangiProvider, "fetch_inbound", unreadable)
+    assert tasks.poll_inbound() == 0
+    ogangi.refresh_from_db()
+    assert ogangi.inbound_cursor == ""  # the same replies are asked for again next time
+
+
+@pytest.fixture
+def database_refusing_bad(db):
+    """The database refuses to change the message whose provider id is "bad": a report that
+    cannot be applied, whatever the cause."""
+    table = Message._meta.db_table
+    with connections["default"].cursor() as cursor:
+        if connections["default"].vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION refuse_bad() RETURNS trigger AS $$ BEGIN "
+                "IF NEW.provider_message_id = 'bad' THEN RAISE EXCEPTION 'refused'; END IF; "
+                "RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER refuse_bad BEFORE UPDATE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_bad()"
+            )
+        else:
+            cursor.execute(
+                f"CREATE TRIGGER refuse_bad BEFORE UPDATE ON {table} "
+                "WHEN NEW.provider_message_id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+
+
+def test_a_report_that_cannot_be_applied_keeps_no_other_waiting(
+    client, account, provider_account, database_refusing_bad
+):
+    for provider_id in ("bad", "good"):
+        MessageFactory(
+            account=account,
+            provider_account=provider_account,
+            provider_message_id=provider_id,
+            status=Status.SENT,
+        )
+    url = provider_account.webhook_url("dlr")
+    for provider_id in ("bad", "good"):
+        body = json.dumps({"id": provider_id, "status": "delivered"})
+        assert client.post(url, data=body, content_type="application/json").status_code == 200
+    apply_webhooks()
+    assert Message.objects.get(provider_message_id="good").status == Status.DELIVERED
+    assert Message.objects.get(provider_message_id="bad").status == Status.SENT
+    failed = WebhookRequest.objects.get(status=WebhookRequest.Status.FAILED)
+    assert "could not be applied" in failed.error
+    assert not WebhookRequest.objects.filter(status=WebhookRequest.Status.RECEIVED).exists()

@@ -11,7 +11,7 @@ from campaigns.services.campaign_control import counts
 from campaigns.services.compose import create_message, enqueue_message
 
 from .. import idempotency, validation
-from ..errors import AUTH_ERRORS, ApiError, Error, not_found
+from ..errors import AUTH_ERRORS, ApiError, Error, invalid, not_found
 from ..idempotency import Outcome
 from ..models import ApiKey
 from ..schemas import (
@@ -150,9 +150,9 @@ def list_messages(request: HttpRequest, filters: Query[MessageFilters]):
         queryset = queryset.filter(campaign_id=filters.campaign_id)
     if filters.since is not None:
         errors: validation.Errors = {}
-        since = validation.moment(account, filters.since, "since", errors)
+        since = validation.since(account, filters.since, errors)
         if errors:
-            raise ApiError(422, "invalid", "The request is not valid.", errors)
+            raise invalid(errors)
         queryset = queryset.filter(created_at__gte=since)
     rows, cursor = paging.page(queryset, filters.cursor, filters.limit)
     return MessagePage(results=[MessageOut.of(m) for m in rows], next_cursor=cursor)

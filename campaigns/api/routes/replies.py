@@ -27,7 +27,7 @@ def list_replies(request: HttpRequest, filters: Query[ReplyFilters]):
         number = validation.number(filters.from_number, "from_number", errors)
         queryset = queryset.filter(from_number=number)
     if filters.since is not None:
-        since = validation.moment(account, filters.since, "since", errors)
+        since = validation.since(account, filters.since, errors)
         queryset = queryset.filter(received_at__gte=since)
     if errors:
         raise invalid(errors)

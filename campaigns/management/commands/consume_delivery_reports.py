@@ -120,3 +120,8 @@ class Command(BaseCommand):
             webhook_log.process(log)
         except WebhookValidationError as exc:
             logger.warning("queued delivery report #%s refused: %s", log.pk, exc)
+        except Exception:
+            # Stored as received: a worker applies it later (`webhook_log.apply_received`).
+            logger.exception(
+                "queued delivery report #%s not applied now: left to the workers", log.pk
+            )
