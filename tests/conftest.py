@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from campaigns.models import Membership
+from campaigns.models import Membership, Message
 from providers.simulator.server import SimulatorServer
 
 from .factories import AccountFactory, MembershipFactory, ProviderAccountFactory, UserFactory
@@ -122,6 +122,29 @@ def _fresh_dispatch_state():
     dispatch.forget_state()
     yield
     dispatch.forget_state()
+
+
+@pytest.fixture
+def database_refusing_bad(db):
+    """The database refuses to write the provider id "bad" on a message: a row that cannot be
+    recorded, or a report that cannot be applied, whatever the cause."""
+    table = Message._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION refuse_bad() RETURNS trigger AS $$ BEGIN "
+                "IF NEW.provider_message_id = 'bad' THEN RAISE EXCEPTION 'refused'; END IF; "
+                "RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER refuse_bad BEFORE UPDATE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_bad()"
+            )
+        else:
+            cursor.execute(
+                f"CREATE TRIGGER refuse_bad BEFORE UPDATE ON {table} "
+                "WHEN NEW.provider_message_id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
 
 
 def apply_webhooks() -> int:

@@ -446,29 +446,6 @@ def test_an_answer_the_adapter_cannot_read_stops_neither_this_poll_nor_the_next(
     assert ogangi.inbound_cursor == ""  # the same replies are asked for again next time
 
 
-@pytest.fixture
-def database_refusing_bad(db):
-    """The database refuses to change the message whose provider id is "bad": a report that
-    cannot be applied, whatever the cause."""
-    table = Message._meta.db_table
-    with connections["default"].cursor() as cursor:
-        if connections["default"].vendor == "postgresql":
-            cursor.execute(
-                "CREATE FUNCTION refuse_bad() RETURNS trigger AS $$ BEGIN "
-                "IF NEW.provider_message_id = 'bad' THEN RAISE EXCEPTION 'refused'; END IF; "
-                "RETURN NEW; END $$ LANGUAGE plpgsql"
-            )
-            cursor.execute(
-                f"CREATE TRIGGER refuse_bad BEFORE UPDATE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION refuse_bad()"
-            )
-        else:
-            cursor.execute(
-                f"CREATE TRIGGER refuse_bad BEFORE UPDATE ON {table} "
-                "WHEN NEW.provider_message_id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            )
-
-
 def test_a_report_that_cannot_be_applied_keeps_no_other_waiting(
     client, account, provider_account, database_refusing_bad
 ):
