@@ -8,7 +8,8 @@ from the project's directory. Every value can be changed through the environment
 - `GUNICORN_GRACEFUL_TIMEOUT`: seconds to finish requests on restart/stop (default 30)
 - `GUNICORN_KEEPALIVE`: seconds to keep an idle connection from the proxy (default 5)
 - `GUNICORN_MAX_REQUESTS`: requests after which a worker is replaced (default 1000, 0: never)
-- `FORWARDED_ALLOW_IPS`: proxies trusted for X-Forwarded-* (gunicorn's own, default localhost)
+- `FORWARDED_ALLOW_IPS`: proxies trusted for X-Forwarded-* (default localhost); the hub takes
+  the client's address for its lock-outs from the X-Forwarded-For they add (smshub.lockout)
 - `GUNICORN_CONTROL_SOCKET`: where `gunicornc` may reach it (default: no control socket)
 - `LOG_FORMAT`, `LOG_LEVEL`, `DEBUG`: as for the application; the access log goes through the
   same JSON formatter (method, path, status, duration_ms, request_id, ...) and masking.
@@ -52,6 +53,9 @@ if _control_socket:
     control_socket = _control_socket
 else:
     control_socket_disable = True
+
+# Read here too, so that a value in .env counts for gunicorn as it does for the hub.
+forwarded_allow_ips = env.str("FORWARDED_ALLOW_IPS", default="127.0.0.1,::1")
 
 _debug = env.bool("DEBUG", default=False)
 loglevel = env.str("LOG_LEVEL", default="INFO").lower()

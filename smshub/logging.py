@@ -6,8 +6,12 @@
 - `RequestIdMiddleware` takes the request's `X-Request-ID` (or makes one), echoes it in the
   response and puts it on every record logged while serving the request (`ContextFilter`).
 - `MaskingFilter` masks secrets (Authorization headers, `api_key=`, `token=`, `password=`
-  values, passwords in URLs, webhook tokens in `/hooks/` paths) and, unless told not to
-  (development), phone numbers down to their last four digits: `+33•••••5678`.
+  values, API keys `smsh_…` anywhere, credentials in URLs, webhook tokens in `/hooks/` paths)
+  and, unless told not to (development), phone numbers down to their last four digits:
+  `+33•••••5678`.
+- `config()` is Django's LOGGING: Django's own handlers (DEBUG's console, runserver's
+  `django.server`) are replaced by the masking one, and Celery workers and beat log through it
+  too (see `_celery_logs_through_django`).
 - `log_context(message_id=..., account=..., provider=...)` adds fields to every record logged
   inside it (worker code that handles one message at a time).
 
@@ -20,6 +24,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import logging.config
 import re
 import sys
 import uuid
@@ -27,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from celery.signals import setup_logging
 from django.core.signals import request_finished
 from django.dispatch import receiver
 
@@ -147,7 +153,14 @@ BULLET = "•"
 # E.164-looking: a plus (or %2B in a URL) then 8 to 15 digits, single spaces, dots or dashes
 # allowed between them ("+33 6 12 34 56 78").
 PHONE_RE = re.compile(r"(?<![\w+%])(?:\+|%2B)\d(?:[ .-]?\d){7,14}(?![\d])", re.IGNORECASE)
-SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+
+
+def _last_four(secret: str) -> str:
+    """`***` and, for a long secret, its last 4 characters (as admin shows webhook tokens)."""
+    return "***" + secret[-4:] if len(secret) >= 12 else "***"
+
+
+SECRET_PATTERNS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # Authorization: Bearer abc / "Authorization": "Basic abc" / authorization=abc
     (
         re.compile(
@@ -165,10 +178,20 @@ SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
         ),
         r"\1***",
     ),
-    # scheme://user:password@host
+    # The hub's API keys, wherever they appear: kept to the prefix the API keys page shows.
+    (re.compile(r"(?<![\w-])(smsh_[A-Za-z0-9_-]{8})[A-Za-z0-9_-]+"), r"\1***"),
+    # scheme://user:password@host, and scheme://token@host
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@", re.IGNORECASE), r"\1***@"),
-    # /hooks/<provider>/<token>/...: the token in a webhook URL is its secret
-    (re.compile(r"(/hooks/[\w-]+/)[^/\s?\"']+"), r"\1***"),
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://)(?!\*\*\*@)[^/\s:@]+@", re.IGNORECASE), r"\1***@"),
+    # /hooks/<provider>/<token>/... (or percent-encoded, inside another URL): the token is the
+    # webhook's secret; the provider and the kind stay readable.
+    (
+        re.compile(
+            r"((?:/|%2F)hooks(?:/|%2F)[\w-]+(?:/|%2F))(?!\*\*\*)((?:(?!%2F)[^/\s?#\"'&])+)",
+            re.IGNORECASE,
+        ),
+        lambda match: match.group(1) + _last_four(match.group(2)),
+    ),
 ]
 
 
@@ -292,7 +315,13 @@ def config(level: str = "INFO", fmt: str = "json", numbers: bool = True) -> dict
             }
         },
         "root": {"handlers": ["console"], "level": level},
-        "loggers": {"django.db.backends": {"level": "INFO"}},
+        "loggers": {
+            # Django's defaults give these loggers handlers of their own, which print paths and
+            # headers unmasked: without them their records reach the console handler above.
+            "django": {"handlers": [], "level": "INFO", "propagate": True},
+            "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "django.db.backends": {"level": "INFO"},
+        },
     }
 
 
@@ -306,3 +335,13 @@ def gunicorn_config(level: str = "INFO", fmt: str = "json", numbers: bool = True
         "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
     }
     return base
+
+
+@setup_logging.connect(dispatch_uid="smshub.logging.celery")
+def _celery_logs_through_django(**kwargs: Any) -> None:
+    """Celery workers and beat log through Django's LOGGING (masked, in LOG_FORMAT and at
+    LOG_LEVEL): any receiver of this signal stops Celery from installing handlers of its own,
+    which would print secrets unmasked. Their `--loglevel` is then not used."""
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)

@@ -1,15 +1,18 @@
 """Settings for SMS Hub, read from the environment (and an optional `.env` file).
 
-The defaults run on a bare machine: a SQLite file, Celery over kombu's filesystem transport and
+The defaults run on a bare machine: a SQLite file, Celery over files (`smshub.broker`) and
 Django's database cache, all under `var/`. Production sets `DATABASE_URL` (PostgreSQL),
 `CELERY_BROKER_URL` and `CACHE_URL` (Redis): see `.env.example`.
 """
 
+import importlib
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+
+from smshub.logging import config as logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -59,6 +62,7 @@ INSTALLED_APPS = [
     "campaigns.audit",
     "ninja",
     "campaigns.api",
+    "smshub.lockout",
 ]
 
 MIDDLEWARE = [
@@ -143,16 +147,23 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 
 # --- Celery: the broker carries ids only; the database is the source of truth. -------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
+# The default needs no server: smshub.broker, kombu's filesystem transport made safe for several
+# processes, in var/broker. `filesystem://` (kombu's own, which can lose messages: kombu #1551)
+# means the same folders, so it is read as `smshubfs://`.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="smshubfs://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_URL = "smshubfs://" + CELERY_BROKER_URL.removeprefix("filesystem://")
+if CELERY_BROKER_URL.startswith("smshubfs://"):
+    importlib.import_module("smshub.broker")  # registers the smshubfs:// scheme with kombu
     _broker_dir = env.path("CELERY_FILESYSTEM_DIR", default=VAR_DIR / "broker")
-    for _sub in ("queue", "processed", "control"):
+    for _sub in ("queue", "processed", "control", "unreadable"):
         Path(_broker_dir, _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(Path(_broker_dir, "queue")),
         "data_folder_out": str(Path(_broker_dir, "queue")),
         "processed_folder": str(Path(_broker_dir, "processed")),
         "control_folder": str(Path(_broker_dir, "control")),
+        "unreadable_folder": str(Path(_broker_dir, "unreadable")),
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
@@ -224,31 +235,9 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
 if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {
-        "context": {"()": "smshub.logging.ContextFilter"},
-        "mask": {"()": "smshub.logging.MaskingFilter", "numbers": not DEBUG},
-    },
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-        "json": {"()": "smshub.logging.JsonFormatter"},
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": LOG_FORMAT,
-            "filters": ["context", "mask"],
-        }
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.db.backends": {"level": "INFO"},
-    },
-}
-# Celery workers and beat log through the LOGGING above (JSON too) instead of their own setup.
-CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+# Everything to stderr through the masking filter, Django's and runserver's records included;
+# Celery workers and beat log through it too (smshub.logging takes over their logging setup).
+LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT, numbers=not DEBUG)
 # Attempts per message before it fails (temporary errors and throttling), and the first backoff.
 SMSHUB_MAX_ATTEMPTS = env.int("SMSHUB_MAX_ATTEMPTS", default=5)
 SMSHUB_RETRY_BASE_DELAY = env.float("SMSHUB_RETRY_BASE_DELAY", default=10.0)
@@ -287,6 +276,17 @@ SMSHUB_START_KEYWORDS = env.list(
 SMSHUB_API_RATE_LIMIT = env.int("SMSHUB_API_RATE_LIMIT", default=120)
 SMSHUB_OTP_TTL = env.int("SMSHUB_OTP_TTL", default=300)
 SMSHUB_OTP_MAX_ATTEMPTS = env.int("SMSHUB_OTP_MAX_ATTEMPTS", default=5)
+# Lock-outs (smshub.lockout): failed logins within SMSHUB_LOGIN_WINDOW seconds that lock a user
+# name, or an address, for SMSHUB_LOGIN_LOCK seconds; invalid API keys within a minute after
+# which an address is refused (429) for a minute.
+SMSHUB_LOGIN_USER_FAILURES = env.int("SMSHUB_LOGIN_USER_FAILURES", default=5)
+SMSHUB_LOGIN_ADDRESS_FAILURES = env.int("SMSHUB_LOGIN_ADDRESS_FAILURES", default=20)
+SMSHUB_LOGIN_WINDOW = env.int("SMSHUB_LOGIN_WINDOW", default=900)
+SMSHUB_LOGIN_LOCK = env.int("SMSHUB_LOGIN_LOCK", default=900)
+SMSHUB_API_KEY_FAILURES = env.int("SMSHUB_API_KEY_FAILURES", default=20)
+# Proxies trusted to say who the client is (the last X-Forwarded-For address they add): the same
+# list gunicorn trusts for X-Forwarded-Proto. Anyone else's X-Forwarded-For is ignored.
+SMSHUB_TRUSTED_PROXIES = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1", "::1"])
 # Forgets idempotency answers after 24 hours and masks used or expired one-time codes.
 CELERY_BEAT_SCHEDULE["api-purge"] = {
     "task": "api.purge",

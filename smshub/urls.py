@@ -5,16 +5,23 @@ from django.urls import include, path
 from campaigns.webhooks import webhook
 
 from . import health, metrics
+from .lockout.forms import LockoutAdminAuthenticationForm, LockoutAuthenticationForm
 
 admin.site.site_header = "SMS Hub administration"
 admin.site.site_title = "SMS Hub"
+# Both login pages count failed attempts and lock out (smshub.lockout).
+admin.site.login_form = LockoutAdminAuthenticationForm
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(authentication_form=LockoutAuthenticationForm),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("hooks/<slug:slug>/<str:token>/<str:kind>/", webhook, name="webhook"),
     path("", include("campaigns.api.urls")),

@@ -73,5 +73,5 @@ def test_the_embedded_defaults_need_no_server():
     assert out == [
         "django.db.backends.sqlite3",
         "django.core.cache.backends.db.DatabaseCache",
-        "filesystem://localhost//",
+        "smshubfs://localhost//",  # the embedded broker (smshub.broker)
     ]

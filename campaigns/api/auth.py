@@ -1,7 +1,8 @@
 """Who is calling: an API key in `Authorization: Bearer <key>` or in `X-API-Key: <key>`.
 
 A request without a valid key is answered 401 before anything else happens; a valid key over
-its rate limit gets 429 with `Retry-After`. Neither touches anything. Keys are not cookies, so
+its rate limit gets 429 with `Retry-After`, and so does any key from an address that sent too
+many invalid ones (`smshub.lockout.apikeys`). None touches anything. Keys are not cookies, so
 CSRF does not apply to API calls.
 """
 
@@ -11,6 +12,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja.security import APIKeyHeader, HttpBearer
 
+from smshub.lockout import apikeys
+
 from . import keys, ratelimit
 from .errors import UNAUTHORIZED, ApiError
 from .models import ApiKey
@@ -19,8 +22,16 @@ logger = logging.getLogger(__name__)
 
 
 def authenticate(request: HttpRequest, secret: str) -> ApiKey:
+    if (wait := apikeys.blocked(request)) is not None:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Too many invalid API keys from this address: try again in {wait} s.",
+            headers={"Retry-After": str(wait)},
+        )
     api_key = keys.lookup(secret.strip())
     if api_key is None:
+        apikeys.failed(request)
         raise ApiError(401, "unauthorized", f"This API key is not valid. {UNAUTHORIZED}")
     if not api_key.is_active:
         logger.info("api: revoked key used: key=%s account=%s", api_key.prefix, api_key.account_id)
@@ -42,6 +53,13 @@ def authenticate(request: HttpRequest, secret: str) -> ApiKey:
 
 class BearerKey(HttpBearer):
     """`Authorization: Bearer <key>`."""
+
+    def __call__(self, request: HttpRequest) -> ApiKey | None:
+        # django-ninja's own version logs a header of another scheme (`Token smsh_...`) in full.
+        scheme, _, token = request.headers.get(self.header, "").partition(" ")
+        if scheme.lower() != self.openapi_scheme:
+            return None
+        return self.authenticate(request, token)
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey:
         return authenticate(request, token)

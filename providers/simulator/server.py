@@ -16,7 +16,7 @@ its routes at the documented paths, so **one simulator URL is the base URL of ev
 ``vortext``    ``POST /sms``, ``GET /status``
 ``primotexto`` ``POST|GET /v2/notification/messages/send``, ``GET /v2/account/stats``
 ``smsadvert``  ``POST /api/sms/``
-``expertflow`` ``POST /msg-client/send``
+``expertflow`` ``POST|GET /msg-client/send`` (GET: 405, or 401 without the credentials)
 ``ogangi``     ``GET|POST /rest/api/tools/sendSMS/...``, ``/rest/api/sendMT/...``,
                ``/rest/api/tools/sendSMSPinMobileNumberConfirm/...``,
                ``/rest/api/tools/getMOMessages/...``
@@ -46,11 +46,13 @@ auto_reply_text=AUTO_REPLY_TEXT)``
   the URL given with each message; Primotexto documents no callbacks; Ogangi is polled.
 - ``dlr_delay``: seconds between an accepted send and its delivery report. A reply (automatic,
   see below) comes ``2 * dlr_delay`` after the send, so after its delivery report.
-- ``faults``: ``{slug: {key: value}}`` with keys ``error_rate`` (0 to 1: answer 5xx),
+- ``faults``: ``{slug: {key: value}}`` with keys ``error_rate`` (0 to 1: answer
+  ``error_status``),
   ``throttle_rate`` (0 to 1: answer 429 with ``Retry-After``), ``timeout_rate`` (0 to 1: hang
   ``hang_seconds``, then answer normally, the message accepted: longer than a client timeout),
   ``latency_ms`` (added to every answer), ``retry_after`` (seconds, default 1),
-  ``hang_seconds`` (default 30, at most 60) and ``error_status`` (500 to 599, default 500). Faults
+  ``hang_seconds`` (default 30, at most 60) and ``error_status`` (400 to 599 but 429, default
+  500: 401 and 403 answer as refused credentials, other 4xx as a refusal of the message). Faults
   apply to that provider's routes only (never to the ``/_simulator`` control routes), in this
   order: latency, then at most one of throttle, error, timeout. Rates are drawn from one
   ``random.Random(seed)``: 0 never and 1 always happen without a draw, so they are
@@ -185,13 +187,55 @@ def mask_target(target: str) -> str:
     return f"{path}?{urlencode(masked, safe='*')}"
 
 
+# A hub webhook path (`/hooks/<slug>/<token>/<kind>/`), percent-encoded or not: its token.
+HOOK_TOKEN_RE = re.compile(
+    r"((?:/|%2F)hooks(?:/|%2F)[\w-]+(?:/|%2F))(?!\*{4})((?:(?!%2F)[^/\s?#\"'&])+)", re.IGNORECASE
+)
+# `scheme://user:password@` or `scheme://token@` in a URL.
+USERINFO_RE = re.compile(r"(\b[a-z][a-z0-9+.-]*://)([^/\s@]+)@", re.IGNORECASE)
+
+
+def _mask_userinfo(userinfo: str) -> str:
+    user, sep, _password = userinfo.partition(":")
+    return f"{user}:****" if sep else "****"
+
+
+def mask_text(text: str) -> str:
+    """Text with webhook tokens and URL credentials masked; the rest (slug, kind) kept."""
+    text = USERINFO_RE.sub(lambda m: f"{m.group(1)}{_mask_userinfo(m.group(2))}@", text)
+    return HOOK_TOKEN_RE.sub(lambda m: m.group(1) + mask_secret(m.group(2)), text)
+
+
 def mask_url(url: str) -> str:
-    """A hub URL with its long path segments (webhook tokens) masked."""
-    parts = urlsplit(url)
+    """A hub URL with its secrets masked: credentials, secret query parameters, the webhook
+    token and any other long path segment (a token in a URL of another shape)."""
+    parts = urlsplit(mask_text(url))
     path = "/".join(
         mask_secret(segment) if len(segment) >= 16 else segment for segment in parts.path.split("/")
     )
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    query = mask_target(f"?{parts.query}")[1:] if parts.query else ""
+    return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
+
+
+# Keys of a logged body whose values are secrets (`POST /_simulator/config` credentials...).
+SECRET_KEY_RE = re.compile(r"pass|secret|token|key|signature", re.IGNORECASE)
+
+
+def mask_values(value: Any) -> Any:
+    """A logged body or entry with its secrets masked: values of secret-named keys, whole URLs
+    (`mask_url`) and tokens or credentials inside other strings (`mask_text`)."""
+    if isinstance(value, dict):
+        return {
+            key: "****" + (item[-4:] if len(item) > 8 else "")
+            if isinstance(item, str) and item and SECRET_KEY_RE.search(str(key))
+            else mask_values(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_values(item) for item in value]
+    if isinstance(value, str):
+        return mask_url(value) if is_http_url(value) else mask_text(value)
+    return value
 
 
 def is_http_url(value: Any) -> bool:
@@ -504,7 +548,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             try:
                 response.after()
             except Exception:
-                logger.exception("follow-up of %s %s failed", self.command, self.path)
+                logger.exception("follow-up of %s %s failed", self.command, mask_text(self.path))
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -558,7 +602,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.wfile.write(payload)
         except OSError:
             pass
-        logger.info("%s -> %d %s", self.requestline or "-", code, message or phrase)
+        logger.info("%s -> %d %s", mask_text(self.requestline or "-"), code, message or phrase)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug(format, *args)
@@ -578,8 +622,10 @@ def _check_fault(key: str, value: Any) -> float | int:
             raise ValueError(f"fault 'hang_seconds' must be between 0 and {MAX_HANG_SECONDS:g}")
         return float(value)
     if key == "error_status":
-        if value != int(value) or not 500 <= value <= 599:
-            raise ValueError("fault 'error_status' must be an HTTP status from 500 to 599")
+        if value != int(value) or not 400 <= value <= 599 or value == 429:
+            raise ValueError(
+                "fault 'error_status' must be an HTTP status from 400 to 599 (429: throttle_rate)"
+            )
         return int(value)
     if value < 0:  # latency_ms, retry_after
         raise ValueError(f"fault {key!r} must be zero or more")
@@ -935,9 +981,12 @@ class SimulatorServer:
     # --- request log -------------------------------------------------------------------------
     @property
     def requests_log(self) -> list[dict[str, Any]]:
-        """Recorded requests and callbacks, oldest first (at most the last 1000)."""
+        """Recorded requests and callbacks, oldest first (at most the last 1000), as the log
+        shows them: secrets masked (hub URLs' tokens and credentials when read, since the
+        callbacks themselves need them whole)."""
         with self._log_lock:
-            return list(self._log)
+            entries = list(self._log)
+        return mask_values(entries)
 
     @property
     def pending_callbacks(self) -> int:
@@ -978,14 +1027,14 @@ class SimulatorServer:
             }
         )
         auth = next((v for k, v in masked.items() if k.lower() == "authorization"), "-")
-        summary = json.dumps(described, ensure_ascii=True, separators=(",", ":"))
+        summary = json.dumps(mask_values(described), ensure_ascii=True, separators=(",", ":"))
         if len(summary) > 300:
             summary = summary[:297] + "..."
         logger.info(
             "[%s] %s %s -> %d%s auth=%s body=%s",
             provider or "-",
             method,
-            target,
+            mask_text(target),
             status,
             f" (fault: {fault})" if fault else "",
             auth,
@@ -1050,7 +1099,7 @@ class SimulatorServer:
             outcome = self.fakes[slug].deliver_reply(reply, delay=0.0)
         except ReplyRefused as exc:
             return error(exc.status, exc.message)
-        return SimResponse(202, {"id": reply.id, "provider": slug, **outcome})
+        return SimResponse(202, mask_values({"id": reply.id, "provider": slug, **outcome}))
 
     # --- callbacks ---------------------------------------------------------------------------
     def schedule(self, delay: float, action: Callable[[], None], name: str) -> None:
@@ -1134,7 +1183,11 @@ class SimulatorServer:
             self._record(entry)
             if problem is None:
                 logger.info(
-                    "[%s] callback %s -> %s (%d)", provider, label, url, entry["response_status"]
+                    "[%s] callback %s -> %s (%d)",
+                    provider,
+                    label,
+                    mask_url(url),
+                    entry["response_status"],
                 )
                 return
             if attempt < attempts:
@@ -1142,8 +1195,8 @@ class SimulatorServer:
                     "[%s] callback %s to %s failed (%s), attempt %d of %d",
                     provider,
                     label,
-                    url,
-                    problem,
+                    mask_url(url),
+                    mask_text(problem),
                     attempt,
                     attempts,
                 )
@@ -1154,7 +1207,7 @@ class SimulatorServer:
                     "[%s] callback %s to %s failed (%s), giving up after %d attempts",
                     provider,
                     label,
-                    url,
-                    problem,
+                    mask_url(url),
+                    mask_text(problem),
                     attempts,
                 )

@@ -7,11 +7,21 @@ formatter) and writes to a buffer, so what is asserted is the line an operator w
 import io
 import json
 import logging
+import os
 import re
+import runpy
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
+import requests
 from django.conf import settings
 from django.urls import reverse
+from django.utils.log import configure_logging
 
 from smshub.logging import (
     ContextFilter,
@@ -21,9 +31,12 @@ from smshub.logging import (
     log_context,
     mask,
 )
+from smshub.logging import config as logging_config
 
 NUMBER = "+33612345678"
 SECRET = "s3cr3t-value-42"
+TOKEN = "Hk3v9QpL2mN8sT4uV6wX1yZ0aB5cD7eFgHiJkWXyz"  # a webhook token's shape
+API_KEY = "smsh_Q9xv2Lk7Rt5Wz8Yb3Nc6Md1Pf4Gh0Js2Kv7Lx9Qa1Z"
 
 
 @pytest.fixture
@@ -58,6 +71,10 @@ def test_the_console_handler_is_built_with_these_filters_and_the_chosen_format()
     assert settings.LOGGING["filters"]["context"]["()"] == "smshub.logging.ContextFilter"
     assert settings.LOGGING["formatters"]["json"]["()"] == "smshub.logging.JsonFormatter"
     assert console["formatter"] == settings.LOG_FORMAT
+    # Built by the function the tests below configure logging with (in each mode). The tests
+    # run with DEBUG off, whatever DEBUG the settings were read with.
+    built = [logging_config(settings.LOG_LEVEL, settings.LOG_FORMAT, n) for n in (True, False)]
+    assert settings.LOGGING in built
 
 
 def test_a_record_with_a_number_and_secrets_is_written_masked_with_its_context(json_lines):
@@ -107,7 +124,7 @@ def test_a_request_id_is_on_every_record_of_the_request_and_in_the_answer(client
     assert entry["status_code"] == 404
     # Django logs the path, which holds the webhook's secret token.
     assert token not in json.dumps(entry)
-    assert "/hooks/simulator/***/dlr/" in entry["message"]
+    assert "/hooks/simulator/***cret/dlr/" in entry["message"]
     assert current_request_id() is None  # forgotten once the answer was sent
 
 
@@ -141,7 +158,7 @@ def test_gunicorn_access_records_become_fields(json_lines):
     assert entry["method"] == "POST"
     assert entry["status"] == 200
     assert entry["duration_ms"] == 12.3
-    assert entry["path"] == "/hooks/vortext/***/dlr/"
+    assert entry["path"] == "/hooks/vortext/***e-42/dlr/"
     assert entry["query"] == "to=%2B33•••••5678"
     assert SECRET not in json.dumps(entry)
     assert "612345678" not in json.dumps(entry)
@@ -179,7 +196,179 @@ def test_in_development_numbers_stay_readable_but_secrets_never(json_lines):
             '{"webhook_token": "***", "SECRET_KEY": "***"}',
         ),
         ("GET /hooks/ogangi/AbC-123_x/inbound/", "GET /hooks/ogangi/***/inbound/"),
+        (f"POST /hooks/vortext/{TOKEN}/dlr/", "POST /hooks/vortext/***WXyz/dlr/"),
+        (
+            f"callback=https%3A%2F%2Fhub%2Fhooks%2Fsmsadvert%2F{TOKEN}%2Fdlr%2F&to=1",
+            "callback=https%3A%2F%2Fhub%2Fhooks%2Fsmsadvert%2F***WXyz%2Fdlr%2F&to=1",
+        ),
+        (f"Unexpected auth - 'Token {API_KEY}'", "Unexpected auth - 'Token smsh_Q9xv2Lk7***'"),
+        (f"GET /api/v1/messages?key={API_KEY}", "GET /api/v1/messages?key=smsh_Q9xv2Lk7***"),
+        ("POST https://hubtoken42@hooks.example/in", "POST https://***@hooks.example/in"),
     ],
 )
 def test_what_is_masked(text, masked):
     assert mask(text) == (text if masked is None else masked)
+    assert mask(mask(text)) == mask(text)
+
+
+# --- what really gets written: Django's start-up configuration, runserver, gunicorn, Celery --
+
+MODES = [(True, "plain"), (True, "json"), (False, "plain"), (False, "json")]
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _loggers() -> list[logging.Logger]:
+    named = logging.Logger.manager.loggerDict.values()
+    return [logging.getLogger(), *(lg for lg in named if isinstance(lg, logging.Logger))]
+
+
+@pytest.fixture
+def real_logging(capsys, settings):
+    """Configures logging as Django does when a process starts (its defaults, then LOGGING as
+    `smshub.logging.config` builds it for a mode), writing to this test's stdout and stderr;
+    `configure(debug, fmt)` returns a function giving what was written since. The suite's own
+    logging is put back afterwards."""
+    saved = {
+        lg: (lg.handlers[:], lg.level, lg.propagate, lg.disabled, lg.filters[:])
+        for lg in _loggers()
+    }
+    settings.SECURE_SSL_REDIRECT = False
+
+    def configure(debug: bool, fmt: str):
+        settings.DEBUG = debug
+        configure_logging(settings.LOGGING_CONFIG, logging_config("INFO", fmt, numbers=not debug))
+        capsys.readouterr()
+        return lambda: "".join(capsys.readouterr())
+
+    yield configure
+    for lg in _loggers():
+        handlers, level, propagate, disabled, filters = saved.get(
+            lg, ([], logging.NOTSET, True, False, [])
+        )
+        lg.handlers[:], lg.filters[:] = handlers, filters
+        lg.setLevel(level)
+        lg.propagate, lg.disabled = propagate, disabled
+
+
+def test_requests_leave_no_webhook_token_or_api_key_in_the_logs_in_any_mode(
+    client, db, real_logging
+):
+    for debug, fmt in MODES:
+        written = real_logging(debug, fmt)
+        hook = client.post(f"/hooks/simulator/{TOKEN}/dlr/", "{}", "application/json")
+        # The wrong scheme: django-ninja logged this header in full with DEBUG on.
+        other_scheme = client.get("/api/v1/messages", headers={"Authorization": f"Token {API_KEY}"})
+        wrong_key = client.get(
+            "/api/v1/messages", headers={"X-API-Key": API_KEY}, REMOTE_ADDR="192.0.2.44"
+        )
+        assert (hook.status_code, other_scheme.status_code, wrong_key.status_code) == (
+            404,
+            401,
+            401,
+        )
+        text = written()
+        assert "Not Found: /hooks/simulator/***WXyz/dlr/" in text, (debug, fmt, text)
+        assert "Unauthorized: /api/v1/messages" in text
+        assert TOKEN not in text and TOKEN[:12] not in text, (debug, fmt)
+        assert API_KEY not in text and API_KEY[13:] not in text, (debug, fmt)
+
+
+def test_runserver_request_lines_are_masked_in_any_mode(real_logging):
+    from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer
+    from django.core.wsgi import get_wsgi_application
+
+    server = WSGIServer(("127.0.0.1", 0), WSGIRequestHandler)
+    server.set_app(get_wsgi_application())
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for debug, fmt in MODES:
+            written = real_logging(debug, fmt)
+            # A path no view serves: the server thread needs no database.
+            response = requests.get(f"{url}/hooks/vortext/{TOKEN}/inbound/x?key={API_KEY}")
+            assert response.status_code == 404
+            # runserver's own line (django.server), written once the answer has been sent.
+            text = ""
+            for _ in range(100):
+                text += written()
+                if "django.server" in text:
+                    break
+                time.sleep(0.02)
+            line = next(line for line in text.splitlines() if "django.server" in line)
+            assert "/hooks/vortext/***WXyz/inbound/x?key=smsh_Q9xv2Lk7***" in line, line
+            assert " 404 " in line or '"status_code": 404' in line, line
+            assert TOKEN not in text and API_KEY not in text, (debug, fmt, text)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_gunicorn_access_lines_are_masked(real_logging, monkeypatch, fmt):
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    monkeypatch.setenv("LOG_FORMAT", fmt)
+    written = real_logging(False, fmt)  # gunicorn's Logger then configures its own loggers
+    cfg = Config()  # as `gunicorn -c smshub/gunicorn.conf.py` fills it
+    for name, value in runpy.run_path(str(ROOT / "smshub" / "gunicorn.conf.py")).items():
+        if name in cfg.settings:
+            cfg.set(name, value)
+    log = Logger(cfg)
+
+    class Request:
+        headers = [("AUTHORIZATION", f"Bearer {API_KEY}"), ("USER-AGENT", "curl/8")]
+
+    class Response:
+        status = "404 Not Found"
+        sent = 9
+        headers = [("X-Request-ID", "req-gunicorn-1")]
+
+    path = f"/hooks/expertflow/{TOKEN}/dlr/"
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "RAW_URI": f"{path}?key={API_KEY}",
+        "PATH_INFO": path,
+        "QUERY_STRING": f"key={API_KEY}",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.0.0.5",
+    }
+    log.access(Response(), Request(), environ, timedelta(milliseconds=12))
+    [line] = [line for line in written().splitlines() if "gunicorn.access" in line]
+    assert "/hooks/expertflow/***WXyz/dlr/?key=smsh_Q9xv2Lk7***" in line, line
+    if fmt == "json":
+        entry = json.loads(line)
+        assert entry["path"] == "/hooks/expertflow/***WXyz/dlr/"
+        assert entry["query"] == "key=smsh_Q9xv2Lk7***"
+        assert entry["request_id"] == "req-gunicorn-1"
+    assert TOKEN not in line and API_KEY not in line
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_celery_workers_log_through_the_masking_handler(fmt):
+    """What a worker does at start: Django set up first (its loader), then Celery's logging."""
+    url = f"https://hub:pa55-w0rd-secret@hub.example/hooks/simulator/{TOKEN}/dlr/"
+    code = (
+        "import logging, django; django.setup()\n"
+        "from celery.utils.log import get_task_logger\n"
+        "from smshub.celery import app\n"
+        "app.log.setup(loglevel='INFO', redirect_stdouts=True)\n"
+        f"logging.getLogger('campaigns.services.forwarding').warning('forward to {url} failed')\n"
+        f"get_task_logger('campaigns.tasks').warning('task saw {url}')\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DEBUG": "true",
+        "LOG_FORMAT": fmt,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    text = done.stdout + done.stderr
+    assert text.count("/hooks/simulator/***WXyz/dlr/") == 2, text
+    assert "https://hub:***@hub.example" in text
+    assert TOKEN not in text and "pa55-w0rd-secret" not in text, text

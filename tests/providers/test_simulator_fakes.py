@@ -834,15 +834,13 @@ def test_throttle_faults_are_throttling_for_each_adapter(sim, slug):
 @pytest.mark.parametrize("status", [401, 403])
 @pytest.mark.parametrize("slug", list(ADAPTERS))
 def test_a_credentials_fault_is_answered_as_refused_credentials(sim, slug, status):
-    """What ``error_status`` 401/403 answers (once the fault allows it): each provider's own
-    refusal of credentials, which its adapter reads as an account problem."""
-    request = SimRequest("GET", SEND_PATHS[slug], "", {}, b"")
-    answer = sim.fakes[slug].fault_response(request, status, "refused (simulated)")
-    assert answer.status == status
+    """``error_status`` 401/403: each provider's own refusal of credentials, which its adapter
+    reads as an account problem."""
+    assert configure(sim, faults={slug: {"error_rate": 1, "error_status": status}}).ok
     provider = adapter(sim, slug)
-    error = read_as(provider, answer)
-    assert type(error) is ProviderAccountError
-    assert error.message.startswith(f"credentials refused by {provider.display_name} (HTTP ")
+    with pytest.raises(ProviderAccountError) as caught:
+        provider.send(HUB_SMS)
+    assert caught.value.message.startswith(f"credentials refused by {provider.display_name}")
 
 
 def test_credentials_faults_take_each_providers_shape(sim):

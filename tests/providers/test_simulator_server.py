@@ -363,3 +363,68 @@ def test_stop_cancels_pending_callbacks_and_closes_connections(receiver):
     sim.stop()  # a second stop is harmless
     with session, pytest.raises(requests.ConnectionError):
         session.get(f"{sim.url}/simulator/health", headers=GOOD, timeout=2)
+
+
+# --- secrets in callback URLs: masked wherever the simulator shows or logs them -------------
+
+HUB_TOKEN = "HubWebhookToken-0123456789abcdefXYZ9"  # the secret of a hub webhook URL
+HUB_PASSWORD = "pa55word-of-the-hub"  # webhook basic auth, in the URL
+
+
+def test_the_log_masks_webhook_tokens_and_credentials_of_callback_urls(simulator, receiver, caplog):
+    caplog.set_level(logging.INFO, logger="providers.simulator")
+    port = receiver.httpd.server_address[1]
+    callback = f"http://hub:{HUB_PASSWORD}@127.0.0.1:{port}/hooks/simulator/{HUB_TOKEN}/dlr/"
+    with socket.socket() as sock:  # a port nobody listens on: the attempts' errors are logged
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/hooks/simulator/{HUB_TOKEN}/inbound/"
+    assert send(simulator, message("masked", callback)).status_code == 201
+    assert send(simulator, message("dead", dead)).status_code == 201
+    wait_for(lambda: receiver.received("masked"))
+
+    def callbacks():
+        entries = [e for e in simulator.requests_log if e["kind"] == "callback"]
+        return entries if len(entries) == 5 else None  # one delivered, four failed attempts
+
+    wait_for(callbacks)
+    shown = requests.get(f"{simulator.url}/simulator/log", timeout=5)
+    assert shown.status_code == 200
+    for text in (shown.text, caplog.text):
+        assert HUB_TOKEN not in text and HUB_PASSWORD not in text
+    entries = shown.json()
+    [sent] = [e for e in entries if e["kind"] == "request" and e["body"]["reference"] == "masked"]
+    assert sent["body"]["callback_url"] == (
+        f"http://hub:****@127.0.0.1:{port}/hooks/simulator/****XYZ9/dlr/"
+    )
+    delivered = [e for e in entries if e.get("response_status") == 200]
+    assert delivered[0]["callback_url"] == sent["body"]["callback_url"]
+    failed = [e for e in entries if "error" in e]
+    assert len(failed) == 4
+    assert all("/hooks/simulator/****XYZ9/inbound/" in e["callback_url"] for e in failed)
+    assert "/hooks/simulator/****XYZ9/dlr/" in caplog.text
+
+
+def test_config_and_its_log_mask_hub_url_credentials_and_secrets(simulator):
+    hub_url = f"http://ef:{HUB_PASSWORD}@127.0.0.1:9/hooks/expertflow/{HUB_TOKEN}/dlr/"
+    change = {
+        "hub_urls": {"expertflow": {"dlr": hub_url}},
+        "credentials": {"expertflow": {"username": "ef", "password": "expertflow-pass-42"}},
+    }
+    answer = requests.post(f"{simulator.url}/_simulator/config", json=change, timeout=5)
+    assert answer.status_code == 200
+    assert simulator.hub_url("expertflow", "dlr") == hub_url  # kept whole, to call the hub
+
+    config = requests.get(f"{simulator.url}/_simulator/config", timeout=5)
+    log = requests.get(f"{simulator.url}/simulator/log", timeout=5)
+    for text in (answer.text, config.text, log.text):
+        assert HUB_TOKEN not in text and HUB_PASSWORD not in text
+        assert "expertflow-pass-42" not in text
+    masked = "http://ef:****@127.0.0.1:9/hooks/expertflow/****XYZ9/dlr/"
+    assert config.json()["hub_urls"]["expertflow"]["dlr"] == masked
+    [posted] = [e for e in log.json() if e["path"] == "/_simulator/config"]
+    assert posted["body"]["hub_urls"]["expertflow"]["dlr"] == masked
+    assert posted["body"]["credentials"]["expertflow"] == {"username": "ef", "password": "****s-42"}
+    # The URL as shown, sent back unchanged, keeps the real one.
+    again = {"hub_urls": {"expertflow": {"dlr": masked}}}
+    assert requests.post(f"{simulator.url}/_simulator/config", json=again, timeout=5).ok
+    assert simulator.hub_url("expertflow", "dlr") == hub_url

@@ -1,0 +1,53 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from . import locks
+from .models import LoginLock
+
+
+class LockedNowFilter(admin.SimpleListFilter):
+    title = "locked now"
+    parameter_name = "locked"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No (ended)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(locked_until__gt=timezone.now())
+        if self.value() == "no":
+            return queryset.filter(locked_until__lte=timezone.now())
+        return queryset
+
+
+@admin.register(LoginLock)
+class LoginLockAdmin(admin.ModelAdmin):
+    """User names and addresses locked out of logging in, and the Unlock action. Read-only:
+    rows are written by the lock-out itself."""
+
+    list_display = ("value", "scope", "locked_now", "locked_until", "failures", "address")
+    list_filter = (LockedNowFilter, "scope")
+    search_fields = ("value", "address")
+    actions = ["unlock"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in LoginLock._meta.fields]
+
+    @admin.display(boolean=True, description="locked now")
+    def locked_now(self, lock: LoginLock) -> bool:
+        return lock.is_active()
+
+    @admin.action(description="Unlock selected user names and addresses", permissions=["change"])
+    def unlock(self, request: HttpRequest, queryset: QuerySet[LoginLock]) -> None:
+        count = locks.unlock(queryset, by=request.user.get_username())
+        self.message_user(
+            request,
+            f"Unlocked {count} user name{'' if count == 1 else 's'} or address"
+            f"{'' if count == 1 else 'es'}: they may try again now.",
+            messages.SUCCESS,
+        )
