@@ -48,9 +48,9 @@ run: install
 	@echo
 	@echo "  SMS Hub:  http://127.0.0.1:$(SMSHUB_PORT)/   (admin: http://127.0.0.1:$(SMSHUB_PORT)/admin/)"
 	@echo "  Log in:   $${DEMO_USERNAME:-admin} / $${DEMO_PASSWORD:-smshub-demo}"
-	@echo "  Ctrl-C stops web, worker, beat and simulator."
+	@echo "  Ctrl-C stops web, worker, beat and simulator (a process that dies is restarted)."
 	@echo
-	$(BIN)/honcho -f Procfile.dev start
+	$(BIN)/python -m smshub.devstack Procfile.dev
 
 # The production layout on this machine (docs/deploy.md): gunicorn, two Celery workers, beat and
 # the simulator (deploy/Procfile.local), DEBUG off, JSON logs, against PostgreSQL and Redis on
@@ -104,7 +104,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python manage.py makemigrations --check --dry-run --settings=tests.settings
+	CELERY_BROKER_URL=memory:// $(BIN)/python manage.py makemigrations --check --dry-run --settings=tests.settings
 	$(BIN)/python -m pytest
 
 format: install
