@@ -17,6 +17,7 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 from django.utils.timezone import localtime
 
 from . import circuit, registry
@@ -126,7 +127,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
         "enabled",
         "priority",
         "max_per_second",
-        "hold",
+        "short_hold",
         "circuit_state",
         "updated_at",
     ]
@@ -175,8 +176,18 @@ class ProviderAccountAdmin(admin.ModelAdmin):
                 "description": "Paste into the provider's console.",
             },
         ),
-        (None, {"fields": ["hold", "circuit_state", "created_at", "updated_at", "audit_trail"]}),
+        (None, {"fields": ["circuit_state", "created_at", "updated_at", "audit_trail"]}),
     ]
+    HOLD_FIELDSET = (
+        "On hold",
+        {
+            "fields": ["hold"],
+            "description": "The provider refused this account itself: nothing is sent through "
+            "it; its messages go through the next provider account of their route, or wait. "
+            "Fix the cause, then save new credentials, run “Test connection” or “Release hold” "
+            "from the list.",
+        },
+    )
     actions = ["test_connection", "release_hold", "rotate_webhook_token"]
 
     @admin.display(description="on hold")
@@ -184,11 +195,24 @@ class ProviderAccountAdmin(admin.ModelAdmin):
         """Why nothing is sent through it, when the provider refused the account itself."""
         if obj.held_since is None:
             return "—"
-        reason = obj.hold_reason if len(obj.hold_reason) <= 300 else obj.hold_reason[:300] + "…"
         return format_html(
-            '<strong class="errornote">On hold since {}:</strong> {}',
+            "<strong>On hold since {}:</strong> {}",
             date_format(localtime(obj.held_since), "DATETIME_FORMAT"),
-            reason,
+            Truncator(obj.hold_reason).chars(self.HOLD_REASON_SHOWN),
+        )
+
+    HOLD_REASON_SHOWN = 300  # characters of the reason (the provider's words may run on)
+
+    @admin.display(description="on hold")
+    def short_hold(self, obj: ProviderAccount) -> str:
+        """In the list: since when, and the start of the reason (the whole on its page)."""
+        if obj.held_since is None:
+            return "—"
+        return format_html(
+            '<strong>On hold</strong> since {}: <span title="{}">{}</span>',
+            date_format(localtime(obj.held_since), "SHORT_DATETIME_FORMAT"),
+            obj.hold_reason,
+            Truncator(obj.hold_reason).chars(60),
         )
 
     def save_model(self, request: HttpRequest, obj: ProviderAccount, form, change: bool) -> None:
@@ -226,6 +250,8 @@ class ProviderAccountAdmin(admin.ModelAdmin):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None:  # no webhook URLs nor timestamps before the account exists
             return fieldsets[:1]
+        if obj.on_hold:  # first, where it is seen
+            fieldsets = [self.HOLD_FIELDSET, *fieldsets]
         if not self.has_change_permission(request, obj):
             # A view-only page would render the model field itself, in full: show the masked one.
             fieldsets = [
@@ -316,7 +342,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
                 )
             else:
                 if account.release_hold():
-                    result += " Hold released: messages go through it again."
+                    result = f"{result.rstrip('.')}. Hold released: messages go through it again."
                 self.message_user(request, f"{account}: {result}", messages.SUCCESS)
 
     @admin.action(description="Rotate webhook token", permissions=["change"])

@@ -148,10 +148,11 @@ def test_admin_shows_the_hold_and_releases_it(admin_client, simulator):
     provider = revoked(simulator)
     hold(provider, "credentials refused by Simulator (HTTP 401): invalid api key")
     listing = admin_client.get("/admin/providers/provideraccount/?on_hold=yes").content.decode()
-    assert "On hold since" in listing
+    assert "<strong>On hold</strong> since" in listing
     assert "credentials refused by Simulator (HTTP 401): invalid api key" in listing
     page = admin_client.get(f"/admin/providers/provideraccount/{provider.pk}/change/")
-    assert "credentials refused by Simulator" in page.content.decode()
+    assert "On hold since" in page.content.decode()
+    assert "credentials refused by Simulator (HTTP 401): invalid api key" in page.content.decode()
 
     response = admin_client.post(
         "/admin/providers/provideraccount/",
