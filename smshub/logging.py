@@ -338,10 +338,13 @@ def gunicorn_config(level: str = "INFO", fmt: str = "json", numbers: bool = True
 
 
 @setup_logging.connect(dispatch_uid="smshub.logging.celery")
-def _celery_logs_through_django(**kwargs: Any) -> None:
+def _celery_logs_through_django(loglevel: int | str | None = None, **kwargs: Any) -> None:
     """Celery workers and beat log through Django's LOGGING (masked, in LOG_FORMAT and at
     LOG_LEVEL): any receiver of this signal stops Celery from installing handlers of its own,
-    which would print secrets unmasked. Their `--loglevel` is then not used."""
+    which would print secrets unmasked. Their `--loglevel` still sets Celery's own loggers (a
+    worker says it is ready at INFO, whatever LOG_LEVEL says of the hub's loggers)."""
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+    if loglevel:
+        logging.getLogger("celery").setLevel(loglevel)

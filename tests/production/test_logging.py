@@ -372,3 +372,22 @@ def test_celery_workers_log_through_the_masking_handler(fmt):
     assert text.count("/hooks/simulator/***WXyz/dlr/") == 2, text
     assert "https://hub:***@hub.example" in text
     assert TOKEN not in text and "pa55-w0rd-secret" not in text, text
+
+
+def test_a_workers_loglevel_still_sets_celerys_own_loggers():
+    """A worker started with `--loglevel INFO` says it is ready (what scripts wait for), however
+    quiet LOG_LEVEL makes the hub's own loggers."""
+    code = (
+        "import logging, django; django.setup()\n"
+        "from smshub.celery import app\n"
+        "app.log.setup(loglevel='INFO')\n"
+        "logging.getLogger('celery.apps.worker').info('celery@test ready.')\n"
+        "logging.getLogger('campaigns.services.dispatch').info('not shown at WARNING')\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "LOG_LEVEL": "WARNING"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "celery@test ready." in done.stderr
+    assert "not shown at WARNING" not in done.stderr
