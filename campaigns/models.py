@@ -14,6 +14,7 @@ from django.utils import timezone
 from providers.models import ProviderAccount
 from smshub.crypto import EncryptedTextField
 
+from . import statuses
 from .phone import PhoneNumberField
 
 
@@ -281,43 +282,12 @@ class Campaign(models.Model):
 class Message(models.Model):
     """One SMS to one number, and everything that happened to it.
 
-    The lifecycle (every change is a `MessageEvent`)::
-
-        scheduled → queued → sending → sent → delivered
-                         │        └──→ undelivered | expired
-                         ├→ retrying (backoff) → queued   (retryable error; then failover)
-                         └→ failed (reason)               (permanent error, or retries spent)
-        blocked (opted out / blacklisted)   canceled (campaign canceled)
-        unknown (outcome not known: never resent blindly)
-
-    Delivery reports only move a message forward: a late `sent` never overwrites `delivered`.
-    A message is sent only from `queued`, by the worker that claimed it.
+    Its status moves as `campaigns.statuses` allows, only through
+    `campaigns.services.lifecycle` (every change is a `MessageEvent`: the timeline). A message
+    is sent only from `queued`, by the worker that claimed it.
     """
 
-    class Status(models.TextChoices):
-        SCHEDULED = "scheduled", "Scheduled"
-        QUEUED = "queued", "Queued"
-        SENDING = "sending", "Sending"
-        RETRYING = "retrying", "Retrying"
-        SENT = "sent", "Sent"
-        DELIVERED = "delivered", "Delivered"
-        UNDELIVERED = "undelivered", "Undelivered"
-        EXPIRED = "expired", "Expired"
-        FAILED = "failed", "Failed"
-        BLOCKED = "blocked", "Blocked"
-        CANCELED = "canceled", "Canceled"
-        UNKNOWN = "unknown", "Unknown"
-
-    FINAL_STATUSES = frozenset(
-        {
-            Status.DELIVERED,
-            Status.UNDELIVERED,
-            Status.EXPIRED,
-            Status.FAILED,
-            Status.BLOCKED,
-            Status.CANCELED,
-        }
-    )
+    Status = statuses.Status
 
     class Encoding(models.TextChoices):
         GSM7 = "GSM-7", "GSM-7"
@@ -432,7 +402,11 @@ class Message(models.Model):
 
     @property
     def is_final(self) -> bool:
-        return self.status in self.FINAL_STATUSES
+        return self.status in statuses.FINAL
+
+    @property
+    def is_on_its_way(self) -> bool:
+        return self.status in statuses.ON_ITS_WAY
 
 
 class MessageEvent(models.Model):

@@ -147,6 +147,25 @@ def database_refusing_bad(db):
             )
 
 
+def claim(limit: int) -> list:
+    """Claim as a worker does: the messages taken, now `sending`."""
+    from campaigns.services.dispatch import claim_batch
+
+    return claim_batch(limit).messages
+
+
+def dispatch_batch(limit: int | None = None) -> int:
+    """One batch as a worker's loop handles it, step after step: claimed, sent, recorded.
+    Returns how many messages were claimed."""
+    from django.conf import settings
+
+    from campaigns.services.dispatch import claim_batch, finish_sending, record_batch, start_sending
+
+    taken = claim_batch(limit or settings.SMSHUB_DISPATCH_BATCH_SIZE)
+    record_batch(taken.messages, finish_sending(start_sending(taken)))
+    return len(taken.messages)
+
+
 def apply_webhooks() -> int:
     """Do what a worker does after a webhook answered: apply the stored requests."""
     from campaigns.services.webhook_log import apply_received

@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from campaigns import statuses
 from campaigns.forms import MAX_TEXT_LENGTH
 from campaigns.models import Account, Category, Message, MessageEvent
 from campaigns.services import holds
@@ -38,13 +39,7 @@ logger = logging.getLogger(__name__)
 
 PLACEHOLDER = "{code}"
 # Statuses in which an SMS may still be sent (or sent again): its text must stay as it is.
-NOT_DONE = (
-    Message.Status.SCHEDULED,
-    Message.Status.QUEUED,
-    Message.Status.RETRYING,
-    Message.Status.SENDING,
-    Message.Status.UNKNOWN,
-)
+NOT_DONE = statuses.MAY_STILL_BE_SENT
 # Ogangi's refusals that point at one input, by its `ProviderRejected.code`.
 OGANGI_FIELDS = {
     "invalid_sender": "sender",

@@ -17,9 +17,10 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
+from campaigns import statuses
 from campaigns.models import Campaign, Forward, Message, MessageEvent
 
-from . import compose, forwarding
+from . import compose, forwarding, lifecycle
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +31,6 @@ PAUSABLE = frozenset({CampaignStatus.SCHEDULED, CampaignStatus.RUNNING})
 CANCELABLE = frozenset(
     {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.PAUSED}
 )
-# Messages that have not been handed to a provider yet: a cancel stops them.
-WAITING = (Status.SCHEDULED, Status.QUEUED, Status.RETRYING)
-# Messages whose campaign is not done with them yet.
-UNFINISHED = (*WAITING, Status.SENDING)
 
 CANCEL_DETAIL = "Campaign canceled."
 
@@ -115,41 +112,16 @@ def cancel(campaign: Campaign, by: AbstractBaseUser | None = None) -> int:
         _set_status(campaign, locked, CampaignStatus.CANCELED)
 
         waiting = list(
-            Message.objects.filter(campaign=locked, status__in=WAITING)
+            Message.objects.filter(campaign=locked, status__in=statuses.CANCELABLE)
             .select_for_update()
             .order_by()
             .values_list("id", "status", "account_id", "recipient")
         )
-        canceled = 0
-        for status in WAITING:
-            expected = sum(1 for row in waiting if row[1] == status)
-            if not expected:
-                continue
-            updated = Message.objects.filter(campaign=locked, status=status).update(
-                status=Status.CANCELED, updated_at=now
-            )
-            if updated != expected:
-                logger.warning(
-                    "campaign cancel: campaign=%s status=%s selected=%s updated=%s",
-                    campaign.pk,
-                    status,
-                    expected,
-                    updated,
-                )
-            canceled += updated
-        MessageEvent.objects.bulk_create(
-            (
-                MessageEvent(
-                    message_id=message_id,
-                    at=now,
-                    from_status=from_status,
-                    to_status=Status.CANCELED,
-                    source=MessageEvent.Source.STAFF,
-                    detail=CANCEL_DETAIL,
-                )
-                for message_id, from_status, _, _ in waiting
-            ),
-            batch_size=1000,
+        canceled = lifecycle.cancel_waiting(
+            [(message_id, status) for message_id, status, _, _ in waiting],
+            now,
+            source=MessageEvent.Source.STAFF,
+            detail=CANCEL_DETAIL,
         )
         _forward_canceled(locked, waiting, now)
     logger.info(
@@ -218,7 +190,7 @@ def refresh_status(campaign: Campaign) -> bool:
     if started:
         campaign.status = CampaignStatus.RUNNING
         logger.info("campaign started: campaign=%s", campaign.pk)
-    unfinished = Message.objects.filter(campaign=OuterRef("pk"), status__in=UNFINISHED)
+    unfinished = Message.objects.filter(campaign=OuterRef("pk"), status__in=statuses.ON_ITS_WAY)
     completed = (
         Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.RUNNING)
         .exclude(Exists(unfinished))

@@ -7,6 +7,9 @@ from django.utils import timezone
 from campaigns.models import Account, Category, Message, MessageEvent
 from providers import gsm
 
+from . import lifecycle
+from .wake import wake
+
 
 def create_message(
     account: Account,
@@ -26,6 +29,7 @@ def create_message(
     A text holding a secret (a one-time code) goes in `secret_text`, stored encrypted and sent,
     while `text` holds it masked for every page and answer.
     """
+    lifecycle.check_initial(status)
     analysis = gsm.analyze(fields.get("secret_text") or text)  # what will be sent
     with transaction.atomic():
         message = Message.objects.create(
@@ -69,6 +73,4 @@ def nudge_dispatcher() -> None:
 
     Only a shortcut: if the broker cannot take it, the beat sweep finds the messages anyway.
     """
-    from campaigns import tasks
-
-    tasks.dispatch.apply_async(retry=False)
+    wake("campaigns.dispatch")

@@ -1,6 +1,6 @@
 """What providers tell us about our messages: delivery reports, applied idempotently.
 
-A report only moves a message forward (see `lifecycle.RANK`); the same report twice changes
+A report only moves a message forward (see `statuses.RANK`); the same report twice changes
 nothing. A report for a provider id no message has yet (it can overtake the send result) is kept
 as a `PendingDeliveryReport` and applied as soon as a message gets that id.
 
@@ -16,11 +16,12 @@ from enum import StrEnum
 from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 
+from campaigns import statuses
 from campaigns.models import Message, MessageEvent, PendingDeliveryReport, WebhookRequest
 from providers.events import DeliveryReport, DeliveryStatus
 from providers.models import ProviderAccount
 
-from .lifecycle import RANK, transition
+from .lifecycle import transition
 
 logger = logging.getLogger(__name__)
 
@@ -98,14 +99,10 @@ def apply_pending_reports(provider_account: ProviderAccount, provider_message_id
     return changed
 
 
-# Messages that may still get a delivery report: a reused provider id means them first.
-AWAITING_REPORT = (Status.SENDING, Status.SENT, Status.UNKNOWN)
-
-
 def _by_preference():
     """Messages awaiting a report first, then the newest."""
     awaiting = Case(
-        When(status__in=AWAITING_REPORT, then=Value(0)),
+        When(status__in=statuses.AWAITING_REPORT, then=Value(0)),
         default=Value(1),
         output_field=IntegerField(),
     )
@@ -152,7 +149,7 @@ def apply_to_message(
 ) -> bool:
     """Apply a report to its message if it moves the message forward; True when it did."""
     to_status = Status(report.status)
-    if RANK[to_status] <= RANK[Status(message.status)]:
+    if statuses.RANK[to_status] <= statuses.RANK[Status(message.status)]:
         return False
     fields = {}
     if report.status == DeliveryStatus.DELIVERED:

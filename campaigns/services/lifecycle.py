@@ -1,31 +1,43 @@
-"""Moving a message through its lifecycle, one recorded event at a time."""
+"""The only writer of a message's status: one message, or many at once, each move as
+`campaigns.statuses` allows (a move it does not is a bug: `IllegalMove`), each with its event.
 
+Every move is conditional on the status the writer saw, so two writers (a worker and a webhook,
+two webhooks) never both win. Messages that reach a final status are forwarded to their
+account's URL when it has one.
+"""
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from campaigns import statuses
 from campaigns.models import Message, MessageEvent
+from providers.models import ProviderAccount
 
 from . import forwarding
 
-Status = Message.Status
+Status = statuses.Status
+Source = MessageEvent.Source
 
-# How far along a message is. Delivery reports only ever move a message to a higher rank.
-RANK = {
-    Status.SCHEDULED: 0,
-    Status.QUEUED: 0,
-    Status.RETRYING: 0,
-    Status.SENDING: 1,
-    Status.UNKNOWN: 1,
-    Status.SENT: 2,
-    Status.DELIVERED: 3,
-    Status.UNDELIVERED: 3,
-    Status.EXPIRED: 3,
-    Status.FAILED: 3,
-    Status.BLOCKED: 3,
-    Status.CANCELED: 3,
-}
+
+class IllegalMove(ValueError):
+    """A move `campaigns.statuses.MOVES` does not allow: a bug in the writer, never data."""
+
+
+def check(from_status: str, to_status: str) -> None:
+    if not statuses.allowed(from_status, to_status):
+        raise IllegalMove(f"a message does not move from {from_status} to {to_status}")
+
+
+def check_initial(status: str) -> None:
+    if status not in statuses.INITIAL:
+        raise IllegalMove(f"a message is not created {status}")
 
 
 def transition(
@@ -40,12 +52,11 @@ def transition(
 ) -> bool:
     """Move `message` to `to_status` if nobody else moved it first; record the event.
 
-    The update is conditional on the status we last saw, so two writers (a worker and a webhook,
-    two webhooks) never both win. Returns False, changing nothing, when the message had moved on.
-    A caller applying many changes in one transaction may pass `events` to collect the events
-    and `bulk_create` them itself.
+    Returns False, changing nothing, when the message had moved on. A caller applying many
+    changes in one transaction may pass `events` to collect the events and `bulk_create` them.
     """
     from_status = message.status
+    check(from_status, to_status)
     now = timezone.now()
     # No savepoint of its own: inside a caller's transaction, the caller's commit is ours.
     with transaction.atomic(savepoint=False):
@@ -70,7 +81,7 @@ def transition(
     message.status = to_status
     for name, value in fields.items():
         setattr(message, name, value)
-    if to_status in Message.FINAL_STATUSES:
+    if to_status in statuses.FINAL:
         forwarding.enqueue_status(message)
     return True
 
@@ -85,3 +96,216 @@ def note(message: Message, *, source: str, detail: str, payload: Any = None) -> 
         detail=detail,
         payload=payload,
     )
+
+
+# --- many messages at once ---------------------------------------------------------------------
+
+
+def claim(chosen: dict[int | None, list[int]], token: str, now: datetime) -> None:
+    """`queued → sending` for the messages of one claim, each with the provider account it is
+    for (`chosen`: provider account id → message ids), marked with the claim's `token`; and
+    their events, written by the database from the claimed rows in one statement."""
+    check(Status.QUEUED, Status.SENDING)
+    for provider_id, ids in chosen.items():
+        Message.objects.filter(id__in=ids, status=Status.QUEUED).update(
+            status=Status.SENDING,
+            claimed_at=now,
+            claim_token=token,
+            provider_account_id=provider_id,
+            updated_at=now,
+        )
+    quote, event, message = connection.ops.quote_name, MessageEvent._meta, Message._meta
+    provider = ProviderAccount._meta
+    columns = ", ".join(
+        quote(event.get_field(name).column)
+        for name in ("message", "at", "from_status", "to_status", "source", "detail")
+    )
+    m_id, m_provider = quote(message.pk.column), quote(message.get_field("provider_account").column)
+    name = f"p.{quote(provider.get_field('name').column)}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(event.db_table)} ({columns}) "  # noqa: S608 (names only)
+            f"SELECT m.{m_id}, %s, %s, %s, %s, "
+            f"'Claimed by a worker for ' || COALESCE({name}, 'no provider') || '.' "
+            f"FROM {quote(message.db_table)} m LEFT JOIN {quote(provider.db_table)} p "
+            f"ON p.{quote(provider.pk.column)} = m.{m_provider} "
+            # `status` first: the partial index of messages being sent finds the claimed rows.
+            f"WHERE m.{quote(message.get_field('status').column)} = %s "
+            f"AND m.{quote(message.get_field('claim_token').column)} = %s",
+            [
+                connection.ops.adapt_datetimefield_value(now),
+                Status.QUEUED.value,
+                Status.SENDING.value,
+                Source.DISPATCH.value,
+                Status.SENDING.value,
+                token,
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message a provider accepted, as recorded: storable values (see dispatch.accepted)."""
+
+    message_id: int
+    provider_message_id: str
+    sent_at: datetime
+    cost: Decimal | None
+    detail: str
+    payload: Any
+
+
+def mark_sent(rows: list[Sent], now: datetime, events: list[MessageEvent]) -> set[int]:
+    """`sending → sent` for messages providers accepted, each with its provider id, time and
+    cost, in one statement, inside the caller's transaction; returns the ids moved. A message
+    no longer `sending` (made `unknown` by the sweep meanwhile) is left as it is. On PostgreSQL
+    the events are written by the same statement; elsewhere they are added to `events`."""
+    check(Status.SENDING, Status.SENT)
+    if not rows:
+        return set()
+    if connection.vendor == "postgresql":
+        return _mark_sent_postgresql(rows, now)
+    return _mark_sent_values(rows, now, events)
+
+
+def _names(model) -> Callable[[str], str]:
+    quote = connection.ops.quote_name
+    return lambda name: quote(model._meta.get_field(name).column)
+
+
+def _mark_sent_postgresql(rows: list[Sent], now: datetime) -> set[int]:
+    """The rows passed as one JSON document: a short statement the driver prepares once,
+    rather than one that grows with the batch (psycopg does not cache queries over 4 KB)."""
+    m, e, quote = _names(Message), _names(MessageEvent), connection.ops.quote_name
+    document = json.dumps(
+        [
+            {
+                "id": row.message_id,
+                "provider_message_id": row.provider_message_id,
+                "sent_at": row.sent_at.isoformat(),
+                "cost": None if row.cost is None else str(row.cost),
+                "detail": row.detail,
+                "payload": row.payload,
+            }
+            for row in rows
+        ]
+    )
+    table, pk = quote(Message._meta.db_table), quote(Message._meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH v AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r(id bigint, "  # noqa: S608
+            "provider_message_id text, sent_at timestamptz, cost numeric, detail text, "
+            "payload jsonb)), "
+            f"moved AS (UPDATE {table} AS m SET {m('status')} = %s, {m('updated_at')} = %s, "
+            f"{m('sent_at')} = v.sent_at, {m('attempts')} = m.{m('attempts')} + 1, "
+            f"{m('error_code')} = '', {m('error_reason')} = '', "
+            f"{m('provider_message_id')} = v.provider_message_id, "
+            f"{m('cost')} = COALESCE(v.cost, m.{m('cost')}) "
+            f"FROM v WHERE m.{pk} = v.id AND m.{m('status')} = %s RETURNING m.{pk} AS id) "
+            f"INSERT INTO {quote(MessageEvent._meta.db_table)} ({e('message')}, {e('at')}, "
+            f"{e('from_status')}, {e('to_status')}, {e('source')}, {e('detail')}, "
+            f"{e('payload')}) SELECT v.id, %s, %s, %s, %s, v.detail, v.payload "
+            f"FROM v JOIN moved ON moved.id = v.id RETURNING {e('message')}",
+            [
+                document,
+                Status.SENT.value,
+                now,
+                Status.SENDING.value,
+                now,
+                Status.SENDING.value,
+                Status.SENT.value,
+                Source.PROVIDER.value,
+            ],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _mark_sent_values(rows: list[Sent], now: datetime, events: list[MessageEvent]) -> set[int]:
+    """Other databases (SQLite): the rows still `sending` locked, then moved in one
+    UPDATE … FROM (VALUES …), a fraction of what Django's CASE WHEN per row costs."""
+    still_sending = set(
+        Message.objects.select_for_update()
+        .filter(pk__in=[row.message_id for row in rows], status=Status.SENDING)
+        .values_list("pk", flat=True)
+    )
+    mine = [row for row in rows if row.message_id in still_sending]
+    if not mine:
+        return set()
+    m, quote, ops = _names(Message), connection.ops.quote_name, connection.ops
+    cost_field = Message._meta.get_field("cost")
+
+    def cost(value: Decimal | None):
+        return ops.adapt_decimalfield_value(value, cost_field.max_digits, cost_field.decimal_places)
+
+    table = quote(Message._meta.db_table)
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(mine))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {m('status')} = %s, {m('updated_at')} = %s, "  # noqa: S608
+            f"{m('sent_at')} = v.column3, {m('attempts')} = {m('attempts')} + 1, "
+            f"{m('error_code')} = '', {m('error_reason')} = '', "
+            f"{m('provider_message_id')} = v.column2, "
+            f"{m('cost')} = COALESCE(v.column4, {table}.{m('cost')}) "
+            f"FROM (VALUES {values}) AS v WHERE {table}.{quote('id')} = v.column1",
+            [
+                Status.SENT.value,
+                ops.adapt_datetimefield_value(now),
+                *(
+                    x
+                    for row in mine
+                    for x in (
+                        row.message_id,
+                        row.provider_message_id,
+                        ops.adapt_datetimefield_value(row.sent_at),
+                        cost(row.cost),
+                    )
+                ),
+            ],
+        )
+    events.extend(
+        MessageEvent(
+            message_id=row.message_id,
+            at=now,
+            from_status=Status.SENDING,
+            to_status=Status.SENT,
+            source=Source.PROVIDER,
+            detail=row.detail,
+            payload=row.payload,
+        )
+        for row in mine
+    )
+    return still_sending
+
+
+def cancel_waiting(
+    waiting: Iterable[tuple[int, str]], now: datetime, *, source: str, detail: str
+) -> int:
+    """Cancel messages not yet handed to a provider (`(id, status)` as the caller read and
+    locked them), with their events; returns how many moved. Each status group moves in one
+    UPDATE, conditional on that status."""
+    by_status: dict[str, list[int]] = {}
+    for message_id, status in waiting:
+        if status not in statuses.CANCELABLE:
+            raise IllegalMove(f"a {status} message is handed to a provider: not canceled")
+        check(status, Status.CANCELED)
+        by_status.setdefault(status, []).append(message_id)
+    moved = 0
+    for status, ids in by_status.items():
+        moved += Message.objects.filter(id__in=ids, status=status).update(
+            status=Status.CANCELED, updated_at=now
+        )
+        MessageEvent.objects.bulk_create(
+            (
+                MessageEvent(
+                    message_id=message_id,
+                    at=now,
+                    from_status=status,
+                    to_status=Status.CANCELED,
+                    source=source,
+                    detail=detail,
+                )
+                for message_id in ids
+            ),
+            batch_size=1000,
+        )
+    return moved

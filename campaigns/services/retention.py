@@ -36,6 +36,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from campaigns import statuses
 from campaigns.models import (
     Campaign,
     Forward,
@@ -70,12 +71,7 @@ class Target:
     dependents: tuple[Dependent, ...] = ()
 
 
-IN_FLIGHT = (
-    Message.Status.SCHEDULED,
-    Message.Status.QUEUED,
-    Message.Status.RETRYING,
-    Message.Status.SENDING,
-)
+IN_FLIGHT = statuses.ON_ITS_WAY
 
 TARGETS = (
     Target(

@@ -20,14 +20,15 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from campaigns import statuses
 from campaigns.models import Account, Category, Message, Reply
 from providers.models import ProviderAccount
 
 Status = Message.Status
 
 DAYS = 7
-FAILED = (Status.FAILED, Status.UNDELIVERED, Status.EXPIRED)
-QUEUE = (Status.QUEUED, Status.RETRYING, Status.SENDING, Status.SCHEDULED)
+FAILED = statuses.NOT_DELIVERED
+QUEUE = statuses.ON_ITS_WAY
 
 
 @dataclass

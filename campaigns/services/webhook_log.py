@@ -22,6 +22,7 @@ from providers.models import ProviderAccount
 
 from .delivery import Applied, apply_delivery_report, apply_to_message, match
 from .inbound import receive_inbound
+from .wake import wake
 
 logger = logging.getLogger(__name__)
 
@@ -300,10 +301,8 @@ def nudge() -> None:
     if now - _last_nudge < NUDGE_INTERVAL:
         return
     _last_nudge = now
-    from campaigns import tasks
-
     try:
-        tasks.apply_webhooks.apply_async(retry=False)
+        wake("campaigns.apply_webhooks")
     except Exception:
         logger.warning("could not ask a worker to apply webhooks: the sweep will", exc_info=True)
 

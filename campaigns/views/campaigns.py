@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
+from .. import statuses
 from ..models import Campaign, Message
 from ..services import campaign_control
 from ..services.campaign_control import CampaignStateError
@@ -31,7 +32,7 @@ POLL_ACTIVE, POLL_REPORTS = "2s", "5s"
 REPORTS_AWAITED = timedelta(days=1)
 
 Status = Message.Status
-WAITING = (Status.SCHEDULED, Status.QUEUED, Status.RETRYING)
+WAITING = statuses.WAITING
 # The order the counts are shown in.
 STATUS_ORDER = [
     Status.SCHEDULED,

@@ -9,10 +9,9 @@ from django.db import connections
 from django.urls import reverse
 
 from campaigns.models import Membership, Message, Reply
-from campaigns.services import dispatch
 from campaigns.services.compose import enqueue_message
 
-from ..conftest import OUTPUT, apply_webhooks, wait_for
+from ..conftest import OUTPUT, apply_webhooks, dispatch_batch, wait_for
 from ..factories import MembershipFactory, OptOutFactory, SenderNameFactory
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -62,7 +61,7 @@ def log_in(page, live_server, user, path):
 def a_reply_through_the_simulator(account) -> Reply:
     """Send to a number the simulator answers, then do a worker's part until the reply is in."""
     message = enqueue_message(account, recipient=NUMBER, text="Your parcel arrives today")
-    dispatch.dispatch_batch()
+    dispatch_batch()
 
     def arrived():
         apply_webhooks()

@@ -12,7 +12,7 @@ from campaigns.services.compose import enqueue_message
 from providers.events import SendResult
 from providers.simulator.server import mask_url
 
-from ..conftest import wait_for
+from ..conftest import claim, dispatch_batch, wait_for
 from ..factories import AccountFactory, MessageFactory, ProviderAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ Status = Message.Status
 
 def test_a_queued_message_is_sent_through_the_first_provider_of_the_route(account, simulator):
     message = enqueue_message(account, recipient="+33612345678", text="Hello from the hub")
-    assert dispatch.dispatch_batch() == 1
+    assert dispatch_batch() == 1
     message.refresh_from_db()
     assert message.status == Status.SENT
     assert message.provider_message_id.startswith("sim-")
@@ -45,22 +45,22 @@ def test_a_queued_message_is_sent_through_the_first_provider_of_the_route(accoun
 
 def test_a_message_is_claimed_once(account):
     enqueue_message(account, recipient="+33612345678", text="Only once")
-    first = dispatch.claim(10)
+    first = claim(10)
     assert len(first) == 1
-    assert dispatch.claim(10) == []
+    assert claim(10) == []
     assert Message.objects.get().status == Status.SENDING
 
 
 def test_a_message_not_yet_due_is_not_claimed(account):
     MessageFactory(account=account, next_attempt_at=timezone.now() + timezone.timedelta(minutes=5))
-    assert dispatch.claim(10) == []
+    assert claim(10) == []
 
 
 def test_an_unreachable_provider_is_retried_later_not_failed(db):
     closed = ProviderAccountFactory(base_url="http://127.0.0.1:9")
     account = AccountFactory(route=[closed])
     message = enqueue_message(account, recipient="+33612345678", text="Retry me")
-    dispatch.dispatch_batch()
+    dispatch_batch()
     message.refresh_from_db()
     assert message.status == Status.RETRYING
     assert message.attempts == 1
@@ -76,7 +76,7 @@ def test_retries_stop_after_the_configured_attempts(db, settings):
     settings.SMSHUB_MAX_ATTEMPTS = 2
     closed = ProviderAccountFactory(base_url="http://127.0.0.1:9")
     message = MessageFactory(account=AccountFactory(route=[closed]), attempts=1, step_attempts=1)
-    dispatch.dispatch_batch()
+    dispatch_batch()
     message.refresh_from_db()
     assert message.status == Status.FAILED
     assert message.attempts == 2
@@ -84,7 +84,7 @@ def test_retries_stop_after_the_configured_attempts(db, settings):
 
 def test_an_account_without_a_route_fails_with_a_clear_reason(db):
     message = MessageFactory(account=AccountFactory())
-    dispatch.dispatch_batch()
+    dispatch_batch()
     message.refresh_from_db()
     assert message.status == Status.FAILED
     assert "no enabled provider account" in message.error_reason
@@ -103,7 +103,7 @@ def test_a_message_stuck_in_sending_becomes_unknown_not_resent(account, settings
     fresh.refresh_from_db()
     assert message.status == Status.UNKNOWN
     assert fresh.status == Status.SENDING
-    assert dispatch.claim(10) == []
+    assert claim(10) == []
 
 
 PRIMOTEXTO = "https://api.primotexto.com"
@@ -148,7 +148,7 @@ def sent_outcome(message, provider_account, **result):
 def claimed(account, count):
     for i in range(count):
         MessageFactory(account=account, recipient=f"+33612{i:06d}")
-    return dispatch.claim(count)
+    return claim(count)
 
 
 def test_an_answer_the_database_could_not_store_as_is_costs_no_other_message(account):

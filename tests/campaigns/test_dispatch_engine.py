@@ -16,6 +16,7 @@ from campaigns.models import Campaign, Message, RouteEntry
 from campaigns.services import dispatch
 from providers import circuit
 
+from ..conftest import claim, dispatch_batch
 from ..factories import AccountFactory, CategoryFactory, MessageFactory, ProviderAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -48,22 +49,22 @@ def test_an_account_minute_limit_counts_segments_and_makes_messages_wait(provide
     account = AccountFactory(route=[provider_account], flood_limit_per_minute=5)
     queued(account, 2, segments=2)  # 4 segments
     queued(account, 3, segments=1)
-    first = dispatch.claim(100)
+    first = claim(100)
     assert sum(m.segments for m in first) == 5  # 2 + 2 + 1: the next would make 6
-    assert dispatch.claim(100) == []
+    assert claim(100) == []
     assert Message.objects.filter(status=Status.QUEUED).count() == 2  # waiting, not failed
     age_claims(account, 30)
-    assert dispatch.claim(100) == []  # still inside the same sliding minute
+    assert claim(100) == []  # still inside the same sliding minute
     age_claims(account, 63)
-    assert len(dispatch.claim(100)) == 2
+    assert len(claim(100)) == 2
 
 
 def test_an_hour_limit(provider_account):
     account = AccountFactory(route=[provider_account], flood_limit_per_hour=3)
     queued(account, 5)
-    assert len(dispatch.claim(100)) == 3
+    assert len(claim(100)) == 3
     age_claims(account, 120)
-    assert dispatch.claim(100) == []
+    assert claim(100) == []
 
 
 def test_one_accounts_limit_does_not_hold_up_another(provider_account):
@@ -71,10 +72,10 @@ def test_one_accounts_limit_does_not_hold_up_another(provider_account):
     other = AccountFactory(route=[provider_account])
     queued(limited, 5)
     MessageFactory(account=other, recipient="+33699999999")
-    claimed = dispatch.claim(100)
+    claimed = claim(100)
     assert sorted(m.account_id for m in claimed) == sorted([limited.pk, other.pk])
     later = MessageFactory(account=other, recipient="+33699999998")
-    assert [m.pk for m in dispatch.claim(2)] == [later.pk]  # the held account is skipped
+    assert [m.pk for m in claim(2)] == [later.pk]  # the held account is skipped
 
 
 def test_a_provider_per_second_limit(simulator):
@@ -87,9 +88,9 @@ def test_a_provider_per_second_limit(simulator):
     assert Message.objects.filter(status=Status.QUEUED).count() == 2
     claimed = Message.objects.filter(claimed_at__isnull=False)
     claimed.update(claimed_at=timezone.now() - timedelta(seconds=2))
-    assert dispatch.claim(100) == []  # still in flight: they count until their calls are done
+    assert claim(100) == []  # still in flight: they count until their calls are done
     claimed.update(status=Status.SENT, sent_at=timezone.now() - timedelta(seconds=0.2))
-    assert dispatch.claim(100) == []  # answered less than a second ago: counted a while yet
+    assert claim(100) == []  # answered less than a second ago: counted a while yet
     claimed.update(sent_at=timezone.now() - timedelta(seconds=1.1))
     batch = dispatch.claim_batch(100)
     assert len(batch.messages) == 2
@@ -100,7 +101,7 @@ def test_per_second_budget_freeing_soon_is_claimed_ahead_and_the_call_waits_for_
     provider = ProviderAccountFactory(base_url=simulator.url, max_per_second=2)
     account = AccountFactory(route=[provider])
     first = queued(account, 2)
-    dispatch.dispatch_batch()
+    dispatch_batch()
     # One message needs one call's budget: the first answered frees it a second later.
     answered = min(m.sent_at for m in Message.objects.filter(pk__in=[m.pk for m in first]))
     later = MessageFactory(account=account, recipient="+33612349999")
@@ -125,13 +126,13 @@ def test_failover_to_the_next_provider_of_the_route(settings, simulator):
     account = AccountFactory(route=[broken, working])
     message = MessageFactory(account=account)
     for _ in range(2):  # two tries on the broken one
-        dispatch.dispatch_batch()
+        dispatch_batch()
         message.refresh_from_db()
         assert message.status == Status.RETRYING
         dispatch.promote_due(now=timezone.now() + timedelta(seconds=1))
     assert message.route_step == 1
     assert "failing over to Working" in message.events.filter(to_status="retrying").last().detail
-    dispatch.dispatch_batch()
+    dispatch_batch()
     message.refresh_from_db()
     assert message.status == Status.SENT
     assert message.provider_account == working
@@ -142,7 +143,7 @@ def test_retries_spent_on_every_provider_fail_the_message(settings):
     settings.SMSHUB_MAX_ATTEMPTS = 1
     account = AccountFactory(route=[ProviderAccountFactory(base_url=CLOSED_PORT)])
     message = MessageFactory(account=account)
-    dispatch.dispatch_batch()
+    dispatch_batch()
     message.refresh_from_db()
     assert message.status == Status.FAILED
     assert "could not reach" in message.error_reason
@@ -153,7 +154,7 @@ def test_a_refusal_of_the_message_fails_it_at_once_without_failover(simulator):
     first = ProviderAccountFactory(base_url=simulator.url)
     account = AccountFactory(route=[first, ProviderAccountFactory(base_url=simulator.url)])
     message = MessageFactory(account=account, recipient="+0612345678")  # not a number it takes
-    dispatch.dispatch_batch()
+    dispatch_batch()
     message.refresh_from_db()
     assert (message.status, message.error_code) == (Status.FAILED, "400")
     assert message.provider_account == first
@@ -169,10 +170,10 @@ def test_the_circuit_opens_after_failures_and_traffic_goes_to_the_next_provider(
     working = ProviderAccountFactory(name="Working", base_url=simulator.url)
     account = AccountFactory(route=[broken, working])
     queued(account, 2)
-    dispatch.dispatch_batch()  # both fail on Broken: two failures in a row
+    dispatch_batch()  # both fail on Broken: two failures in a row
     assert circuit.state(broken.pk) == circuit.OPEN
     fresh = MessageFactory(account=account, recipient="+33699999999")
-    dispatch.dispatch_batch()
+    dispatch_batch()
     fresh.refresh_from_db()
     assert (fresh.status, fresh.provider_account) == (Status.SENT, working)
     time.sleep(0.6)
@@ -204,7 +205,7 @@ def test_a_send_window(provider_account):
         window_end=now - timedelta(hours=1),
     )
     assert dispatch.expire_windows() == 1
-    assert dispatch.claim(100) == []
+    assert claim(100) == []
     missed.refresh_from_db()
     later.refresh_from_db()
     assert missed.status == Status.EXPIRED
@@ -221,7 +222,7 @@ def test_quiet_hours_hold_messages_without_failing_them(provider_account):
         quiet_hours_end=(local_now + timedelta(hours=1)).time().replace(second=0, microsecond=0),
     )
     message = MessageFactory(account=account)
-    assert dispatch.claim(100) == []
+    assert claim(100) == []
     message.refresh_from_db()
     assert message.status == Status.QUEUED
 
@@ -242,10 +243,10 @@ def test_a_paused_campaigns_messages_wait(provider_account):
     account = AccountFactory(route=[provider_account])
     campaign = Campaign.objects.create(account=account, name="Spring", status="paused")
     queued(account, 2, campaign=campaign)
-    assert dispatch.claim(100) == []
+    assert claim(100) == []
     campaign.status = "running"
     campaign.save()
-    assert len(dispatch.claim(100)) == 2
+    assert len(claim(100)) == 2
 
 
 def test_a_campaign_never_sends_twice_to_a_number(provider_account):
@@ -268,7 +269,7 @@ def test_four_concurrent_claimers_never_take_the_same_message(provider_account):
     def claimer():
         barrier.wait()
         try:
-            while batch := dispatch.claim(25):
+            while batch := claim(25):
                 taken.extend(m.pk for m in batch)
         except Exception as exc:  # surfaced below: a "database is locked" must not happen
             errors.append(exc)
@@ -308,7 +309,7 @@ def test_a_limit_holds_when_accounts_messages_interleave(provider_account):
     for i in range(4):  # limited, other, limited, other...
         MessageFactory(account=limited, recipient=f"+3361234500{i}")
         MessageFactory(account=other, recipient=f"+3361234600{i}")
-    claimed = dispatch.claim(100)
+    claimed = claim(100)
     assert sum(m.account_id == limited.pk for m in claimed) == 2
     assert sum(m.account_id == other.pk for m in claimed) == 4
 
@@ -324,7 +325,7 @@ def test_messages_of_a_category_follow_its_own_route(simulator):
     promo = MessageFactory(account=account, category=marketing, recipient="+33612340001")
     invoice = MessageFactory(account=account, category=billing, recipient="+33612340002")
     plain = MessageFactory(account=account, recipient="+33612340003")
-    dispatch.dispatch_batch()
+    dispatch_batch()
     for message in (promo, invoice, plain):
         message.refresh_from_db()
         assert message.status == Status.SENT
@@ -344,11 +345,11 @@ def test_a_category_route_fails_over_within_itself(settings, simulator):
             account=account, category=category, provider_account=provider, position=position
         )
     message = MessageFactory(account=account, category=category)
-    dispatch.dispatch_batch()
+    dispatch_batch()
     message.refresh_from_db()
     assert "failing over to Backup" in message.events.filter(to_status="retrying").last().detail
     dispatch.promote_due(now=timezone.now() + timedelta(seconds=1))
-    dispatch.dispatch_batch()
+    dispatch_batch()
     message.refresh_from_db()
     assert (message.status, message.provider_account) == (Status.SENT, backup)
 
@@ -395,7 +396,7 @@ def test_smsadvert_gets_many_recipients_in_one_call(simulator):
     account = AccountFactory(route=[provider])
     messages = numbered(account, "5551", 5, "The pharmacy is open on Sunday")
     other_text = MessageFactory(account=account, recipient="+33655529999", text="Another text")
-    dispatch.dispatch_batch()
+    dispatch_batch()
     calls = smsadvert_calls(simulator, [*messages, other_text])
     assert len(calls) == 2  # one per text
     together = next(c for c in calls if "," in c["body"]["phone"])
@@ -419,7 +420,7 @@ def test_smsadvert_one_number_per_call_when_the_account_asks_for_reports(simulat
     )
     account = AccountFactory(route=[provider])
     messages = numbered(account, "5553", 3, "The pharmacy is open on Sunday")
-    dispatch.dispatch_batch()
+    dispatch_batch()
     calls = smsadvert_calls(simulator, messages)
     assert sorted(c["body"]["phone"] for c in calls) == sorted(m.recipient for m in messages)
     assert all(c["body"]["callback"] for c in calls)

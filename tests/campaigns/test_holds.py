@@ -12,6 +12,7 @@ from campaigns.services import dispatch
 from campaigns.services.holds import hold
 from providers.models import ProviderAccount
 
+from ..conftest import claim, dispatch_batch
 from ..factories import (
     AccountFactory,
     CategoryFactory,
@@ -50,7 +51,7 @@ def sends_to(simulator, message) -> int:
 def test_refused_credentials_hold_the_provider_account_and_the_message_waits(simulator):
     provider = revoked(simulator, "Primary")
     message = MessageFactory(account=AccountFactory(route=[provider]), text=f"Hold {uuid4()}")
-    assert dispatch.dispatch_batch() == 1
+    assert dispatch_batch() == 1
 
     message.refresh_from_db()
     assert message.status == Status.QUEUED  # not failed
@@ -65,7 +66,7 @@ def test_refused_credentials_hold_the_provider_account_and_the_message_waits(sim
     assert AuditEntry.objects.filter(object_id=str(provider.pk), changes__has_key="held_since")
 
     # Nothing more is claimed for it, nor counted as due: no call goes to the provider.
-    assert dispatch.dispatch_batch() == 0
+    assert dispatch_batch() == 0
     assert dispatch.due_count() == 0
     assert sends_to(simulator, message) == 1
 
@@ -74,7 +75,7 @@ def test_refused_credentials_hold_the_provider_account_and_the_message_waits(sim
     provider.save()
     assert provider.release_hold()
     dispatch.forget_state()  # another process sees the release within a second
-    assert dispatch.dispatch_batch() == 1
+    assert dispatch_batch() == 1
     message.refresh_from_db()
     assert (message.status, message.error_code, message.error_reason) == (Status.SENT, "", "")
 
@@ -84,8 +85,8 @@ def test_messages_of_a_held_provider_account_fail_over_along_the_route(simulator
     second = ProviderAccountFactory(name="Second", base_url=simulator.url)
     account = AccountFactory(route=[first, second])
     messages = [MessageFactory(account=account, recipient=f"+3361234560{i}") for i in range(3)]
-    dispatch.dispatch_batch()  # all three go to First, which refuses the account
-    dispatch.dispatch_batch()  # First is on hold: Second takes them
+    dispatch_batch()  # all three go to First, which refuses the account
+    dispatch_batch()  # First is on hold: Second takes them
     for message in messages:
         message.refresh_from_db()
         assert (message.status, message.provider_account) == (Status.SENT, second)
@@ -116,7 +117,7 @@ def test_a_held_route_does_not_hold_up_other_accounts(simulator):
         MessageFactory(account=stuck, recipient=f"+33612{i:06d}")
     other = AccountFactory(route=[ProviderAccountFactory(base_url=simulator.url)])
     waiting = [MessageFactory(account=other, recipient=f"+4074012345{i}") for i in range(3)]
-    claimed = dispatch.claim(10)
+    claimed = claim(10)
     assert sorted(m.pk for m in claimed) == [m.pk for m in waiting]
     assert dispatch.due_count() == 0  # the sweep publishes no task for the stuck ones
 
@@ -131,7 +132,7 @@ def test_a_categorys_own_route_is_blocked_apart_from_the_default_one(simulator):
     plain = MessageFactory(account=account, recipient="+33612000002")
     other = CategoryFactory(account=account, name="News", tag="news")  # no route of its own
     news = MessageFactory(account=account, category=other, recipient="+33612000003")
-    assert sorted(m.pk for m in dispatch.claim(10)) == [plain.pk, news.pk]
+    assert sorted(m.pk for m in claim(10)) == [plain.pk, news.pk]
     alert.refresh_from_db()
     assert alert.status == Status.QUEUED
 

@@ -11,11 +11,11 @@ import pytest
 from django.utils import timezone
 
 from campaigns.models import Forward, Message, OptOut, Reply, WebhookRequest
-from campaigns.services import dispatch, forwarding
+from campaigns.services import forwarding
 from campaigns.services.compose import enqueue_message
 from campaigns.services.inbound import keyword
 
-from ..conftest import apply_webhooks
+from ..conftest import apply_webhooks, dispatch_batch
 from ..factories import AccountFactory, MessageFactory, ProviderAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -215,7 +215,7 @@ def test_an_opted_out_number_is_never_sent_to_again(account, simulator):
     text = "Promo, only for the opt-out test"
     message = enqueue_message(account, recipient="+33612345678", text=text)
     other = enqueue_message(account, recipient="+33612345679", text=text)
-    dispatch.dispatch_batch()
+    dispatch_batch()
     message.refresh_from_db()
     other.refresh_from_db()
     assert message.status == Status.BLOCKED

@@ -6,7 +6,7 @@ import pytest
 
 from campaigns.models import Message
 
-from ..conftest import apply_webhooks
+from ..conftest import apply_webhooks, dispatch_batch
 from ..factories import AccountFactory, MessageFactory, ProviderAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -75,11 +75,10 @@ def test_any_twilio_style_gateway(client):
 def test_a_twilio_style_account_in_a_route_is_put_on_hold_with_a_reason(db):
     """A receive-only account in a sending route is a configuration problem of the route, not of
     the message: the account is held with the reason, its messages wait or fail over."""
-    from campaigns.services import dispatch
 
     provider_account, _ = sent_through("twilio", {}, "SM79")
     queued = MessageFactory(account=provider_account.routed_accounts.get())
-    dispatch.dispatch_batch()
+    dispatch_batch()
     queued.refresh_from_db()
     assert queued.status == "queued"
     assert "only receives callbacks" in queued.error_reason

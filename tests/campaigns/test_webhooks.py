@@ -18,7 +18,7 @@ from campaigns.services import dispatch, polling
 from campaigns.services.compose import enqueue_message
 from campaigns.webhooks import rejected_count
 
-from ..conftest import apply_webhooks
+from ..conftest import apply_webhooks, claim
 from ..factories import MessageFactory, ProviderAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -108,7 +108,7 @@ def test_a_report_before_the_send_result_waits_and_is_applied_after(
 ):
     """The provider's DLR overtakes our recording of its own answer."""
     message = enqueue_message(account, recipient="+33612345678", text="Race")
-    [claimed] = dispatch.claim(10)
+    [claimed] = claim(10)
     outcome = dispatch.send_through(claimed, provider_account)
     provider_id = outcome.result.provider_message_id
 

@@ -27,6 +27,7 @@ import pytest
 from django.core.cache import cache
 from django.db.models import Count
 
+from campaigns import statuses
 from campaigns.models import Message
 from providers import circuit
 from providers.simulator.server import SimulatorServer
@@ -49,7 +50,7 @@ WORKER_ENV = {
     "SMSHUB_CIRCUIT_FAILURES": "100000",
 }
 SENT_OR_LATER = {Status.SENT, Status.DELIVERED, Status.UNDELIVERED}
-FINAL_OR_SENT = set(Message.FINAL_STATUSES) | {Status.SENT}
+FINAL_OR_SENT = statuses.FINAL | {Status.SENT}
 VORTEXT = {"username": "vortext", "password": "vortext-secret"}
 PRIMOTEXTO_SEND = "/v2/notification/messages/send"
 
@@ -471,7 +472,8 @@ def test_a_worker_killed_mid_run_loses_nothing_and_sends_nothing_twice(
 
 def test_the_circuit_opens_only_after_failures_in_a_row(simulator, settings):
     """providers/circuit.py: "After SMSHUB_CIRCUIT_FAILURES temporary failures in a row"."""
-    from campaigns.services.dispatch import Outcome, _update_circuits
+    from campaigns.services.dispatch import Outcome
+    from campaigns.services.dispatch.record import _update_circuits
     from providers.events import SendResult
     from providers.exceptions import ProviderTemporaryError
 

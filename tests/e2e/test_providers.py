@@ -6,10 +6,10 @@ import pytest
 import requests
 
 from campaigns.models import Message, PendingDeliveryReport, Reply
-from campaigns.services import dispatch, polling
+from campaigns.services import polling
 from campaigns.services.compose import enqueue_message
 
-from ..conftest import apply_webhooks, wait_for
+from ..conftest import apply_webhooks, dispatch_batch, wait_for
 from ..factories import AccountFactory, ProviderAccountFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -59,7 +59,7 @@ def send(account, to, text="Your appointment is tomorrow at 10:00", **kwargs):
     message = enqueue_message(account, recipient=to, text=text, **kwargs)
 
     def sent_or_refused():
-        dispatch.dispatch_batch()
+        dispatch_batch()
         message.refresh_from_db()
         return message.status not in (Status.QUEUED, Status.SENDING)
 

@@ -5,6 +5,7 @@ import logging
 from django.http import HttpRequest
 from ninja import Query, Router
 
+from campaigns import statuses
 from campaigns.models import Account, Message, MessageEvent, OptOut
 from campaigns.services import bulk, forwarding, lifecycle
 from campaigns.services.campaign_control import counts
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 router = Router(tags=["Messages"])
 
 Status = Message.Status
-CANCELABLE = (Status.QUEUED, Status.SCHEDULED, Status.RETRYING)
+CANCELABLE = statuses.CANCELABLE
 OPTED_OUT = "The number opted out of messages from this account: not sent."
 
 

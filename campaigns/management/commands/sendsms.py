@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from campaigns import statuses
 from campaigns.models import Account, Message, MessageEvent
 from campaigns.phone import normalize
 from campaigns.services import dispatch
@@ -52,7 +53,7 @@ class Command(BaseCommand):
         dispatch.record(outcome)
         dispatch.apply_waiting_reports([outcome])
         message.refresh_from_db()
-        accepted = message.status in (Message.Status.SENT, Message.Status.DELIVERED)
+        accepted = message.status in statuses.ACCEPTED
         self.stdout.write(
             json.dumps(
                 {
