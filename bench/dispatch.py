@@ -189,6 +189,8 @@ class Worker:
         deadline = time.monotonic() + 60
         while "ready." not in self.log.read_text():
             if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()  # never left behind, still waiting for tasks
+                self.process.wait()
                 raise RuntimeError(f"the worker did not start:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.1)
 
