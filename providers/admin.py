@@ -69,6 +69,7 @@ class ProviderAccountForm(forms.ModelForm):
             "enabled",
             "priority",
             "max_per_second",
+            "max_in_flight",
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -166,6 +167,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
                     "enabled",
                     "priority",
                     "max_per_second",
+                    "max_in_flight",
                 ]
             },
         ),

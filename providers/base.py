@@ -66,8 +66,26 @@ class BaseProvider:
 
     # --- sending ------------------------------------------------------------------------
     def send(self, sms: OutboundSMS) -> SendResult:
+        return self.parse_send_response(self.call(self.prepare(sms)), sms)
+
+    def prepare(self, sms: OutboundSMS) -> ProviderRequest:
+        """The call that sends `sms`, once `validate` passed (the first half of `send`, for a
+        caller that makes the call itself: `providers.transport`)."""
         self.validate(sms)
-        return self.parse_send_response(self.call(self.build_request(sms)), sms)
+        return self.build_request(sms)
+
+    def read_send(self, response: requests.Response, sms: OutboundSMS) -> SendResult:
+        """What the answer to `prepare`'s call means (the second half of `send`): an error by
+        the provider's status and words, as `call` would raise it, else the result."""
+        http.raise_for_status(
+            response, self.describe_error, self.http_errors, self.display_name, self.classify_error
+        )
+        return self.parse_send_response(response, sms)
+
+    def sends_many(self) -> bool:
+        """Whether this provider account hands `send_many` many recipients per call (then the
+        dispatcher gives it a whole share of a batch at once)."""
+        return self.multi_recipient
 
     def send_many(self, messages: list[OutboundSMS]) -> list[SendResult | Exception]:
         """Send several messages; providers that take many recipients per call override this.

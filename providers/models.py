@@ -60,6 +60,13 @@ class ProviderAccount(models.Model):
     max_per_second = models.PositiveIntegerField(
         "max messages per second", null=True, blank=True, help_text="Empty: no limit."
     )
+    max_in_flight = models.PositiveIntegerField(
+        "calls in flight at most",
+        null=True,
+        blank=True,
+        help_text="Messages sent through it at the same moment, by all workers together (providers "
+        "cap concurrent connections). Empty: no limit.",
+    )
     # Set when the provider refused the provider account itself (credentials refused, account
     # suspended, misconfigured): nothing is sent through it until the hold is released in admin.
     held_since = models.DateTimeField("on hold since", null=True, blank=True, editable=False)

@@ -323,6 +323,12 @@ class SmsAdvertProvider(BaseProvider):
         msg_id, body = self._msg_id(response)
         return SendResult(provider_message_id=msg_id, status=DeliveryStatus.SENT, raw=body)
 
+    def sends_many(self) -> bool:
+        try:
+            return self._flag("multi_recipient", default=True)
+        except ProviderError:
+            return True  # `send_many` says what is wrong with the credential, message by message
+
     def send_many(self, messages: list[OutboundSMS]) -> list[SendResult | Exception]:
         """Send messages sharing text, window and callback URL together (see the module doc).
 

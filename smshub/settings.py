@@ -192,8 +192,9 @@ SMSHUB_PROVIDERS = {
 # How often the beat sweep claims due messages, and how many one task sends.
 SMSHUB_SWEEP_INTERVAL = env.float("SMSHUB_SWEEP_INTERVAL", default=5.0)
 SMSHUB_DISPATCH_BATCH_SIZE = env.int("SMSHUB_DISPATCH_BATCH_SIZE", default=100)
-# Provider calls a worker process makes at once while sending a claimed batch.
-SMSHUB_SEND_CONCURRENCY = env.int("SMSHUB_SEND_CONCURRENCY", default=8)
+# Messages a worker process keeps in flight at most (claimed, their calls made at once, not yet
+# recorded): what is left `sending`, then `unknown`, should the process be killed.
+SMSHUB_SEND_CONCURRENCY = env.int("SMSHUB_SEND_CONCURRENCY", default=300)
 # Dispatch tasks the sweep keeps running or queued at most (more worker processes than this
 # would sit idle while messages are due).
 SMSHUB_DISPATCHERS = env.int("SMSHUB_DISPATCHERS", default=16)

@@ -467,6 +467,9 @@ class Fake:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # Clients open hundreds of connections at once (the hub keeps its calls in flight): the
+    # default backlog of 5 would drop their connection attempts.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], simulator: SimulatorServer) -> None:
         self.simulator = simulator

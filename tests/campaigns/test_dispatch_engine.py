@@ -494,3 +494,17 @@ def test_a_nudged_task_with_a_full_first_batch_starts_the_others_at_once(
         before_task_publish.disconnect(count)
     assert sorted(published) == [(0,), (1,), (2,)]
     assert Message.objects.filter(status=Status.SENT).count() == 50
+
+
+def test_calls_in_flight_at_most_per_provider_account(simulator):
+    """Providers cap concurrent connections: a provider account's messages being sent, by any
+    worker, never exceed its "calls in flight at most"; the others wait, never fail."""
+    provider = ProviderAccountFactory(base_url=simulator.url, max_in_flight=3)
+    account = AccountFactory(route=[provider])
+    queued(account, 10)
+    assert len(claim(10)) == 3  # claimed: being sent from now on
+    assert claim(10) == []  # another worker finds no room
+    Message.objects.filter(status=Status.SENDING).update(status=Status.SENT)  # answered
+    assert dispatch_batch() == 3
+    assert Message.objects.filter(status=Status.SENT).count() == 6
+    assert Message.objects.filter(status=Status.QUEUED).count() == 4

@@ -55,14 +55,25 @@ def lock_providers(
     locked = ProviderAccount.objects.select_for_update().filter(pk__in=ids).order_by("pk")
     capacity = {}
     for provider in locked:
-        # A provider account on hold takes nothing; otherwise its circuit says how much.
+        # A provider account on hold takes nothing; otherwise its circuit says how much, and
+        # its calls in flight at most (all workers' messages being sent through it count).
         calls = 0 if provider.on_hold else circuit.allowance(provider.pk)
+        if calls and provider.max_in_flight:
+            calls = min(calls, max(provider.max_in_flight - _in_flight(provider, now), 0))
         slot = Capacity(provider, float("inf"), calls)
         if provider.max_per_second:
             used, slot.frees = _provider_second(provider, now)
             slot.free = provider.max_per_second - used
         capacity[provider.pk] = slot
     return capacity
+
+
+def _in_flight(provider: ProviderAccount, now) -> int:
+    """Messages being sent through `provider` now, by any worker."""
+    in_flight_at_most = timedelta(seconds=sum(settings.SMSHUB_HTTP_TIMEOUT) + 5)
+    return Message.objects.filter(
+        status=Status.SENDING, provider_account=provider, claimed_at__gt=now - in_flight_at_most
+    ).count()
 
 
 def _provider_second(provider: ProviderAccount, now) -> tuple[int, list[tuple[datetime, int]]]:

@@ -9,7 +9,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from .claim import Claim, claim_batch
+from .claim import claim_batch
 from .record import record_batch
 from .send import Sending, finish_sending, start_sending
 
@@ -27,29 +27,37 @@ def dispatch_for(seconds: float, after_batch: Callable[[Batch], object] | None =
     """Claim, send and record batch after batch until nothing is due or `seconds` have passed;
     returns how many messages were claimed. `after_batch` is called after every claim.
 
-    Each batch is claimed, and its calls queued, while the batch before is still being sent,
-    and recorded once its calls are done: the calls never wait on the database. A claim that
-    finds only messages waiting for a provider's per-second budget is tried again when budget
-    frees.
+    Batches are claimed while the calls of those before are in flight, up to
+    `SMSHUB_SEND_CONCURRENCY` messages claimed and not yet recorded (one batch at least): that
+    many calls at once, and at most that many messages left `sending` (then `unknown`) should
+    the process be killed. Each batch is recorded, in claim order, once its calls are done: the
+    calls never wait on the database. A claim that finds only messages waiting for a provider's
+    per-second budget is tried again when budget frees.
     """
     deadline = time.monotonic() + seconds
+    size, room = settings.SMSHUB_DISPATCH_BATCH_SIZE, settings.SMSHUB_SEND_CONCURRENCY
     total, pending = 0, []
     try:
         while True:
-            claim = Claim([])
-            if time.monotonic() < deadline:
-                claim = claim_batch(settings.SMSHUB_DISPATCH_BATCH_SIZE)
-            if claim.messages:
-                pending.append(start_sending(claim))
-            if len(pending) > 1 or (pending and not claim.messages):
+            claim = None
+            in_flight = sum(len(sending.messages) for sending in pending)
+            if time.monotonic() < deadline and (not pending or in_flight + size <= room):
+                claim = claim_batch(size)
+                total += len(claim.messages)
+                if claim.messages:
+                    pending.append(start_sending(claim))
+                if after_batch is not None:
+                    after_batch(Batch(len(claim.messages), claim.waiting, claim.retry_at))
+            if claim is not None and claim.messages:
+                while pending and pending[0].done():  # record what is done, without waiting
+                    _finish(pending.pop(0))
+                continue
+            if pending:  # nothing more to claim now: the oldest batch is recorded when done
                 _finish(pending.pop(0))
-            total += len(claim.messages)
-            if after_batch is not None:
-                after_batch(Batch(len(claim.messages), claim.waiting, claim.retry_at))
-            if not pending:
-                if not claim.waiting or time.monotonic() >= deadline:
-                    return total
-                time.sleep(_until(claim.retry_at))
+                continue
+            if claim is None or not claim.waiting or time.monotonic() >= deadline:
+                return total
+            time.sleep(_until(claim.retry_at))
     finally:
         _finish_all(pending)  # an error on the way: what was sent is still recorded
 

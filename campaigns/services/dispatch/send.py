@@ -1,23 +1,22 @@
-"""Sending a claimed batch: its provider calls run on this process's thread pool, outside any
-transaction, while the caller goes on; their outcomes are collected for `record`."""
+"""Sending a claimed batch: its provider calls in flight at once on this process's transport,
+outside any transaction, while the caller goes on; their outcomes are collected for `record`."""
 
+import asyncio
 import logging
 import os
 import time
-from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
-from django.conf import settings
 from django.utils import timezone
 
 from campaigns.models import Message, OptOut
+from providers.base import BaseProvider
 from providers.events import OutboundSMS, SendResult
-from providers.exceptions import ProviderError
+from providers.exceptions import ProviderError, ProviderRejected
 from providers.models import ProviderAccount
+from providers.transport import transport
 
 from .claim import Claim
 
@@ -43,21 +42,71 @@ def send_through(
     sms: OutboundSMS | None = None,
     not_before: datetime | None = None,
 ) -> Outcome:
-    """Send one claimed message through one provider account, outside any transaction (and not
-    before `not_before`)."""
+    """Send one claimed message through one provider account, in this thread, outside any
+    transaction (and not before `not_before`): what a command does; the dispatcher's calls go
+    through `start_sending`."""
     _wait_for(not_before)
+    adapter = provider_account.adapter()
+    sms = sms or outbound(message, provider_account)
     try:
-        result = provider_account.adapter().send(sms or outbound(message, provider_account))
+        result = adapter.send(sms)
     except ProviderError as exc:
-        logger.warning(
-            "send failed: message=%s provider=%s error=%s",
-            message.pk,
-            provider_account.name,
-            exc.message,
-            extra=_log_fields(message, provider_account),
-        )
-        return Outcome(message, provider_account, error=exc, answered=timezone.now())
+        return _failed(message, provider_account, exc)
+    except Exception as exc:
+        return _failed(message, provider_account, _unreadable(provider_account, exc))
     return Outcome(message, provider_account, result=result, answered=timezone.now())
+
+
+async def _send(
+    message: Message,
+    provider_account: ProviderAccount,
+    adapter: BaseProvider,
+    sms: OutboundSMS,
+    not_before: datetime | None,
+) -> Outcome:
+    """One call on the transport's loop: the adapter's request and its reading of the answer,
+    the wire in between asynchronous. Whatever goes wrong is this message's outcome alone."""
+    if not_before is not None:
+        wait = (not_before - timezone.now()).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
+    try:
+        call = adapter.prepare(sms)
+        response = await transport().fetch(call)
+        result = adapter.read_send(response, sms)
+    except ProviderError as exc:
+        return _failed(message, provider_account, exc)
+    except Exception as exc:
+        return _failed(message, provider_account, _unreadable(provider_account, exc))
+    return Outcome(message, provider_account, result=result, answered=timezone.now())
+
+
+def _failed(message: Message, provider_account: ProviderAccount, exc: ProviderError) -> Outcome:
+    logger.warning(
+        "send failed: message=%s provider=%s error=%s",
+        message.pk,
+        provider_account.name,
+        exc.message,
+        extra=_log_fields(message, provider_account),
+    )
+    return Outcome(message, provider_account, error=exc, answered=timezone.now())
+
+
+def _unreadable(provider_account: ProviderAccount, exc: Exception) -> ProviderError:
+    """An adapter that fails on an answer (a bug, an answer nobody foresaw): the message is
+    refused with the reason, not retried (the provider may have it), and no other message is
+    touched."""
+    logger.error(
+        "the %s adapter failed on an answer of %s",
+        provider_account.slug,
+        provider_account.name,
+        exc_info=exc,
+    )
+    return ProviderRejected(
+        f"the answer of {provider_account.name} could not be read "
+        f"({exc.__class__.__name__}: {str(exc)[:200]}): the provider may have the message",
+        code="unreadable",
+    )
 
 
 def _wait_for(moment: datetime | None) -> None:
@@ -69,21 +118,24 @@ def _wait_for(moment: datetime | None) -> None:
 
 @dataclass
 class Sending:
-    """A claimed batch on its way: its provider calls run on the pool while the caller goes on."""
+    """A claimed batch on its way: its provider calls in flight while the caller goes on."""
 
     messages: list[Message]
     known: dict[int, Outcome]  # outcomes known without a call (opted out, no route)
-    calls: list[Future]
+    calls: list[Future]  # each an Outcome, or a list of them (a share sent together)
+
+    def done(self) -> bool:
+        return all(call.done() for call in self.calls)
 
 
 def start_sending(claim: Claim) -> Sending:
     """Start the provider calls of a claimed batch; `finish_sending` waits for them.
 
     What needs the database (opt-outs, each call's content) is read here, in the caller's
-    thread: the calls themselves only speak HTTP. A provider account whose adapter takes many
-    recipients per call (SMSAdvert) gets its whole share of the batch in `send_many`; other
-    messages go one per call, up to `SMSHUB_SEND_CONCURRENCY` calls at a time, each thread with
-    its own pooled session.
+    thread: the calls themselves only speak HTTP. Each message is one call on this process's
+    transport (`providers.transport`: all of them in flight at once, over kept-alive
+    connections); a provider account whose adapter takes many recipients per call (SMSAdvert)
+    gets its whole share of the batch in `send_many`, on a thread.
     """
     messages = claim.messages
     opted_out = set(
@@ -93,28 +145,32 @@ def start_sending(claim: Claim) -> Sending:
         ).values_list("account_id", "number")
     )
     known: dict[int, Outcome] = {}
-    calls: list[Callable[[], Outcome | list[Outcome]]] = []
+    calls: list[Future] = []
     grouped: dict[int, list[Message]] = {}
+    adapters: dict[int, BaseProvider] = {}
     for message in messages:
         provider_account = message.provider_account
         if (message.account_id, message.recipient) in opted_out:
             reason = "The number opted out of messages from this account: not sent."
             known[message.pk] = Outcome(message, None, reason=reason, blocked=True)
-        elif provider_account is None:
+            continue
+        if provider_account is None:
             reason = "The account has no enabled provider account in its route."
             known[message.pk] = Outcome(message, None, reason=reason)
-        elif provider_account.adapter_class.multi_recipient:
+            continue
+        adapter = adapters.get(provider_account.pk)
+        if adapter is None:
+            adapter = adapters[provider_account.pk] = provider_account.adapter()
+        if adapter.sends_many():
             grouped.setdefault(provider_account.pk, []).append(message)
-        else:
-            sms = outbound(message, provider_account)
-            at = claim.not_before.get(message.pk)
-            calls.append(partial(send_through, message, provider_account, sms, at))
+            continue
+        sms, at = outbound(message, provider_account), claim.not_before.get(message.pk)
+        calls.append(transport().submit(_send(message, provider_account, adapter, sms, at)))
     for group in grouped.values():
         at = max((claim.not_before.get(m.pk) for m in group), default=None, key=_moment)
-        calls.append(
-            partial(send_together, group, [outbound(m, m.provider_account) for m in group], at)
-        )
-    return Sending(messages, known, _start(calls))
+        sms = [outbound(m, m.provider_account) for m in group]
+        calls.append(_threads().submit(send_together, group, sms, at))
+    return Sending(messages, known, calls)
 
 
 def _moment(at: datetime | None) -> float:
@@ -124,10 +180,10 @@ def _moment(at: datetime | None) -> float:
 def finish_sending(sending: Sending) -> list[Outcome]:
     """Wait for a batch's calls; its outcomes, in the order of its messages."""
     outcomes = dict(sending.known)
-    for share in sending.calls:
-        for result in share.result():
-            for outcome in result if isinstance(result, list) else [result]:
-                outcomes[outcome.message.pk] = outcome
+    for call in sending.calls:
+        result = call.result()
+        for outcome in result if isinstance(result, list) else [result]:
+            outcomes[outcome.message.pk] = outcome
     return [outcomes[m.pk] for m in sending.messages]
 
 
@@ -141,18 +197,13 @@ def send_together(
         results = provider_account.adapter().send_many(sms)
     except ProviderError as exc:
         results = [exc] * len(messages)
+    except Exception as exc:
+        results = [_unreadable(provider_account, exc)] * len(messages)
     answered = timezone.now()
     outcomes = []
     for message, result in zip(messages, results, strict=True):
         if isinstance(result, ProviderError):
-            logger.warning(
-                "send failed: message=%s provider=%s error=%s",
-                message.pk,
-                provider_account.name,
-                result.message,
-                extra=_log_fields(message, provider_account),
-            )
-            outcomes.append(Outcome(message, provider_account, error=result, answered=answered))
+            outcomes.append(_failed(message, provider_account, result))
         else:
             outcomes.append(Outcome(message, provider_account, result=result, answered=answered))
     return outcomes
@@ -167,33 +218,17 @@ def _log_fields(message: Message, provider_account: ProviderAccount) -> dict:
     }
 
 
+# Threads for the shares sent together (SMSAdvert's `send_many` makes its calls itself).
+GROUP_THREADS = 8
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 
 
-def _start(calls: list[Callable]) -> list[Future]:
-    """Start provider calls on the thread pool kept for this process, `SMSHUB_SEND_CONCURRENCY`
-    at a time: as many shares as threads, each taking the next call until none is left (a few
-    futures a batch, not one per call). In this thread, at once, when the setting is 1."""
+def _threads() -> ThreadPoolExecutor:
+    """This process's pool for shares sent together (a forked worker process makes its own)."""
     global _pool
-    workers = settings.SMSHUB_SEND_CONCURRENCY
-    pending = deque(calls)
-
-    def share() -> list:
-        results = []
-        while True:
-            try:
-                call = pending.popleft()
-            except IndexError:
-                return results
-            results.append(call())
-
-    if workers <= 1:
-        done: Future = Future()
-        done.set_result(share())
-        return [done]
-    if _pool is None or _pool[0] != os.getpid():  # a forked worker child makes its own
-        _pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="send"))
-    return [_pool[1].submit(share) for _ in range(min(workers, len(calls)))]
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = (os.getpid(), ThreadPoolExecutor(GROUP_THREADS, thread_name_prefix="send"))
+    return _pool[1]
 
 
 def outbound(message: Message, provider_account: ProviderAccount) -> OutboundSMS:
