@@ -3,7 +3,7 @@ same simulator endpoint, in the same run.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \\
     CELERY_BROKER_URL=redis://127.0.0.1:6379/9 CACHE_URL=redis://127.0.0.1:6379/8 \\
-        .venv/bin/python bench/dispatch.py [N] [--processes 2] [--concurrency 8]
+        .venv/bin/python bench/dispatch.py [N] [--processes 2] [--concurrency 300] [--threads 16]
         [--simulators 2] [--latency-ms 50] [--max-per-second 100]
 
 It creates a throwaway database (Django's test-database machinery) holding a campaign of N
@@ -12,14 +12,14 @@ that the stand-in provider is not what limits every run alike (delivery reports 
 measures sending). Then, timed:
 
 - pipeline: a real Celery worker (`bench/worker.py`: the project's app, counting SQL queries)
-  with PROCESSES pool processes, each sending CONCURRENCY calls at a time
+  with PROCESSES pool processes, each keeping up to CONCURRENCY messages in flight
   (`SMSHUB_SEND_CONCURRENCY`). It starts as a new campaign does: one nudge, then the beat sweep
   every `SMSHUB_SWEEP_INTERVAL` seconds (run here, as beat would), until every message is sent;
 - bare, single-threaded: N `requests.Session().post` calls to the same endpoint with the same
   JSON body shape, one after the other, timed just before the pipeline and again just after
   it, the two averaged: a shared machine's speed drifts over a minute (with `--latency-ms`,
   timed on 1000 calls each time and scaled: N calls would take N times the latency);
-- bare, threaded: the same N posts over PROCESSES x CONCURRENCY threads (one session each).
+- bare, threaded: the same N posts over THREADS threads (one session each).
 
 Prints messages/s for each, the ratios, SQL queries per message, broker messages (tasks
 published) per recipient and peak memory; the last line is one JSON object. `--latency-ms`
@@ -299,13 +299,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("n", nargs="?", type=int, default=20_000, help="messages (20000)")
     parser.add_argument("--processes", type=int, default=2, help="worker pool processes (2)")
-    parser.add_argument("--concurrency", type=int, default=8, help="calls at once each (8)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=settings.SMSHUB_SEND_CONCURRENCY,
+        help=f"messages in flight per process ({settings.SMSHUB_SEND_CONCURRENCY})",
+    )
+    parser.add_argument("--threads", type=int, default=16, help="threads of the baseline (16)")
     parser.add_argument("--latency-ms", type=int, default=0, help="simulator latency (ms)")
     parser.add_argument("--max-per-second", type=int, default=0, help="provider limit (none)")
     parser.add_argument("--simulators", type=int, default=2, help="simulator processes (2)")
     args = parser.parse_args()
     n, limit = args.n, args.max_per_second
-    threads = args.processes * args.concurrency
+    threads = args.threads
 
     from campaigns.models import Account, Campaign, Message, RouteEntry
     from providers.models import ProviderAccount
@@ -393,7 +399,7 @@ def main() -> None:
     print(f"database, broker:            {vendor}, {figures['broker']}")
     print(
         f"messages:                    {n} ({args.processes} worker processes x "
-        f"{args.concurrency} calls at once, batches of {settings.SMSHUB_DISPATCH_BATCH_SIZE}, "
+        f"{args.concurrency} messages in flight, batches of {settings.SMSHUB_DISPATCH_BATCH_SIZE}, "
         f"{args.simulators} simulator processes, latency {args.latency_ms} ms)"
     )
     print(f"pipeline:                    {pipeline_rate:,.0f} messages/s, {pipeline_seconds:.1f} s")

@@ -9,8 +9,25 @@ from django.db import models
 def normalize(value: str, region: str | None = None) -> str:
     """Return `value` as E.164, or raise ValidationError saying what is wrong with it.
 
-    Without `region`, a number must start with + and its country code.
+    Without `region`, a number must start with + and its country code. A number already in
+    E.164 is checked once however often it comes (the API checks a campaign's numbers, then
+    writing them reads them again): the last `_VALID_SIZE` valid ones are remembered.
     """
+    if region is None and value in _valid:
+        return value
+    number = _check(value, region)
+    if region is None and value == number:
+        if len(_valid) >= _VALID_SIZE:
+            _valid.clear()
+        _valid.add(number)
+    return number
+
+
+_VALID_SIZE = 100_000
+_valid: set[str] = set()
+
+
+def _check(value: str, region: str | None) -> str:
     raw = (value or "").strip()
     if not raw:
         raise ValidationError("Enter a phone number.", code="required")

@@ -16,7 +16,7 @@ from providers.base import BaseProvider
 from providers.events import OutboundSMS, SendResult
 from providers.exceptions import ProviderError, ProviderRejected
 from providers.models import ProviderAccount
-from providers.transport import transport
+from providers.transport import Transport, transport
 
 from .claim import Claim
 
@@ -57,7 +57,13 @@ def send_through(
     return Outcome(message, provider_account, result=result, answered=timezone.now())
 
 
+async def _send_all(wire: Transport, sends: list[tuple]) -> list[Outcome]:
+    """A batch's calls, all in flight at once: one hand-over between threads a batch."""
+    return await asyncio.gather(*(_send(wire, *send) for send in sends))
+
+
 async def _send(
+    wire: Transport,
     message: Message,
     provider_account: ProviderAccount,
     adapter: BaseProvider,
@@ -72,7 +78,7 @@ async def _send(
             await asyncio.sleep(wait)
     try:
         call = adapter.prepare(sms)
-        response = await transport().fetch(call)
+        response = await wire.fetch(call)
         result = adapter.read_send(response, sms)
     except ProviderError as exc:
         return _failed(message, provider_account, exc)
@@ -122,7 +128,7 @@ class Sending:
 
     messages: list[Message]
     known: dict[int, Outcome]  # outcomes known without a call (opted out, no route)
-    calls: list[Future]  # each an Outcome, or a list of them (a share sent together)
+    calls: list[Future]  # each a list of outcomes: the batch's single calls, or a share
 
     def done(self) -> bool:
         return all(call.done() for call in self.calls)
@@ -146,6 +152,7 @@ def start_sending(claim: Claim) -> Sending:
     )
     known: dict[int, Outcome] = {}
     calls: list[Future] = []
+    sends: list[tuple] = []
     grouped: dict[int, list[Message]] = {}
     adapters: dict[int, BaseProvider] = {}
     for message in messages:
@@ -165,7 +172,10 @@ def start_sending(claim: Claim) -> Sending:
             grouped.setdefault(provider_account.pk, []).append(message)
             continue
         sms, at = outbound(message, provider_account), claim.not_before.get(message.pk)
-        calls.append(transport().submit(_send(message, provider_account, adapter, sms, at)))
+        sends.append((message, provider_account, adapter, sms, at))
+    if sends:
+        wire = transport()
+        calls.append(wire.submit(_send_all(wire, sends)))
     for group in grouped.values():
         at = max((claim.not_before.get(m.pk) for m in group), default=None, key=_moment)
         sms = [outbound(m, m.provider_account) for m in group]
@@ -181,8 +191,7 @@ def finish_sending(sending: Sending) -> list[Outcome]:
     """Wait for a batch's calls; its outcomes, in the order of its messages."""
     outcomes = dict(sending.known)
     for call in sending.calls:
-        result = call.result()
-        for outcome in result if isinstance(result, list) else [result]:
+        for outcome in call.result():
             outcomes[outcome.message.pk] = outcome
     return [outcomes[m.pk] for m in sending.messages]
 
