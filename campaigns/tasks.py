@@ -3,37 +3,34 @@
 import logging
 import math
 import time
+from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.core.cache import cache
+from django.utils import timezone
 
 from .services import dispatch as dispatch_service
-from .services import forwarding, polling, webhook_log
+from .services import forwarding, polling, wake, webhook_log
 
 logger = logging.getLogger(__name__)
 
 # One dispatch task keeps claiming batches for at most this long, then hands over.
 DISPATCH_TIME_BUDGET = 30.0
-
-
-def _slot_key(slot: int) -> str:
-    return f"smshub:dispatch-slot:{slot}"
-
-
-def _slot_timeout() -> int:
-    """How long a slot is held without news: a published task expires unstarted after two
-    sweep intervals, and a running one renews its slot after every batch. A task the broker
-    lost, or a worker killed mid-task, frees its slot this long after at most."""
-    return math.ceil(settings.SMSHUB_SWEEP_INTERVAL * 2 + 5)
+# A dispatch task stays this long after its last work, so that messages queued meanwhile find
+# it awake (`wake.wake_dispatcher` publishes nothing while a task holds a slot).
+DISPATCH_LINGER = 0.5
+# A message is inserted a moment before its transaction commits: one queued this long before
+# a task ended may have seen that task's slot and published nothing.
+LATE_ARRIVAL = timedelta(seconds=2)
 
 
 @shared_task(name="campaigns.dispatch")
 def dispatch(slot: int | None = None) -> int:
     """Claim and send due messages, batch after batch, until none is due or time is up.
 
-    `slot` is the place the sweep reserved for this task (see `sweep`); it is given back at the
-    end, so that the next sweep may publish another task.
+    `slot` is the place reserved for this task (see `wake`); it is given back at the end, so
+    that the next message or sweep may publish another task. Messages queued while it was
+    being given back get a task of their own.
     """
     claimed = 0
 
@@ -43,13 +40,16 @@ def dispatch(slot: int | None = None) -> int:
             _fan_out()  # a full first batch: more is due than one task sends quickly
         claimed += batch.claimed
         if slot is not None:
-            cache.set(_slot_key(slot), 1, timeout=_slot_timeout())
+            wake.hold_slot(slot)
 
     try:
-        return dispatch_service.dispatch_for(DISPATCH_TIME_BUDGET, after_batch)
+        return dispatch_service.dispatch_for(DISPATCH_TIME_BUDGET, after_batch, DISPATCH_LINGER)
     finally:
         if slot is not None:
-            cache.delete(_slot_key(slot))
+            ended = timezone.now()
+            wake.release_slot(slot)
+            if dispatch_service.queued_since(ended - LATE_ARRIVAL):
+                wake.publish_dispatchers(1)
 
 
 @shared_task(name="campaigns.sweep")
@@ -73,25 +73,7 @@ def _fan_out(due: int | None = None) -> int:
     task, and the others start at once rather than at the next sweep."""
     due = dispatch_service.due_count() if due is None else due
     wanted = min(math.ceil(due / settings.SMSHUB_DISPATCH_BATCH_SIZE), settings.SMSHUB_DISPATCHERS)
-    return _publish_dispatchers(wanted) if wanted else 0
-
-
-def _publish_dispatchers(wanted: int) -> int:
-    """Publish dispatch tasks until `wanted` are running or waiting in the broker, at most.
-
-    Each task holds a slot in the cache from its publication until it ends (or the slot times
-    out: see `_slot_timeout`), so a campaign costs a few broker messages, not a task per batch
-    at every sweep.
-    """
-    slots = range(settings.SMSHUB_DISPATCHERS)
-    held = cache.get_many([_slot_key(slot) for slot in slots])
-    free = [slot for slot in slots if _slot_key(slot) not in held]
-    published = 0
-    for slot in free[: max(wanted - len(held), 0)]:
-        if cache.add(_slot_key(slot), 1, timeout=_slot_timeout()):
-            dispatch.apply_async(args=(slot,), expires=settings.SMSHUB_SWEEP_INTERVAL * 2)
-            published += 1
-    return published
+    return wake.publish_dispatchers(wanted) if wanted else 0
 
 
 @shared_task(name="campaigns.forward")

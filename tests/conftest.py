@@ -66,11 +66,17 @@ def database_url_for_subprocess() -> str:
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, live_server):
     """A real Celery worker in its own process, on the test database and the configured broker."""
+    from django.conf import settings
+
+    from campaigns.services import wake
     from smshub.celery import app
 
     with django_db_blocker.unblock():
         database_url = database_url_for_subprocess()
-    app.control.purge()
+        app.control.purge()
+        # Tasks published by earlier tests are gone with the purge: so are their slots.
+        for slot in range(settings.SMSHUB_DISPATCHERS):
+            wake.release_slot(slot)
     OUTPUT.mkdir(exist_ok=True)
     log_path = OUTPUT / "celery-worker.log"
     env = {
@@ -114,12 +120,31 @@ def celery_worker(django_db_setup, django_db_blocker, live_server):
 
 
 @pytest.fixture(autouse=True)
+def _no_dispatch_slots_of_other_tests(request, django_db_blocker):
+    """A test with the live worker starts with every dispatch slot free: a slot held by a task
+    an earlier test published (against rows since rolled back) would keep this test's
+    messages waiting for the sweep, which no beat runs here."""
+    if "celery_worker" not in request.fixturenames:
+        return
+    from django.conf import settings
+
+    from campaigns.services import wake
+
+    with django_db_blocker.unblock():
+        for slot in range(settings.SMSHUB_DISPATCHERS):
+            wake.release_slot(slot)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_dispatch_state():
     """What a dispatching process keeps between claims (accounts held for a moment, blocked
     routes) belongs to the test that made it: ids are reused once a test's rows are gone."""
-    from campaigns.services import dispatch
+    from campaigns.api import keys
+    from campaigns.services import dispatch, wake
 
     dispatch.forget_state()
+    wake.forget()
+    keys.forget()  # ids are reused once a test's rows are gone
     yield
     dispatch.forget_state()
 

@@ -9,6 +9,7 @@ CSRF does not apply to API calls.
 import logging
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest
 from ninja.security import APIKeyHeader, HttpBearer
 
@@ -22,14 +23,17 @@ logger = logging.getLogger(__name__)
 
 
 def authenticate(request: HttpRequest, secret: str) -> ApiKey:
-    if (wait := apikeys.blocked(request)) is not None:
+    # One cache round trip: is this address refused, and which version of the keys is current.
+    refusal = apikeys.blocked_key(request)
+    state = cache.get_many([refusal, keys.VERSION_KEY])
+    if (wait := apikeys.wait(state.get(refusal))) is not None:
         raise ApiError(
             429,
             "rate_limited",
             f"Too many invalid API keys from this address: try again in {wait} s.",
             headers={"Retry-After": str(wait)},
         )
-    api_key = keys.lookup(secret.strip())
+    api_key = keys.lookup(secret.strip(), state.get(keys.VERSION_KEY))
     if api_key is None:
         apikeys.failed(request)
         raise ApiError(401, "unauthorized", f"This API key is not valid. {UNAUTHORIZED}")

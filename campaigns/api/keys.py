@@ -2,13 +2,24 @@
 
 A key reads `smsh_<43 URL-safe characters>`. Looking a key up by the hash of what was sent is
 safe against timing attacks: the database compares hashes, which the sender cannot steer.
+
+Each web process remembers the keys it has looked up (with their accounts) for up to
+`REMEMBERED_FOR`, as long as the *keys version* in the shared cache has not changed: saving or
+deleting any key or account, and revoking a key, change it (`changed`), so a revoked key is
+refused by every process at its next request. The version is read in the same cache round trip
+as the address lock-out (`campaigns.api.auth`): a request makes no database query for its key.
 """
 
+import copy
 import hashlib
 import secrets
-from datetime import timedelta
+import threading
+import time
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 
 from campaigns.models import Account
@@ -48,23 +59,71 @@ def issue(
     return api_key, secret
 
 
-def lookup(secret: str) -> ApiKey | None:
-    """The key (active or revoked) whose secret this is, with its account; None if none is."""
+VERSION_KEY = "smshub:api-keys-version"
+REMEMBERED_FOR = 60.0  # seconds, should a change ever not reach the version
+REMEMBERED_AT_MOST = 10_000
+_remembered: dict[str, tuple[ApiKey, object, float]] = {}
+_lock = threading.Lock()
+
+
+def lookup(secret: str, version: object = None) -> ApiKey | None:
+    """The key (active or revoked) whose secret this is, with its account; None if none is.
+
+    `version` is the keys version read from the cache (`VERSION_KEY`): a key remembered under
+    the same version, for less than `REMEMBERED_FOR`, is answered from memory, as a copy (one
+    request's changes to it never reach another's). Unknown keys are not remembered.
+    """
     if not secret.startswith(KEY_PREFIX):
         return None
-    return ApiKey.objects.select_related("account").filter(key_hash=digest(secret)).first()
+    key_hash = digest(secret)
+    now = time.monotonic()
+    remembered = _remembered.get(key_hash)
+    if remembered is not None and remembered[1] == version and now - remembered[2] < REMEMBERED_FOR:
+        return _copy(remembered[0])
+    api_key = ApiKey.objects.select_related("account").filter(key_hash=key_hash).first()
+    if api_key is not None:
+        with _lock:
+            if len(_remembered) >= REMEMBERED_AT_MOST:
+                _remembered.clear()
+            _remembered[key_hash] = (api_key, version, now)
+        api_key = _copy(api_key)
+    return api_key
+
+
+def _copy(api_key: ApiKey) -> ApiKey:
+    mine = copy.copy(api_key)
+    mine.account = copy.copy(api_key.account)
+    return mine
+
+
+def changed(**kwargs) -> None:
+    """Make every process look its keys up again once the change (a key or an account saved,
+    deleted or revoked) is committed: before, another process could read the old row and keep
+    it under the new version. A receiver of `post_save` and `post_delete` too."""
+    transaction.on_commit(_new_version, robust=True)
+
+
+def _new_version() -> None:
+    try:
+        cache.incr(VERSION_KEY)
+    except ValueError:  # not there yet (or expired from the cache): any new value will do
+        cache.set(VERSION_KEY, secrets.randbits(32), timeout=None)
 
 
 def touch(api_key: ApiKey) -> None:
     """Record that the key was used now, at most once a minute (a conditional UPDATE, so
     concurrent requests write it once)."""
     now = timezone.now()
-    if api_key.last_used_at is not None and now - api_key.last_used_at < TOUCH_EVERY:
+    last = max(filter(None, [api_key.last_used_at, _touched.get(api_key.pk)]), default=None)
+    if last is not None and now - last < TOUCH_EVERY:
         return
     ApiKey.objects.filter(pk=api_key.pk).exclude(last_used_at__gt=now - TOUCH_EVERY).update(
         last_used_at=now
     )
-    api_key.last_used_at = now
+    api_key.last_used_at = _touched[api_key.pk] = now
+
+
+_touched: dict[int, datetime] = {}  # this process's last writes (its keys are remembered copies)
 
 
 def revoke(api_key: ApiKey) -> bool:
@@ -73,4 +132,11 @@ def revoke(api_key: ApiKey) -> bool:
     revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now)
     if revoked:
         api_key.revoked_at = now
+        changed()
     return bool(revoked)
+
+
+def forget() -> None:
+    """Forget the keys this process remembers and its writes of `last_used_at`."""
+    _remembered.clear()
+    _touched.clear()

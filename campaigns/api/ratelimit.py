@@ -23,13 +23,12 @@ def hit(bucket: str, now: float | None = None) -> int | None:
     now = time.time() if now is None else now
     window = int(now // WINDOW)
     key = f"smshub:api-rate:{bucket}:{window}"
-    # Kept a little longer than its minute, so that clocks a little apart still share it.
-    cache.add(key, 0, timeout=WINDOW * 2)
+    # One round trip for all but a minute's first request. The counter is kept a little longer
+    # than its minute, so that clocks a little apart still share it.
     try:
         count = cache.incr(key)
-    except ValueError:  # it expired between add and incr
-        cache.add(key, 1, timeout=WINDOW * 2)
-        count = 1
+    except ValueError:  # the minute's first request (here or in another process)
+        count = 1 if cache.add(key, 1, timeout=WINDOW * 2) else cache.incr(key)
     if count <= settings.SMSHUB_API_RATE_LIMIT:
         return None
     return max(1, math.ceil((window + 1) * WINDOW - now))

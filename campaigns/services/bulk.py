@@ -34,7 +34,7 @@ from campaigns import phone
 from campaigns.models import Account, Campaign, Category, Message, MessageEvent, OptOut
 from providers import gsm
 
-from . import compose
+from . import compose, rows
 
 logger = logging.getLogger(__name__)
 
@@ -337,22 +337,16 @@ def _insert_alike(template: Model, field_name: str, values: list) -> list[int]:
     driver would parse again every time). A model with fields that need more than a plain
     placeholder (or values computed by the database) goes through `bulk_create`.
     """
-    model = type(template)
-    meta = model._meta
+    meta = template._meta
     varying = meta.get_field(field_name)
-    columns = [column for column in meta.concrete_fields if column is not meta.auto_field]
-    prepared = []
-    for column in columns:
-        value = column.pre_save(template, add=True)
-        if hasattr(value, "resolve_expression") or getattr(column, "get_placeholder_sql", None):
-            return _bulk_create_alike(template, varying, values)
-        prepared.append(column.get_db_prep_save(value, connection))
+    row = rows.prepared(template)
+    if row is None:
+        return _bulk_create_alike(template, varying, values)
+    columns, prepared = row
     position = columns.index(varying)
     quote = connection.ops.quote_name
     # Identifiers come from the model, quoted; every value is a parameter.
-    insert = "INSERT INTO {} ({}) ".format(
-        quote(meta.db_table), ", ".join(quote(column.column) for column in columns)
-    )
+    insert = f"INSERT INTO {quote(meta.db_table)} ({rows.column_list(columns)}) "
     returning = f" RETURNING {quote(meta.pk.column)}"
     ids: list[int] = []
     with connection.cursor() as cursor:

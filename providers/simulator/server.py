@@ -682,6 +682,7 @@ class SimulatorServer:
         self._faults: dict[str, dict[str, float | int]] = {}
         self._routes: list[Route] = []
         self._log: deque[dict[str, Any]] = deque(maxlen=MAX_LOG_ENTRIES)
+        self._recorded = 0
         self._log_lock = threading.Lock()
         self._timers: set[threading.Timer] = set()
         self._timers_lock = threading.Lock()
@@ -998,7 +999,16 @@ class SimulatorServer:
 
     def _record(self, entry: dict[str, Any]) -> None:
         with self._log_lock:
+            self._recorded += 1
+            entry["seq"] = self._recorded
             self._log.append(entry)
+
+    @property
+    def recorded(self) -> int:
+        """How many entries were ever recorded: each entry's `seq` counts from 1 (the log keeps
+        the last 1000, so its length stops telling what is new)."""
+        with self._log_lock:
+            return self._recorded
 
     def record_request(
         self,

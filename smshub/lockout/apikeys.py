@@ -26,9 +26,13 @@ def _blocked_key(address: str) -> str:
     return f"{counters.PREFIX}:api-blocked:{address}"
 
 
-def blocked(request: HttpRequest) -> int | None:
-    """Seconds until this request's address may use the API again; None if it may now."""
-    until = cache.get(_blocked_key(client_address(request)))
+def blocked_key(request: HttpRequest) -> str:
+    """The cache key saying until when this request's address is refused (see `wait`)."""
+    return _blocked_key(client_address(request))
+
+
+def wait(until: float | None) -> int | None:
+    """Seconds left of a refusal that lasts `until` (the value at `blocked_key`); None if none."""
     left = (until or 0) - time.time()
     return math.ceil(left) if left > 0 else None
 

@@ -1,7 +1,9 @@
 """Keys: no key, a wrong key or a revoked key is a 401 that changes nothing; either header works;
 CSRF does not apply; the last use is recorded at most once a minute."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import time as clock
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
@@ -87,7 +89,7 @@ def test_only_the_hash_is_stored(api_key):
     assert len(api_key.secret) > 40
 
 
-def test_last_used_is_recorded_at_most_once_a_minute(api, api_key):
+def test_last_used_is_recorded_at_most_once_a_minute(api, api_key, monkeypatch):
     assert api_key.last_used_at is None
     api.get("/messages")
     api_key.refresh_from_db()
@@ -98,11 +100,11 @@ def test_last_used_is_recorded_at_most_once_a_minute(api, api_key):
     api_key.refresh_from_db()
     assert api_key.last_used_at == first
 
-    earlier = timezone.now() - timedelta(minutes=2)
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=earlier)
+    later = timezone.now() + timedelta(minutes=2)  # a request two minutes on
+    monkeypatch.setattr(keys.timezone, "now", lambda: later)
     api.get("/messages")
     api_key.refresh_from_db()
-    assert api_key.last_used_at > earlier + timedelta(minutes=1)
+    assert api_key.last_used_at == later
 
 
 def test_a_revoked_key_is_not_marked_used(api, api_key):
@@ -110,3 +112,28 @@ def test_a_revoked_key_is_not_marked_used(api, api_key):
     api.get("/messages")
     api_key.refresh_from_db()
     assert api_key.last_used_at is None
+
+
+def test_a_remembered_key_is_refused_once_revoked(api, api_key, django_capture_on_commit_callbacks):
+    """Web processes remember keys they have seen; revoking one reaches them all at once."""
+    assert api.get("/messages").status_code == 200
+    assert api.get("/messages").status_code == 200  # answered from memory
+    with django_capture_on_commit_callbacks(execute=True):
+        keys.revoke(api_key)
+    assert api.get("/messages").status_code == 401
+
+
+def test_a_remembered_key_follows_its_account(
+    api, api_key, account, django_capture_on_commit_callbacks
+):
+    """A change to the key's account (here its time zone) is seen by the next request."""
+    api.get("/messages")
+    with django_capture_on_commit_callbacks(execute=True):
+        account.timezone = "Pacific/Auckland"
+        account.save()
+    day = (timezone.now() + timedelta(days=10)).date()
+    answer = api.post("/messages", {"to": "+33612345678", "text": "Hi", "send_at": f"{day}T09:00"})
+    assert answer.status_code == 201, answer.json()
+    local = datetime.combine(day, clock(9), ZoneInfo("Pacific/Auckland"))
+    sent_at = datetime.fromisoformat(answer.json()["message"]["scheduled_at"])
+    assert sent_at == local  # read in the account's new zone, not UTC

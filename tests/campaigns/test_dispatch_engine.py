@@ -508,3 +508,84 @@ def test_calls_in_flight_at_most_per_provider_account(simulator):
     assert dispatch_batch() == 3
     assert Message.objects.filter(status=Status.SENT).count() == 6
     assert Message.objects.filter(status=Status.QUEUED).count() == 4
+
+
+@pytest.fixture
+def published():
+    """The arguments of every dispatch task published meanwhile, in order."""
+    from celery.signals import before_task_publish
+
+    seen = []
+
+    def count(sender=None, body=None, **kwargs):
+        if sender == "campaigns.dispatch":
+            seen.append(tuple(body[0]))
+
+    before_task_publish.connect(count, weak=False)
+    yield seen
+    before_task_publish.disconnect(count)
+
+
+def test_a_burst_of_single_sends_wakes_one_dispatch_task(
+    provider_account, published, django_capture_on_commit_callbacks
+):
+    """However many messages arrive, a task is published only when none is awake: the one
+    running takes them, in batches; once it has given its slot back, the next message wakes
+    another."""
+    from campaigns import tasks
+    from campaigns.services.compose import enqueue_message
+
+    account = AccountFactory(route=[provider_account])
+    for i in range(40):
+        with django_capture_on_commit_callbacks(execute=True):
+            enqueue_message(account, recipient=f"+3361258{i:04d}", text="Hello")
+    assert published == [(0,)]
+
+    assert tasks.dispatch(slot=0) == 40
+    assert Message.objects.filter(status=Status.SENT).count() == 40
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_message(account, recipient="+33612590000", text="Hello")
+    assert published == [(0,), (0,)]
+
+
+def test_a_message_queued_as_its_task_ends_gets_a_task(
+    provider_account, published, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A message committed after a task's last look for work, while the task still held its
+    slot (so its nudge published nothing), is not left for the sweep: the task, giving its
+    slot back, sees it queued and publishes another."""
+    from campaigns import tasks
+    from campaigns.services import wake
+    from campaigns.services.compose import enqueue_message
+
+    account = AccountFactory(route=[provider_account])
+    wake.hold_slot(0)  # the task below, published and running
+    real = dispatch.dispatch_for
+
+    def last_look_then_a_message(*args, **kwargs):
+        total = real(*args, **kwargs)
+        with django_capture_on_commit_callbacks(execute=True):
+            enqueue_message(account, recipient="+33612591111", text="Hello")
+        return total
+
+    monkeypatch.setattr(dispatch, "dispatch_for", last_look_then_a_message)
+    tasks.dispatch(slot=0)
+    assert published == [(0,)]  # by the ending task: the message's own nudge saw slot 0 held
+    assert Message.objects.get(recipient="+33612591111").status == Status.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lingering_dispatch_loop_takes_messages_queued_meanwhile(provider_account):
+    """A dispatch task stays a moment after its last work: a message queued then is sent by
+    it, without another task."""
+    account = AccountFactory(route=[provider_account])
+    result = {}
+    loop = threading.Thread(target=lambda: result.update(n=dispatch.dispatch_for(10, linger=2)))
+    loop.start()
+    time.sleep(0.5)
+    message = MessageFactory(account=account, recipient="+33612592222")
+    loop.join(timeout=15)
+    connections.close_all()
+    assert result == {"n": 1}
+    message.refresh_from_db()
+    assert message.status == Status.SENT

@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from ninja import Query, Router
 
 from campaigns import statuses
-from campaigns.models import Account, Message, MessageEvent, OptOut
+from campaigns.models import Account, Message, MessageEvent
 from campaigns.services import bulk, forwarding, lifecycle
 from campaigns.services.campaign_control import counts
 from campaigns.services.compose import create_message, enqueue_message
@@ -86,7 +86,15 @@ def _send_one(api_key: ApiKey, out: validation.Outgoing) -> SendOut:
         "category": out.category,
         "source": MessageEvent.Source.API,
     }
-    if OptOut.objects.filter(account=account, number=number).exists():
+    message = enqueue_message(
+        account,
+        **common,
+        send_at=out.send_at,
+        window_end=out.window_end,
+        detail=f"Queued to send now (API key {api_key.prefix}…).",
+        unless_opted_out=True,
+    )
+    if message is None:  # opted out: checked in the same statement as the insert
         message = create_message(
             account,
             **common,
@@ -96,14 +104,6 @@ def _send_one(api_key: ApiKey, out: validation.Outgoing) -> SendOut:
             error_reason=OPTED_OUT,
         )
         forwarding.enqueue_status(message)
-    else:
-        message = enqueue_message(
-            account,
-            **common,
-            send_at=out.send_at,
-            window_end=out.window_end,
-            detail=f"Queued to send now (API key {api_key.prefix}…).",
-        )
     blocked = message.status == Status.BLOCKED
     return SendOut(
         message=MessageOut.of(message),

@@ -12,7 +12,14 @@ from .limits import HOUR, MINUTE
 from .loop import Batch, dispatch_for
 from .record import apply_waiting_reports, record, record_batch
 from .send import Outcome, finish_sending, outbound, send_through, start_sending
-from .sweeps import due_count, expire_stuck_sending, expire_windows, promote_due, resend
+from .sweeps import (
+    due_count,
+    expire_stuck_sending,
+    expire_windows,
+    promote_due,
+    queued_since,
+    resend,
+)
 
 __all__ = [
     "HOUR",
@@ -31,6 +38,7 @@ __all__ = [
     "forget_state",
     "outbound",
     "promote_due",
+    "queued_since",
     "record",
     "record_batch",
     "resend",

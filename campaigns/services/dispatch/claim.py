@@ -127,8 +127,10 @@ def claim_batch(limit: int) -> Claim:
 
     Candidates are locked with SKIP LOCKED (PostgreSQL) so workers take disjoint batches; the
     accounts' and provider accounts' rows are locked, in id order, while their limits are
-    counted, so two workers never both spend the same budget. On SQLite the transaction is
-    IMMEDIATE: one claimer at a time. Messages over a limit stay queued: they wait, never fail.
+    counted, so two workers never both spend the same budget (FOR NO KEY UPDATE: messages
+    inserted meanwhile, which take a key share lock on their account, never wait for it). On
+    SQLite the transaction is IMMEDIATE: one claimer at a time. Messages over a limit stay
+    queued: they wait, never fail.
     """
     now = timezone.now()
     token = uuid.uuid4().hex
@@ -148,7 +150,7 @@ def claim_batch(limit: int) -> Claim:
             return Claim([])
         accounts = {
             a.pk: a
-            for a in Account.objects.select_for_update()
+            for a in Account.objects.select_for_update(no_key=True)
             .filter(pk__in={row[1] for row in rows})
             .order_by("pk")
         }

@@ -52,7 +52,9 @@ def lock_providers(
     routes: dict[int, dict[int | None, list[ProviderAccount]]], now
 ) -> dict[int, Capacity]:
     ids = {p.pk for account in routes.values() for route in account.values() for p in route}
-    locked = ProviderAccount.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    locked = (
+        ProviderAccount.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
+    )
     capacity = {}
     for provider in locked:
         # A provider account on hold takes nothing; otherwise its circuit says how much, and

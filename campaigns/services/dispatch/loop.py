@@ -23,9 +23,22 @@ class Batch:
     retry_at: datetime | None = None
 
 
-def dispatch_for(seconds: float, after_batch: Callable[[Batch], object] | None = None) -> int:
+# A claim that found less than a batch is not followed by another for this long: messages
+# arriving one by one (single API sends) gather into batches, like a campaign's.
+GATHER = 0.02
+# How often a lingering loop looks for new work.
+POLL = 0.05
+
+
+def dispatch_for(
+    seconds: float,
+    after_batch: Callable[[Batch], object] | None = None,
+    linger: float = 0.0,
+) -> int:
     """Claim, send and record batch after batch until nothing is due or `seconds` have passed;
-    returns how many messages were claimed. `after_batch` is called after every claim.
+    returns how many messages were claimed. `after_batch` is called after every claim. With
+    `linger`, the loop looks for new work every `POLL` seconds for that long after its last
+    before it returns: messages queued meanwhile are taken without waking another task.
 
     Batches are claimed while the calls of those before are in flight, up to
     `SMSHUB_SEND_CONCURRENCY` messages claimed and not yet recorded (one batch at least): that
@@ -37,15 +50,21 @@ def dispatch_for(seconds: float, after_batch: Callable[[Batch], object] | None =
     deadline = time.monotonic() + seconds
     size, room = settings.SMSHUB_DISPATCH_BATCH_SIZE, settings.SMSHUB_SEND_CONCURRENCY
     total, pending = 0, []
+    last_work = next_claim = time.monotonic()
     try:
         while True:
             claim = None
             in_flight = sum(len(sending.messages) for sending in pending)
+            if (wait := next_claim - time.monotonic()) > 0:
+                time.sleep(wait)
             if time.monotonic() < deadline and (not pending or in_flight + size <= room):
                 claim = claim_batch(size)
                 total += len(claim.messages)
                 if claim.messages:
                     pending.append(start_sending(claim))
+                    last_work = time.monotonic()
+                    if len(claim.messages) < size:
+                        next_claim = last_work + GATHER
                 if after_batch is not None:
                     after_batch(Batch(len(claim.messages), claim.waiting, claim.retry_at))
             if claim is not None and claim.messages:
@@ -54,10 +73,15 @@ def dispatch_for(seconds: float, after_batch: Callable[[Batch], object] | None =
                 continue
             if pending:  # nothing more to claim now: the oldest batch is recorded when done
                 _finish(pending.pop(0))
+                last_work = time.monotonic()
                 continue
-            if claim is None or not claim.waiting or time.monotonic() >= deadline:
+            now = time.monotonic()
+            if claim is not None and claim.waiting and now < deadline:
+                time.sleep(_until(claim.retry_at))
+            elif now - last_work < linger and now < deadline:
+                time.sleep(POLL)
+            else:
                 return total
-            time.sleep(_until(claim.retry_at))
     finally:
         _finish_all(pending)  # an error on the way: what was sent is still recorded
 

@@ -78,6 +78,11 @@ def due_count(now=None) -> int:
     return due_messages(now or timezone.now()).count()
 
 
+def queued_since(moment) -> bool:
+    """Whether a message created at `moment` or later is queued still."""
+    return Message.objects.filter(status=Status.QUEUED, created_at__gte=moment).exists()
+
+
 def resend(message: Message, by=None) -> bool:
     """Queue a message whose outcome is `unknown` again, on a staff member's explicit request
     (the provider may have it already: never done automatically). False for any other status."""
