@@ -1,13 +1,17 @@
-"""The hub's URLs plus `/bare/`: a Django view that only answers 200, the baseline."""
+"""The hub's URLs plus the bare view of bench/minimal.py (it only answers 200), the baseline of
+bench/webhooks.py, at two addresses:
 
-from django.http import HttpResponse
+- `/hooks/bare/`: under the webhooks' prefix, so smshub.wsgi serves it with the middleware
+  webhooks get (`MACHINE_MIDDLEWARE`);
+- `/bare/`: with the pages' middleware (`MIDDLEWARE`), to show what the lean path saves.
+"""
+
 from django.urls import include, path
-from django.views.decorators.csrf import csrf_exempt
 
+from bench.minimal import bare
 
-@csrf_exempt
-def bare(request):
-    return HttpResponse(b'{"ok": true}', content_type="application/json")
-
-
-urlpatterns = [path("bare/", bare), path("", include("smshub.urls"))]
+urlpatterns = [
+    path("hooks/bare/", bare),
+    path("bare/", bare),
+    path("", include("smshub.urls")),
+]

@@ -1,18 +1,24 @@
 """Delivery reports applied per second through the real webhook view, over HTTP, against a bare
-Django view that only answers 200, served by the same gunicorn in the same run.
+Django view that only answers 200 on the same server, and against a minimal Django application
+(bench/minimal.py: no apps, no middleware) serving the same view: the floor for any Django view
+on this machine. Everything is measured in the same run, with the same client and the same
+gunicorn configuration.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/webhooks.py [N]
 
 It creates a throwaway database (Django's test-database machinery) with N sent messages, starts
-gunicorn on it, posts N requests to the bare view, then one delivery report per message to the
-webhook while an applier (what a Celery worker runs) applies them, and times until every message
-is delivered. Prints the figures; the last line is one JSON object.
+gunicorn on the hub (smshub.wsgi, as in production, DEBUG off, plain HTTP on loopback) and on
+the minimal app, posts N requests to the minimal app, to the bare view through the webhooks'
+middleware (/hooks/bare/) and through the pages' (/bare/), then one delivery report per message
+to the webhook while an applier (what a Celery worker runs) applies them, and times until every
+message is delivered. Prints the figures; the last line is one JSON object.
 """
 
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +29,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# As in production (a development .env may turn DEBUG on), without the TLS proxy in front.
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 
 import django  # noqa: E402
 
@@ -35,9 +44,12 @@ from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 3000
 CLIENTS = 16
-# gunicorn's own recommendation: 2 x cores + 1 sync workers.
-WORKERS = 2 * (os.cpu_count() or 1) + 1
-PORT = 8765
+# Sync workers per server, as the runs before this one had (whatever they printed): on a 2-core
+# machine shared with the client, the applier and PostgreSQL, 2 x cores + 1 measured lower.
+WORKERS = 2
+PORT, MINIMAL_PORT = 8765, 8766
+# Gunicorn's first answer may take seconds (workers import the hub): wait for it this long.
+START_DEADLINE = 120
 
 
 def database_url() -> str:
@@ -75,12 +87,69 @@ def apply_until(count: int) -> None:
             time.sleep(0.02)
 
 
+def gunicorn(app: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """gunicorn serving `app` on `port`, its output in `log`; the same flags for every server."""
+    command = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}"]
+    command += ["--workers", str(WORKERS), "--log-level", "warning"]
+    with open(log, "w") as out:
+        return subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def log_tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) or "(empty)"
+
+
+def wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
+    """Until `url` answers 200; exits with the reason and the server's log tail if it never
+    does within START_DEADLINE seconds, or if the server exits."""
+    deadline = time.monotonic() + START_DEADLINE
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            code = server.returncode
+            sys.exit(f"gunicorn for {url} exited ({code}); its log ends with:\n{log_tail(log)}")
+        try:
+            response = requests.get(url, timeout=(2, 30), allow_redirects=False)
+        except requests.RequestException as exc:  # not listening yet, or a worker still booting
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if response.status_code == 200:
+                return
+            last = f"HTTP {response.status_code}"
+        time.sleep(0.2)
+    sys.exit(
+        f"{url} did not answer 200 within {START_DEADLINE} s (last: {last}); "
+        f"gunicorn's log ends with:\n{log_tail(log)}"
+    )
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def short(middleware: list[str]) -> str:
+    return ", ".join(name.rsplit(".", 1)[-1] for name in middleware)
+
+
 def main() -> None:
     from campaigns.models import Account, Message
     from providers.models import ProviderAccount
 
     old = setup_databases(verbosity=0, interactive=False, keepdb=False)
-    server = None
+    hub = minimal = applier = None
+    logs = tempfile.TemporaryDirectory(prefix="bench-webhooks-")
     try:
         provider = ProviderAccount.objects.create(
             name="Bench",
@@ -106,34 +175,28 @@ def main() -> None:
             "CELERY_BROKER_URL": "memory://localhost/",
             "DJANGO_SETTINGS_MODULE": "bench.settings",
         }
-        server = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "smshub.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{PORT}",
-                "--workers",
-                "2",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
+        hub_log, minimal_log = Path(logs.name) / "hub.log", Path(logs.name) / "minimal.log"
+        hub = gunicorn("smshub.wsgi:application", PORT, env, hub_log)
+        minimal = gunicorn(
+            "django.core.wsgi:get_wsgi_application()",
+            MINIMAL_PORT,
+            {**env, "DJANGO_SETTINGS_MODULE": "bench.minimal"},
+            minimal_log,
         )
-        base = f"http://127.0.0.1:{PORT}"
-        for _ in range(100):
-            try:
-                requests.get(base + "/bare/", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+        base, minimal_base = f"http://127.0.0.1:{PORT}", f"http://127.0.0.1:{MINIMAL_PORT}"
+        wait_until_up(base + "/bare/", hub, hub_log)
+        wait_until_up(minimal_base + "/bare/", minimal, minimal_log)
+
         path = provider.webhook_url("dlr").removeprefix(settings.PUBLIC_BASE_URL)
         bodies = [json.dumps({"id": f"b{i}", "status": "delivered"}) for i in range(N)]
-        hammer([(base + "/bare/", body) for body in bodies[:200]])  # warm up
 
-        bare_seconds = hammer([(base + "/bare/", body) for body in bodies])
+        def baseline(url: str) -> float:
+            hammer([(url, body) for body in bodies[:200]])  # warm up
+            return hammer([(url, body) for body in bodies])
+
+        minimal_seconds = baseline(minimal_base + "/bare/")
+        bare_seconds = baseline(base + "/hooks/bare/")
+        pages_seconds = baseline(base + "/bare/")
 
         # The applier runs in its own process, as a Celery worker would.
         applier = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
@@ -145,32 +208,43 @@ def main() -> None:
         applied_seconds = time.perf_counter() - started
         assert Message.objects.filter(status="delivered").count() == N
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=10)
+        for process in (applier, hub, minimal):
+            stop(process)
+        logs.cleanup()
         connection.close()
         teardown_databases(old, verbosity=0)
 
-    bare_rate, stored_rate, applied_rate = N / bare_seconds, N / post_seconds, N / applied_seconds
-    ratio = applied_rate / bare_rate
+    minimal_rate, bare_rate, pages_rate = N / minimal_seconds, N / bare_seconds, N / pages_seconds
+    stored_rate, applied_rate = N / post_seconds, N / applied_seconds
+    ratio, floor_ratio = applied_rate / bare_rate, bare_rate / minimal_rate
     print(f"database:             {connection.vendor}")
     print(
-        f"reports:              {N} ({CLIENTS} concurrent clients, gunicorn with {WORKERS} workers)"
+        f"reports:              {N} ({CLIENTS} concurrent clients; each server gunicorn with "
+        f"{WORKERS} sync workers, DEBUG off)"
     )
-    print(f"bare view:            {bare_rate:,.0f} requests/s")
-    print(f"webhook answered:     {stored_rate:,.0f} reports/s (stored, 200)")
+    print(f"machine middleware:   {short(settings.MACHINE_MIDDLEWARE)}")
+    print(f"page middleware:      {short(settings.MIDDLEWARE)}")
+    print(f"minimal Django app:   {minimal_rate:,.0f} requests/s (bench/minimal.py: no middleware)")
+    print(f"bare view:            {bare_rate:,.0f} requests/s (/hooks/bare/: machine middleware)")
+    print(f"bare view, pages:     {pages_rate:,.0f} requests/s (/bare/: page middleware)")
+    print(f"webhook answered:     {stored_rate:,.0f} reports/s (stored, 200; machine middleware)")
     print(f"webhook applied:      {applied_rate:,.0f} reports/s (message delivered)")
     print(f"ratio applied / bare: {ratio:.2f} (target at least 0.5)")
+    print(f"ratio bare / minimal: {floor_ratio:.2f} (what the hub's handler costs a request)")
     print(
         json.dumps(
             {
                 "bench": "webhooks",
                 "database": connection.vendor,
                 "reports": N,
+                "workers": WORKERS,
+                "minimal_per_s": round(minimal_rate),
                 "bare_per_s": round(bare_rate),
+                "bare_pages_per_s": round(pages_rate),
                 "answered_per_s": round(stored_rate),
                 "applied_per_s": round(applied_rate),
                 "ratio": round(ratio, 3),
+                "bare_minimal_ratio": round(floor_ratio, 3),
             }
         )
     )

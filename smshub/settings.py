@@ -83,6 +83,23 @@ MIDDLEWARE = [
     "campaigns.audit.middleware.AuditMiddleware",
 ]
 
+# Paths that programs call, not people in a browser: the JSON API, providers' webhooks and the
+# probes. smshub/wsgi.py serves them with MACHINE_MIDDLEWARE instead of MIDDLEWARE; the API's
+# interactive docs are a page, so they keep the full list.
+MACHINE_PATHS = ("/api/", "/hooks/", "/healthz", "/readyz", "/metrics")
+MACHINE_PATHS_EXCEPT = ("/api/v1/docs",)
+# No sessions, users, CSRF, messages, tenancy, htmx, CSP or frame options: nothing on those paths
+# reads them (API keys are not cookies; webhooks authenticate by their token), and JSON is not
+# framed or scripted. Kept: the request id, HTTPS (redirect, HSTS, nosniff), the check of the
+# Host header against ALLOWED_HOSTS and Content-Length (CommonMiddleware), and the audit's actor
+# (a change made through the API is recorded as the API key's).
+MACHINE_MIDDLEWARE = [
+    "smshub.logging.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "campaigns.audit.middleware.AuditMiddleware",
+]
+
 ROOT_URLCONF = "smshub.urls"
 WSGI_APPLICATION = "smshub.wsgi.application"
 ASGI_APPLICATION = "smshub.asgi.application"
