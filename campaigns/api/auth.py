@@ -1,15 +1,16 @@
 """Who is calling: an API key in `Authorization: Bearer <key>` or in `X-API-Key: <key>`.
 
-A request without a valid key is answered 401 before anything else happens; a valid key over
-its rate limit gets 429 with `Retry-After`, and so does any key from an address that sent too
-many invalid ones (`smshub.lockout.apikeys`). None touches anything. Keys are not cookies, so
-CSRF does not apply to API calls.
+A request without a valid key is answered 401; a valid key over its rate limit gets 429 with
+`Retry-After`, and so does any key from an address that sent too many invalid ones
+(`smshub.lockout.apikeys`). None touches anything but the counters. Each request costs one
+cache round trip (the rate counter, the address's refusal, the keys version) and, for a key
+this process has seen, no database query (`keys.lookup`). Keys are not cookies, so CSRF does
+not apply to API calls.
 """
 
 import logging
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest
 from ninja.security import APIKeyHeader, HttpBearer
 
@@ -23,9 +24,11 @@ logger = logging.getLogger(__name__)
 
 
 def authenticate(request: HttpRequest, secret: str) -> ApiKey:
-    # One cache round trip: is this address refused, and which version of the keys is current.
+    # One cache round trip (with Redis): the key's request counted, whether this address is
+    # refused, and which version of the keys is current.
+    secret = secret.strip()
     refusal = apikeys.blocked_key(request)
-    state = cache.get_many([refusal, keys.VERSION_KEY])
+    over, state = ratelimit.hit_and_read(keys.digest(secret)[:16], [refusal, keys.VERSION_KEY])
     if (wait := apikeys.wait(state.get(refusal))) is not None:
         raise ApiError(
             429,
@@ -33,7 +36,7 @@ def authenticate(request: HttpRequest, secret: str) -> ApiKey:
             f"Too many invalid API keys from this address: try again in {wait} s.",
             headers={"Retry-After": str(wait)},
         )
-    api_key = keys.lookup(secret.strip(), state.get(keys.VERSION_KEY))
+    api_key = keys.lookup(secret, state.get(keys.VERSION_KEY))
     if api_key is None:
         apikeys.failed(request)
         raise ApiError(401, "unauthorized", f"This API key is not valid. {UNAUTHORIZED}")
@@ -42,14 +45,13 @@ def authenticate(request: HttpRequest, secret: str) -> ApiKey:
         raise ApiError(
             401, "unauthorized", "This API key was revoked: ask an account admin for a new one."
         )
-    wait = ratelimit.hit(api_key.key_hash[:16])
-    if wait is not None:
+    if over is not None:
         limit = settings.SMSHUB_API_RATE_LIMIT
         raise ApiError(
             429,
             "rate_limited",
-            f"More than {limit} requests a minute with this key: try again in {wait} s.",
-            headers={"Retry-After": str(wait)},
+            f"More than {limit} requests a minute with this key: try again in {over} s.",
+            headers={"Retry-After": str(over)},
         )
     keys.touch(api_key)
     return api_key

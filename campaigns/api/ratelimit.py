@@ -4,31 +4,68 @@ Fixed windows: each clock minute (UTC) has its own counter per key, so a key may
 `SMSHUB_API_RATE_LIMIT` requests in each minute (at most twice that across a minute boundary).
 A request over the limit is told how many seconds remain until the next minute starts.
 
-With Redis the count is exact (INCR is atomic); with the database cache two requests at the
-same instant may be counted once, so the limit is approximate there.
+With Redis the count is exact (INCR is atomic) and takes one round trip, together with the
+other values a request needs to read (`hit_and_read`); with the database cache two requests at
+the same instant may be counted once, so the limit is approximate there.
 """
 
 import math
 import time
+from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 WINDOW = 60
+# The counter is kept a little longer than its minute, so that clocks a little apart share it.
+KEPT = WINDOW * 2
 
 
 def hit(bucket: str, now: float | None = None) -> int | None:
     """Count one request for `bucket`; None if it is within the limit, else the whole seconds
     to wait (at least 1)."""
+    return hit_and_read(bucket, (), now)[0]
+
+
+def hit_and_read(
+    bucket: str, read: Iterable[str], now: float | None = None
+) -> tuple[int | None, dict[str, Any]]:
+    """`hit`, and the cache's values at the keys `read` (those present), in one round trip
+    with Redis."""
     now = time.time() if now is None else now
     window = int(now // WINDOW)
-    key = f"smshub:api-rate:{bucket}:{window}"
-    # One round trip for all but a minute's first request. The counter is kept a little longer
-    # than its minute, so that clocks a little apart still share it.
-    try:
-        count = cache.incr(key)
-    except ValueError:  # the minute's first request (here or in another process)
-        count = 1 if cache.add(key, 1, timeout=WINDOW * 2) else cache.incr(key)
+    key, read = f"smshub:api-rate:{bucket}:{window}", list(read)
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        count, values = _redis(backend, key, read)
+    else:
+        values = cache.get_many(read) if read else {}
+        try:
+            count = cache.incr(key)
+        except ValueError:  # the minute's first request (here or in another process)
+            count = 1 if cache.add(key, 1, timeout=KEPT) else cache.incr(key)
     if count <= settings.SMSHUB_API_RATE_LIMIT:
-        return None
-    return max(1, math.ceil((window + 1) * WINDOW - now))
+        return None, values
+    return max(1, math.ceil((window + 1) * WINDOW - now)), values
+
+
+def _redis(backend: RedisCache, key: str, read: list[str]) -> tuple[int, dict[str, Any]]:
+    """INCR, EXPIRE and MGET in one pipeline, with the keys and values as Django's own Redis
+    cache writes them (`make_and_validate_key`, its serializer)."""
+    client = backend._cache.get_client(write=True)
+    counter = backend.make_and_validate_key(key)
+    pipe = client.pipeline(transaction=False)
+    pipe.incr(counter)
+    pipe.expire(counter, KEPT)
+    if read:
+        pipe.mget([backend.make_and_validate_key(name) for name in read])
+    count, _, *found = pipe.execute()
+    serializer = backend._cache._serializer
+    values = {
+        name: serializer.loads(raw)
+        for name, raw in zip(read, found[0] if found else [], strict=True)
+        if raw is not None
+    }
+    return count, values

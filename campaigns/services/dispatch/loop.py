@@ -25,7 +25,7 @@ class Batch:
 
 # A claim that found less than a batch is not followed by another for this long: messages
 # arriving one by one (single API sends) gather into batches, like a campaign's.
-GATHER = 0.02
+GATHER = 0.05
 # How often a lingering loop looks for new work.
 POLL = 0.05
 
