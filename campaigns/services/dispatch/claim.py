@@ -111,6 +111,20 @@ def due_messages(now):
     return due if blocked is None else due.exclude(blocked)
 
 
+def _candidates(now):
+    """Due messages of accounts not held (quiet hours, flood limits) by this process."""
+    for account_id, until in list(_held.items()):
+        if until <= now:
+            del _held[account_id]
+    return due_messages(now).exclude(account_id__in=list(_held))
+
+
+def anything_to_claim() -> bool:
+    """Whether a claim now could find a message: a plain read, which on SQLite takes no write
+    lock (a claim's transaction does), for a worker looking for work while idle."""
+    return _candidates(timezone.now()).exists()
+
+
 @dataclass
 class Claim:
     messages: list[Message]
@@ -134,11 +148,8 @@ def claim_batch(limit: int) -> Claim:
     """
     now = timezone.now()
     token = uuid.uuid4().hex
-    for account_id, until in list(_held.items()):
-        if until <= now:
-            del _held[account_id]
     with transaction.atomic():
-        candidates = due_messages(now).exclude(account_id__in=list(_held))
+        candidates = _candidates(now)
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
         rows = list(

@@ -9,7 +9,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from .claim import claim_batch
+from .claim import anything_to_claim, claim_batch
 from .record import record_batch
 from .send import Sending, finish_sending, start_sending
 
@@ -51,13 +51,16 @@ def dispatch_for(
     size, room = settings.SMSHUB_DISPATCH_BATCH_SIZE, settings.SMSHUB_SEND_CONCURRENCY
     total, pending = 0, []
     last_work = next_claim = time.monotonic()
+    idle = False
     try:
         while True:
             claim = None
             in_flight = sum(len(sending.messages) for sending in pending)
             if (wait := next_claim - time.monotonic()) > 0:
                 time.sleep(wait)
-            if time.monotonic() < deadline and (not pending or in_flight + size <= room):
+            if idle and not anything_to_claim():
+                pass  # lingering: a read, not a claim's transaction, finds nothing new
+            elif time.monotonic() < deadline and (not pending or in_flight + size <= room):
                 claim = claim_batch(size)
                 total += len(claim.messages)
                 if claim.messages:
@@ -75,10 +78,11 @@ def dispatch_for(
                 _finish(pending.pop(0))
                 last_work = time.monotonic()
                 continue
-            now = time.monotonic()
+            now, idle = time.monotonic(), False
             if claim is not None and claim.waiting and now < deadline:
                 time.sleep(_until(claim.retry_at))
             elif now - last_work < linger and now < deadline:
+                idle = True
                 time.sleep(POLL)
             else:
                 return total
