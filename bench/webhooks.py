@@ -5,23 +5,31 @@ on this machine. Everything is measured in the same run, with the same client an
 gunicorn configuration.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/webhooks.py [N]
+        [--workers W] [--threads T] [--connections C]
 
 It creates a throwaway database (Django's test-database machinery) with N sent messages, starts
 gunicorn on the hub (smshub.wsgi, as in production, DEBUG off, plain HTTP on loopback) and on
-the minimal app, posts N requests to the minimal app, to the bare view through the webhooks'
-middleware (/hooks/bare/) and through the pages' (/bare/), then one delivery report per message
-to the webhook while an applier (what a Celery worker runs) applies them, and times until every
-message is delivered. Prints the figures; the last line is one JSON object.
+the minimal app, both with production's workers, threads and keep-alive (smshub/gunicorn.conf.py,
+so `WEB_CONCURRENCY` and `GUNICORN_THREADS` apply; `--workers` and `--threads` override them).
+The client is one asyncio process (aiohttp) keeping C connections alive, as the TLS proxy in
+front of gunicorn does (deploy/nginx.conf), so that it costs a fraction of what the server does.
+It posts N requests to the minimal app, to the bare view through the webhooks' middleware
+(/hooks/bare/) and through the pages' (/bare/), then one delivery report per message to the
+webhook while an applier process (started and warmed up beforehand) runs what a Celery worker
+runs (`webhook_log.apply_received()`, batch after batch), and times until every message is
+delivered. Prints the figures, with the CPU milliseconds per request of the client, the web
+server, the applier and PostgreSQL; the last line is one JSON object.
 """
 
+import argparse
+import asyncio
 import json
 import os
+import runpy
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,19 +45,36 @@ import django  # noqa: E402
 
 django.setup()
 
-import requests  # noqa: E402
+import aiohttp  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 3000
-CLIENTS = 16
-# Sync workers per server, as the runs before this one had (whatever they printed): on a 2-core
-# machine shared with the client, the applier and PostgreSQL, 2 x cores + 1 measured lower.
-WORKERS = 2
 PORT, MINIMAL_PORT = 8765, 8766
 # Gunicorn's first answer may take seconds (workers import the hub): wait for it this long.
 START_DEADLINE = 120
+# Reports delivered at least this fast keep up with a campaign sent to a fast provider.
+TARGET_PER_S = 2000
+WARM_UP = 200
+READY, DONE = "applier ready", "applier done: "
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def production_server() -> dict:
+    """Workers, threads and keep-alive as smshub/gunicorn.conf.py sets them here."""
+    config = runpy.run_path(str(ROOT / "smshub" / "gunicorn.conf.py"))
+    return {key: config[key] for key in ("workers", "threads", "keepalive")}
+
+
+def arguments() -> argparse.Namespace:
+    server = production_server()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("reports", nargs="?", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=server["workers"])
+    parser.add_argument("--threads", type=int, default=server["threads"])
+    parser.add_argument("--keepalive", type=int, default=server["keepalive"])
+    parser.add_argument("--connections", type=int, default=16, help="kept-alive connections")
+    return parser.parse_args()
 
 
 def database_url() -> str:
@@ -60,37 +85,66 @@ def database_url() -> str:
     return f"postgres://{auth}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-def hammer(session_urls: list[tuple[str, str]]) -> float:
-    """POST every (url, body) with CLIENTS concurrent keep-alive sessions; returns seconds."""
-    local = threading.local()
+def hammer(requests: list[tuple[str, str, bytes]], connections: int) -> float:
+    """Send every (method, url, body) over `connections` kept-alive connections, each waiting
+    for its answer (200 expected, 405 for a GET) before the next; returns seconds."""
 
-    def post(item):
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-        url, body = item
-        response = local.session.post(url, data=body, headers={"Content-Type": "application/json"})
-        assert response.status_code == 200, response.text
+    async def run() -> float:
+        todo = iter(requests)
+        limit = aiohttp.TCPConnector(limit=connections)
+        headers = {"Content-Type": "application/json"}
+        async with aiohttp.ClientSession(connector=limit, headers=headers) as session:
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        list(pool.map(post, session_urls))
-    return time.perf_counter() - started
+            async def client() -> None:
+                for method, url, body in todo:
+                    async with session.request(method, url, data=body) as response:
+                        text = await response.read()
+                        expected = 405 if method == "GET" else 200
+                        assert response.status == expected, (response.status, text[:500])
+
+            started = time.perf_counter()
+            await asyncio.gather(*(client() for _ in range(connections)))
+            return time.perf_counter() - started
+
+    return asyncio.run(run())
 
 
-def apply_until(count: int) -> None:
-    """The worker's side: apply stored reports until `count` messages are delivered."""
-    from campaigns.models import Message
+def apply_all(count: int) -> None:
+    """The worker's side, in its own process: once told to start (a line on stdin), what the
+    Celery task does (`apply_received()` batch after batch, a short sleep when none waits)
+    until `count` requests were taken; prints when it finished and the CPU it used."""
     from campaigns.services.webhook_log import apply_received
 
-    while Message.objects.filter(status="delivered").count() < count:
-        if not apply_received(limit=500):
-            time.sleep(0.02)
+    apply_received()  # connected, and every module imported: ready
+    print(READY, flush=True)
+    sys.stdin.readline()
+    cpu, taken = time.process_time(), 0
+    while taken < count:
+        batch = apply_received()
+        taken += batch
+        if not batch:
+            time.sleep(0.05)
+    done = {"done_at": time.time(), "cpu_s": time.process_time() - cpu}
+    print(DONE + json.dumps(done), flush=True)
 
 
-def gunicorn(app: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
-    """gunicorn serving `app` on `port`, its output in `log`; the same flags for every server."""
+def said(applier: subprocess.Popen, prefix: str) -> str:
+    """What follows `prefix` in the applier's next line starting with it; exits if it ends
+    first."""
+    for line in applier.stdout:
+        if line.startswith(prefix):
+            return line.removeprefix(prefix).strip()
+    sys.exit(f"the applier ended ({applier.wait()}) before saying {prefix!r}")
+
+
+def gunicorn(
+    app: str, port: int, env: dict[str, str], log: Path, args: argparse.Namespace
+) -> subprocess.Popen:
+    """gunicorn serving `app` on `port`, its output in `log`; the same flags for every server
+    (threads above 1 make them threaded workers, which keep connections alive)."""
     command = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}"]
-    command += ["--workers", str(WORKERS), "--log-level", "warning"]
+    command += ["--workers", str(args.workers), "--threads", str(args.threads)]
+    command += ["--keep-alive", str(args.keepalive), "--log-level", "warning"]
     with open(log, "w") as out:
         return subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
             command,
@@ -108,6 +162,15 @@ def log_tail(log: Path, lines: int = 30) -> str:
 def wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
     """Until `url` answers 200; exits with the reason and the server's log tail if it never
     does within START_DEADLINE seconds, or if the server exits."""
+
+    async def answer() -> str:
+        timeout = aiohttp.ClientTimeout(sock_connect=2, sock_read=30)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(url, allow_redirects=False) as response,
+        ):
+            return f"HTTP {response.status}"
+
     deadline = time.monotonic() + START_DEADLINE
     last = "no answer yet"
     while time.monotonic() < deadline:
@@ -115,13 +178,11 @@ def wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
             code = server.returncode
             sys.exit(f"gunicorn for {url} exited ({code}); its log ends with:\n{log_tail(log)}")
         try:
-            response = requests.get(url, timeout=(2, 30), allow_redirects=False)
-        except requests.RequestException as exc:  # not listening yet, or a worker still booting
+            last = asyncio.run(answer())
+        except (aiohttp.ClientError, TimeoutError) as exc:  # not listening yet, or booting
             last = f"{type(exc).__name__}: {exc}"
-        else:
-            if response.status_code == 200:
-                return
-            last = f"HTTP {response.status_code}"
+        if last == "HTTP 200":
+            return
         time.sleep(0.2)
     sys.exit(
         f"{url} did not answer 200 within {START_DEADLINE} s (last: {last}); "
@@ -139,14 +200,55 @@ def stop(process: subprocess.Popen | None) -> None:
             process.wait()
 
 
+def processes() -> dict[int, tuple[int, str, float]]:
+    """Every process: its parent, name and CPU seconds (user + system, with its reaped
+    children's)."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        ticks = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+        found[int(entry.name)] = (int(fields[1]), name, ticks / CLOCK_TICKS)
+    return found
+
+
+def cpu_seconds(roots: list[int]) -> dict[str, float]:
+    """CPU seconds so far of the process trees under `roots` ("web"), of PostgreSQL (all its
+    processes on this machine) and of this process (the client)."""
+    table = processes()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    web, todo, seen = 0.0, list(roots), set()
+    while todo:
+        pid = todo.pop()
+        if pid not in seen and pid in table:
+            seen.add(pid)
+            web += table[pid][2]
+            todo += children.get(pid, [])
+    postgres = sum(cpu for _, name, cpu in table.values() if name == "postgres")
+    return {"web": web, "postgres": postgres, "client": time.process_time()}
+
+
+def per_request(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    return {key: round((after[key] - before[key]) * 1000 / n, 3) for key in before}
+
+
 def short(middleware: list[str]) -> str:
     return ", ".join(name.rsplit(".", 1)[-1] for name in middleware)
 
 
-def main() -> None:
+def main(args: argparse.Namespace) -> None:
     from campaigns.models import Account, Message
     from providers.models import ProviderAccount
 
+    n = args.reports
     old = setup_databases(verbosity=0, interactive=False, keepdb=False)
     hub = minimal = applier = None
     logs = tempfile.TemporaryDirectory(prefix="bench-webhooks-")
@@ -167,7 +269,7 @@ def main() -> None:
                 provider_account=provider,
                 provider_message_id=f"b{i}",
             )
-            for i in range(N)
+            for i in range(n)
         )
         env = {
             **os.environ,
@@ -176,37 +278,62 @@ def main() -> None:
             "DJANGO_SETTINGS_MODULE": "bench.settings",
         }
         hub_log, minimal_log = Path(logs.name) / "hub.log", Path(logs.name) / "minimal.log"
-        hub = gunicorn("smshub.wsgi:application", PORT, env, hub_log)
+        hub = gunicorn("smshub.wsgi:application", PORT, env, hub_log, args)
         minimal = gunicorn(
             "django.core.wsgi:get_wsgi_application()",
             MINIMAL_PORT,
             {**env, "DJANGO_SETTINGS_MODULE": "bench.minimal"},
             minimal_log,
+            args,
+        )
+        # The applier runs in its own process, as a Celery worker would, started now so that
+        # its start-up is not timed.
+        applier = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+            [sys.executable, __file__, "--applier", str(n)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         base, minimal_base = f"http://127.0.0.1:{PORT}", f"http://127.0.0.1:{MINIMAL_PORT}"
         wait_until_up(base + "/bare/", hub, hub_log)
         wait_until_up(minimal_base + "/bare/", minimal, minimal_log)
+        said(applier, READY)
 
         path = provider.webhook_url("dlr").removeprefix(settings.PUBLIC_BASE_URL)
-        bodies = [json.dumps({"id": f"b{i}", "status": "delivered"}) for i in range(N)]
+        bodies = [json.dumps({"id": f"b{i}", "status": "delivered"}).encode() for i in range(n)]
+        cpu = {}
 
-        def baseline(url: str) -> float:
-            hammer([(url, body) for body in bodies[:200]])  # warm up
-            return hammer([(url, body) for body in bodies])
+        def measure(name: str, url: str, server: subprocess.Popen) -> float:
+            hammer([("POST", url, body) for body in bodies[:WARM_UP]], args.connections)
+            before = cpu_seconds([server.pid])
+            seconds = hammer([("POST", url, body) for body in bodies], args.connections)
+            cpu[name] = per_request(before, cpu_seconds([server.pid]), n)
+            return seconds
 
-        minimal_seconds = baseline(minimal_base + "/bare/")
-        bare_seconds = baseline(base + "/hooks/bare/")
-        pages_seconds = baseline(base + "/bare/")
+        minimal_seconds = measure("minimal", minimal_base + "/bare/", minimal)
+        bare_seconds = measure("bare", base + "/hooks/bare/", hub)
+        pages_seconds = measure("pages", base + "/bare/", hub)
 
-        # The applier runs in its own process, as a Celery worker would.
-        applier = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-            [sys.executable, __file__, "--applier", str(N)], cwd=ROOT, env=env
-        )
-        started = time.perf_counter()
-        post_seconds = hammer([(base + path, body) for body in bodies])
+        # Warmed up with GETs, which look the token up (each connection to the database
+        # opened) and are refused (405) without storing anything.
+        hammer([("GET", base + path, b"")] * WARM_UP, args.connections)
+        before = cpu_seconds([hub.pid])
+        started_wall, started = time.time(), time.perf_counter()
+        applier.stdin.write("go\n")
+        applier.stdin.flush()
+        post_seconds = hammer([("POST", base + path, body) for body in bodies], args.connections)
+        stored = cpu_seconds([hub.pid])
+        done = json.loads(said(applier, DONE))
         applier.wait(timeout=600)
-        applied_seconds = time.perf_counter() - started
-        assert Message.objects.filter(status="delivered").count() == N
+        after = cpu_seconds([hub.pid])
+        applied_seconds = done["done_at"] - started_wall
+        waited = time.perf_counter() - started
+        cpu["webhook"] = per_request(before, stored, n)
+        cpu["webhook"]["postgres"] = per_request(before, after, n)["postgres"]
+        cpu["webhook"]["applier"] = round(done["cpu_s"] * 1000 / n, 3)
+        assert Message.objects.filter(status="delivered").count() == n
     finally:
         for process in (applier, hub, minimal):
             stop(process)
@@ -214,13 +341,20 @@ def main() -> None:
         connection.close()
         teardown_databases(old, verbosity=0)
 
-    minimal_rate, bare_rate, pages_rate = N / minimal_seconds, N / bare_seconds, N / pages_seconds
-    stored_rate, applied_rate = N / post_seconds, N / applied_seconds
+    minimal_rate, bare_rate, pages_rate = n / minimal_seconds, n / bare_seconds, n / pages_seconds
+    stored_rate, applied_rate = n / post_seconds, n / applied_seconds
     ratio, floor_ratio = applied_rate / bare_rate, bare_rate / minimal_rate
+    server = f"{args.workers} {'threaded' if args.threads > 1 else 'sync'} workers"
+    if args.threads > 1:
+        server += f" x {args.threads} threads"
+
+    def ms(name: str) -> str:
+        return ", ".join(f"{key} {value:.2f}" for key, value in cpu[name].items())
+
     print(f"database:             {connection.vendor}")
     print(
-        f"reports:              {N} ({CLIENTS} concurrent clients; each server gunicorn with "
-        f"{WORKERS} sync workers, DEBUG off)"
+        f"reports:              {n} (one asyncio client, {args.connections} kept-alive "
+        f"connections; each server gunicorn with {server}, DEBUG off)"
     )
     print(f"machine middleware:   {short(settings.MACHINE_MIDDLEWARE)}")
     print(f"page middleware:      {short(settings.MIDDLEWARE)}")
@@ -228,23 +362,34 @@ def main() -> None:
     print(f"bare view:            {bare_rate:,.0f} requests/s (/hooks/bare/: machine middleware)")
     print(f"bare view, pages:     {pages_rate:,.0f} requests/s (/bare/: page middleware)")
     print(f"webhook answered:     {stored_rate:,.0f} reports/s (stored, 200; machine middleware)")
-    print(f"webhook applied:      {applied_rate:,.0f} reports/s (message delivered)")
-    print(f"ratio applied / bare: {ratio:.2f} (target at least 0.5)")
+    print(
+        f"webhook applied:      {applied_rate:,.0f} reports/s (message delivered; target "
+        f"{TARGET_PER_S:,}/s: {applied_rate / TARGET_PER_S:.2f} of it)"
+    )
+    print(f"ratio applied / bare: {ratio:.2f}")
     print(f"ratio bare / minimal: {floor_ratio:.2f} (what the hub's handler costs a request)")
+    print("CPU ms per request:")
+    for name in ("minimal", "bare", "pages", "webhook"):
+        print(f"  {name + ':':<19} {ms(name)}")
+    print(f"  (applier and PostgreSQL until the last report was applied, {waited:.1f} s)")
     print(
         json.dumps(
             {
                 "bench": "webhooks",
                 "database": connection.vendor,
-                "reports": N,
-                "workers": WORKERS,
+                "reports": n,
+                "workers": args.workers,
+                "threads": args.threads,
+                "connections": args.connections,
                 "minimal_per_s": round(minimal_rate),
                 "bare_per_s": round(bare_rate),
                 "bare_pages_per_s": round(pages_rate),
                 "answered_per_s": round(stored_rate),
                 "applied_per_s": round(applied_rate),
+                "target_per_s": TARGET_PER_S,
                 "ratio": round(ratio, 3),
                 "bare_minimal_ratio": round(floor_ratio, 3),
+                "cpu_ms": cpu,
             }
         )
     )
@@ -252,6 +397,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--applier"]:
-        apply_until(int(sys.argv[2]))
+        apply_all(int(sys.argv[2]))
     else:
-        main()
+        main(arguments())

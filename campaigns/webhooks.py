@@ -1,7 +1,9 @@
 """One generic webhook view for every provider: /hooks/<slug>/<token>/<dlr|inbound>/.
 
 The token in the path identifies the provider account and is its secret (Vortext's push has no
-authentication of its own); a wrong one is a 404 that stores nothing but a counter. Optional HTTP
+authentication of its own); a wrong one is a 404 that stores nothing but a counter. The account
+is remembered by the process while the provider accounts version stands (one cache read a
+request: `ProviderAccount.for_webhook`), so a stored request costs one INSERT. Optional HTTP
 basic auth on top (`webhook_username` / `webhook_password` in the account's credentials) is
 compared in constant time. The adapter reads the body (a body it cannot read is a 400, the request
 kept with the reason); the request is stored as received and answered at once; workers apply it
@@ -18,7 +20,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from providers.exceptions import WebhookValidationError
-from providers.models import ProviderAccount
+from providers.models import ProviderAccount, webhook_version
 
 from .models import WebhookRequest
 from .services import webhook_log
@@ -51,7 +53,7 @@ def webhook(request: HttpRequest, slug: str, token: str, kind: str) -> JsonRespo
     if kind not in KINDS:
         return _rejected(slug, "not_found", 404, "not found")
     try:
-        provider_account = ProviderAccount.for_webhook(slug, token)
+        provider_account = ProviderAccount.for_webhook(slug, token, webhook_version())
     except DatabaseError:
         logger.exception("webhook: database unavailable")
         return JsonResponse({"error": "temporarily unavailable, try again"}, status=503)

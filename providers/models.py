@@ -3,22 +3,30 @@
 Its secrets are encrypted at rest (`smshub.crypto`): `credentials` (a dict to every caller) and
 `webhook_token`. A webhook finds its account by `webhook_token_digest`, the token's SHA-256,
 indexed; the decrypted token is then compared in constant time.
+
+Webhooks come by the thousand: each web process remembers the accounts their tokens named, as
+`campaigns.api.keys` does for API keys, while the *provider accounts version* in the shared cache
+stands (`WEBHOOK_VERSION_KEY`). Saving or deleting any provider account changes it once committed
+(`changed`), so a rotated token or a disabled account is refused by every process at its next
+request.
 """
 
 import base64
 import binascii
+import copy
 import hmac
 import secrets
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.signals import post_delete, post_save
 from django.urls import reverse
 
 from smshub.crypto import EncryptedJSONField, EncryptedTextField, digest
+from smshub.memory import Remembered
 
 from . import registry
 from .base import BaseProvider
@@ -27,8 +35,8 @@ from .base import BaseProvider
 WEBHOOK_USERNAME, WEBHOOK_PASSWORD = "webhook_username", "webhook_password"
 
 
-WEBHOOK_CACHE_SECONDS = 10.0
-_webhook_cache: dict[tuple[str, str], tuple["ProviderAccount | None", float]] = {}
+WEBHOOK_VERSION_KEY = "smshub:provider-accounts-version"
+memory = Remembered(WEBHOOK_VERSION_KEY, at_most=1_000)
 
 
 def new_webhook_token() -> str:
@@ -96,30 +104,27 @@ class ProviderAccount(models.Model):
         if update_fields is not None and "webhook_token" in update_fields:
             kwargs["update_fields"] = {*update_fields, "webhook_token_digest"}
         super().save(*args, **kwargs)
-        _webhook_cache.clear()
-
-    def delete(self, *args, **kwargs):
-        _webhook_cache.clear()
-        return super().delete(*args, **kwargs)
 
     @classmethod
-    def for_webhook(cls, slug: str, token: str) -> "ProviderAccount | None":
-        """The enabled account a webhook URL names, or None. Webhooks come by the thousand: the
-        answer is kept in this process for `WEBHOOK_CACHE_SECONDS` (a change saved in this
-        process clears it; other processes see a rotated token or a disabled account that much
-        later)."""
-        key, now = (slug, digest(token)), time.monotonic()
-        hit = _webhook_cache.get(key)
-        if hit is not None and hit[1] > now:
-            return hit[0]
+    def for_webhook(cls, slug: str, token: str, version: object = None) -> "ProviderAccount | None":
+        """The enabled account a webhook URL names, or None.
+
+        `version` is the provider accounts version read from the cache (`webhook_version`): an
+        account remembered under the same version, for less than `REMEMBERED_FOR`, is answered
+        from memory, as a copy (one request's changes to it never reach another's). Without a
+        version the database is asked, and nothing is remembered. Unknown tokens never are.
+        """
+        key = (slug, digest(token))
+        if (remembered := memory.get(key, version)) is not None:
+            return _copy(remembered)
         account = cls.objects.filter(slug=slug, webhook_token_digest=key[1], enabled=True).first()
-        if account is not None and not hmac.compare_digest(
+        if account is None or not hmac.compare_digest(
             account.webhook_token.encode(), token.encode()
         ):
-            account = None
-        if len(_webhook_cache) > 10_000:
-            _webhook_cache.clear()
-        _webhook_cache[key] = (account, now + WEBHOOK_CACHE_SECONDS)
+            return None
+        if version is not None:
+            memory.put(key, account, version)
+            account = _copy(account)
         return account
 
     @property
@@ -190,3 +195,21 @@ class ProviderAccount(models.Model):
             if missing:
                 needs = f"{self.adapter_class.display_name} needs: {', '.join(missing)}."
                 raise ValidationError({"credentials": needs})
+
+
+def webhook_version() -> object:
+    """The provider accounts version to pass to `ProviderAccount.for_webhook`: one cache read
+    (None when the cache cannot be reached: the database is asked then)."""
+    return memory.version()
+
+
+def _copy(account: ProviderAccount) -> ProviderAccount:
+    mine = copy.copy(account)
+    mine.credentials = copy.deepcopy(account.credentials)
+    return mine
+
+
+changed = memory.changed
+forget = memory.forget
+post_save.connect(changed, sender=ProviderAccount, dispatch_uid="provider-accounts-version")
+post_delete.connect(changed, sender=ProviderAccount, dispatch_uid="provider-accounts-version-d")

@@ -3,16 +3,31 @@ from the project's directory. Every value can be changed through the environment
 
 - `GUNICORN_BIND` (default `127.0.0.1:8000`; on a platform that sets `PORT`, `0.0.0.0:$PORT`)
 - `WEB_CONCURRENCY`: worker processes (default: 2 per CPU + 1)
-- `GUNICORN_THREADS`: threads per worker (default 1; more makes them threaded workers)
-- `GUNICORN_TIMEOUT`: seconds a request may take before its worker is restarted (default 30)
+- `GUNICORN_THREADS`: threads per worker (default 4: threaded workers; 1 makes them sync ones)
+- `GUNICORN_TIMEOUT`: seconds a worker may stay silent before it is restarted (default 30;
+  with sync workers that bounds each request, with threaded ones only a stuck worker)
 - `GUNICORN_GRACEFUL_TIMEOUT`: seconds to finish requests on restart/stop (default 30)
-- `GUNICORN_KEEPALIVE`: seconds to keep an idle connection from the proxy (default 5)
+- `GUNICORN_KEEPALIVE`: seconds to keep an idle connection from the proxy (default 75)
 - `GUNICORN_MAX_REQUESTS`: requests after which a worker is replaced (default 1000, 0: never)
 - `FORWARDED_ALLOW_IPS`: proxies trusted for X-Forwarded-* (default localhost); the hub takes
   the client's address for its lock-outs from the X-Forwarded-For they add (smshub.lockout)
 - `GUNICORN_CONTROL_SOCKET`: where `gunicornc` may reach it (default: no control socket)
 - `LOG_FORMAT`, `LOG_LEVEL`, `DEBUG`: as for the application; the access log goes through the
   same JSON formatter (method, path, status, duration_ms, request_id, ...) and masking.
+
+Why threaded workers (measured with bench/webhooks.py on 2 CPUs, PostgreSQL and Redis, one
+client keeping 16 connections alive as the proxy does): sync workers answer one request per
+connection and close it, so the proxy's kept-alive connections (deploy/nginx.conf) are opened
+again for every request, and a worker waits idle while PostgreSQL commits. Against 2 sync
+workers (bare view 591 requests/s, delivery reports applied 214/s), 2 workers of 4 threads
+answered the bare view at 1,607/s and applied 371/s, 5 workers of 4 threads applied 410/s (the
+difference between 2 and 5 workers is within the machine's noise; earlier runs found sync
+workers slower with 5 than with 2), so the number of workers stays gunicorn's usual 2 per CPU
+plus 1. Each thread keeps its own database connection (docs/deploy.md, *Database connections*).
+
+The keep-alive outlasts the proxy's (nginx closes idle upstream connections after 60 s by
+default): whoever closes an idle connection first must be the proxy, or it may send a request
+on a connection gunicorn is closing and answer 502 for it.
 """
 
 import multiprocessing
@@ -33,10 +48,10 @@ _port = os.environ.get("PORT")
 _default_bind = f"0.0.0.0:{_port}" if _port else "127.0.0.1:8000"
 bind = [env.str("GUNICORN_BIND", default=_default_bind)]
 workers = env.int("WEB_CONCURRENCY", default=multiprocessing.cpu_count() * 2 + 1)
-threads = env.int("GUNICORN_THREADS", default=1)
+threads = env.int("GUNICORN_THREADS", default=4)
 timeout = env.int("GUNICORN_TIMEOUT", default=30)
 graceful_timeout = env.int("GUNICORN_GRACEFUL_TIMEOUT", default=30)
-keepalive = env.int("GUNICORN_KEEPALIVE", default=5)
+keepalive = env.int("GUNICORN_KEEPALIVE", default=75)
 # Replacing workers now and then bounds the memory a leak could take; the jitter keeps them from
 # restarting all at once.
 max_requests = env.int("GUNICORN_MAX_REQUESTS", default=1000)

@@ -3,26 +3,23 @@
 A key reads `smsh_<43 URL-safe characters>`. Looking a key up by the hash of what was sent is
 safe against timing attacks: the database compares hashes, which the sender cannot steer.
 
-Each web process remembers the keys it has looked up (with their accounts) for up to
-`REMEMBERED_FOR`, as long as the *keys version* in the shared cache has not changed: saving or
-deleting any key or account, and revoking a key, change it (`changed`), so a revoked key is
-refused by every process at its next request. The version is read in the same cache round trip
-as the address lock-out (`campaigns.api.auth`): a request makes no database query for its key.
+Each web process remembers the keys it has looked up, with their accounts (`smshub.memory`),
+while the *keys version* in the shared cache stands: saving or deleting any key or account, and
+revoking a key, change it (`changed`), so a revoked key is refused by every process at its next
+request. The version is read in the same cache round trip as the rate counter
+(`campaigns.api.auth`): a request makes no database query for its key.
 """
 
 import copy
 import hashlib
 import secrets
-import threading
-import time
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.cache import cache
-from django.db import transaction
 from django.utils import timezone
 
 from campaigns.models import Account
+from smshub.memory import Remembered
 
 from .models import ApiKey
 
@@ -60,32 +57,26 @@ def issue(
 
 
 VERSION_KEY = "smshub:api-keys-version"
-REMEMBERED_FOR = 60.0  # seconds, should a change ever not reach the version
-REMEMBERED_AT_MOST = 10_000
-_remembered: dict[str, tuple[ApiKey, object, float]] = {}
-_lock = threading.Lock()
+memory = Remembered(VERSION_KEY, at_most=10_000)
+changed = memory.changed  # on any key or account saved or deleted, and on revoke
 
 
 def lookup(secret: str, version: object = None) -> ApiKey | None:
     """The key (active or revoked) whose secret this is, with its account; None if none is.
 
-    `version` is the keys version read from the cache (`VERSION_KEY`): a key remembered under
-    the same version, for less than `REMEMBERED_FOR`, is answered from memory, as a copy (one
-    request's changes to it never reach another's). Unknown keys are not remembered.
+    `version` is the keys version if the caller read it from the cache (`VERSION_KEY`); a key
+    remembered under the current version is answered from memory, as a copy (one request's
+    changes to it never reach another's). Unknown keys are not remembered.
     """
     if not secret.startswith(KEY_PREFIX):
         return None
     key_hash = digest(secret)
-    now = time.monotonic()
-    remembered = _remembered.get(key_hash)
-    if remembered is not None and remembered[1] == version and now - remembered[2] < REMEMBERED_FOR:
-        return _copy(remembered[0])
+    version = memory.version(version)
+    if (remembered := memory.get(key_hash, version)) is not None:
+        return _copy(remembered)
     api_key = ApiKey.objects.select_related("account").filter(key_hash=key_hash).first()
     if api_key is not None:
-        with _lock:
-            if len(_remembered) >= REMEMBERED_AT_MOST:
-                _remembered.clear()
-            _remembered[key_hash] = (api_key, version, now)
+        memory.put(key_hash, api_key, version)
         api_key = _copy(api_key)
     return api_key
 
@@ -94,20 +85,6 @@ def _copy(api_key: ApiKey) -> ApiKey:
     mine = copy.copy(api_key)
     mine.account = copy.copy(api_key.account)
     return mine
-
-
-def changed(**kwargs) -> None:
-    """Make every process look its keys up again once the change (a key or an account saved,
-    deleted or revoked) is committed: before, another process could read the old row and keep
-    it under the new version. A receiver of `post_save` and `post_delete` too."""
-    transaction.on_commit(_new_version, robust=True)
-
-
-def _new_version() -> None:
-    try:
-        cache.incr(VERSION_KEY)
-    except ValueError:  # not there yet (or expired from the cache): any new value will do
-        cache.set(VERSION_KEY, secrets.randbits(32), timeout=None)
 
 
 def touch(api_key: ApiKey) -> None:
@@ -138,5 +115,5 @@ def revoke(api_key: ApiKey) -> bool:
 
 def forget() -> None:
     """Forget the keys this process remembers and its writes of `last_used_at`."""
-    _remembered.clear()
+    memory.forget()
     _touched.clear()

@@ -33,16 +33,6 @@ def post(client, url, body, **kwargs):
     return response
 
 
-@pytest.fixture
-def sent(account, provider_account):
-    return MessageFactory(
-        account=account,
-        provider_account=provider_account,
-        provider_message_id="sim-1",
-        status=Status.SENT,
-    )
-
-
 def test_a_delivery_report_marks_the_message_delivered(client, sent, provider_account):
     response = post(
         client,
@@ -471,3 +461,38 @@ def test_a_report_that_cannot_be_applied_keeps_no_other_waiting(
     failed = WebhookRequest.objects.get(status=WebhookRequest.Status.FAILED)
     assert "could not be applied" in failed.error
     assert not WebhookRequest.objects.filter(status=WebhookRequest.Status.RECEIVED).exists()
+
+
+def test_each_request_of_a_batch_keeps_its_own_outcome(client, account, provider_account):
+    """Requests applied together (one batch) are each marked with what became of them."""
+    other = ProviderAccountFactory(name="Other simulator")
+    for provider, provider_id in [(provider_account, "a"), (provider_account, "b"), (other, "c")]:
+        MessageFactory(
+            account=account,
+            provider_account=provider,
+            provider_message_id=provider_id,
+            status=Status.SENT,
+        )
+    requests_made = [
+        (provider_account, [{"id": "a", "status": "delivered"}, {"id": "b", "status": "failed"}]),
+        (provider_account, {"id": "a", "status": "delivered"}),  # a duplicate: changes nothing
+        (provider_account, {"id": "nobody", "status": "delivered"}),  # no such message yet
+        (other, {"id": "c", "status": "delivered"}),
+    ]
+    for provider, body in requests_made:
+        url = provider.webhook_url("dlr")
+        response = client.post(url, data=json.dumps(body), content_type="application/json")
+        assert response.status_code == 200
+    assert apply_webhooks() == 4
+    outcomes = list(
+        WebhookRequest.objects.order_by("id").values_list("status", "events", "applied")
+    )
+    assert outcomes == [
+        ("applied", 2, 2),
+        ("applied", 1, 0),
+        ("unmatched", 1, 0),
+        ("applied", 1, 1),
+    ]
+    assert all(log.processed_at for log in WebhookRequest.objects.all())
+    statuses = dict(Message.objects.values_list("provider_message_id", "status"))
+    assert statuses == {"a": Status.DELIVERED, "b": Status.FAILED, "c": Status.DELIVERED}
