@@ -14,7 +14,8 @@ timed from the first submission to the last arrival in the fake's own log (issue
   admin would set it: `max-pending-submits = 500`, messages kept in memory), written to a
   temporary folder, on free ports, their consoles at warning level like its `log-level = 2`.
 - The hub as in production: `DEBUG=false`, a throwaway PostgreSQL database of its own,
-  gunicorn (`smshub/gunicorn.conf.py`, `--web-workers` sync workers, 5), one Celery worker
+  gunicorn (`smshub/gunicorn.conf.py`, `--web-workers` workers, 5, of `GUNICORN_THREADS`
+  threads, 4 by default), one Celery worker
   with 2 processes (`bench/dispatch.py`'s Worker) and beat; a `simulator` provider account at
   the fake without limits, alone on the account's route; sender and category empty. Changed
   for the bench: the API's per-key rate limit (`SMSHUB_API_RATE_LIMIT`), so that it measures
@@ -828,7 +829,9 @@ def main() -> None:
             print(
                 f"hub: {connection.vendor}, broker {settings.CELERY_BROKER_URL.split('://')[0]}, "
                 f"cache {settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}, DEBUG off, "
-                f"gunicorn {args.web_workers} sync workers, 1 Celery worker x 2 processes + beat "
+                f"gunicorn {args.web_workers} workers x "
+                f"{os.environ.get('GUNICORN_THREADS', 4)} threads, "
+                f"1 Celery worker x 2 processes + beat "
                 f"(sweep every {settings.SMSHUB_SWEEP_INTERVAL:g} s), API rate limit raised to "
                 f"{API_RATE_LIMIT:,}/min for the bench, GUNICORN_MAX_REQUESTS="
                 f"{os.environ['GUNICORN_MAX_REQUESTS']}, LOG_LEVEL={os.environ['LOG_LEVEL']}",
