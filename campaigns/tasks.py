@@ -16,9 +16,6 @@ logger = logging.getLogger(__name__)
 
 # One dispatch task keeps claiming batches for at most this long, then hands over.
 DISPATCH_TIME_BUDGET = 30.0
-# A dispatch task stays this long after its last work, so that messages queued meanwhile find
-# it awake (`wake.wake_dispatcher` publishes nothing while a task holds a slot).
-DISPATCH_LINGER = 0.5
 # A message is inserted a moment before its transaction commits: one queued this long before
 # a task ended may have seen that task's slot and published nothing.
 LATE_ARRIVAL = timedelta(seconds=2)
@@ -43,7 +40,11 @@ def dispatch(slot: int | None = None) -> int:
             wake.hold_slot(slot)
 
     try:
-        return dispatch_service.dispatch_for(DISPATCH_TIME_BUDGET, after_batch, DISPATCH_LINGER)
+        # It stays `SMSHUB_DISPATCH_LINGER` after its last work, so that messages queued
+        # meanwhile find it awake (`wake.wake_dispatcher` publishes nothing while a slot is held).
+        return dispatch_service.dispatch_for(
+            DISPATCH_TIME_BUDGET, after_batch, settings.SMSHUB_DISPATCH_LINGER
+        )
     finally:
         if slot is not None:
             ended = timezone.now()

@@ -215,6 +215,8 @@ SMSHUB_SEND_CONCURRENCY = env.int("SMSHUB_SEND_CONCURRENCY", default=300)
 # Dispatch tasks the sweep keeps running or queued at most (more worker processes than this
 # would sit idle while messages are due).
 SMSHUB_DISPATCHERS = env.int("SMSHUB_DISPATCHERS", default=16)
+# Seconds a dispatch task stays after its last work, for messages queued meanwhile.
+SMSHUB_DISPATCH_LINGER = env.float("SMSHUB_DISPATCH_LINGER", default=0.5)
 CELERY_BEAT_SCHEDULE = {
     # Claims what is due: scheduled sends, retries, and anything the broker dropped.
     "sweep": {

@@ -44,3 +44,8 @@ STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# The live worker's dispatch tasks end once nothing is due, as soon as a test's messages are
+# sent: a task still looking for work when a transactional test's tables are truncated can
+# deadlock the truncation (PostgreSQL). The tests of lingering set it themselves.
+SMSHUB_DISPATCH_LINGER = 0.0
