@@ -72,6 +72,7 @@ from bench.dispatch import (  # noqa: E402
     recipient,
 )
 from bench.fake_provider import HUB, KANNEL, FakeProvider, measure_capacity  # noqa: E402
+from bench.procs import tree_cpu  # noqa: E402
 
 os.environ["CELERY_TASK_DEFAULT_QUEUE"] = QUEUE  # bench.worker's queue, for web and beat too
 
@@ -84,7 +85,6 @@ API_KEY = "bench-peer-key"  # the fake's: what the hub's provider account sends
 KANNEL_USER, KANNEL_PASSWORD = "bench", "bench-peer"
 BEARERBOX, SMSBOX = Path("/usr/sbin/bearerbox"), Path("/usr/sbin/smsbox")
 WARMUP = 20
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # A case fails when no send arrives at the fake for this long.
 STALL_SECONDS = 60
 
@@ -237,29 +237,9 @@ def get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:
 
 def cpu_seconds(roots: list[int]) -> float:
     """CPU time (user + system) of these processes and all their descendants, counting the
-    descendants that exited and were reaped (their parents' cutime + cstime): gunicorn
-    replaces its workers every GUNICORN_MAX_REQUESTS."""
-    children: dict[int, list[int]] = {}
-    ticks: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2 :].split()
-        pid = int(entry.name)
-        children.setdefault(int(fields[1]), []).append(pid)
-        ticks[pid] = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
-    total, todo, seen = 0, list(roots), set()
-    while todo:
-        pid = todo.pop()
-        if pid not in seen:
-            seen.add(pid)
-            total += ticks.get(pid, 0)
-            todo += children.get(pid, [])
-    return total / CLOCK_TICKS
+    descendants that exited and were reaped: gunicorn replaces its workers every
+    GUNICORN_MAX_REQUESTS."""
+    return tree_cpu(roots)
 
 
 def run_clients(count: int, work: Callable[[int], list[float]]) -> tuple[float, list[float]]:
@@ -284,6 +264,30 @@ def run_clients(count: int, work: Callable[[int], list[float]]) -> tuple[float, 
     if errors:
         raise errors[0]
     return started, durations
+
+
+def send_singles(
+    port: int,
+    numbers: list[str],
+    threads: int,
+    send: Callable[[http.client.HTTPConnection, str], None],
+) -> tuple[float, list[float]]:
+    """One request per number from `threads` clients, each on its own keep-alive connection;
+    returns when they started and how long each request took (`send` raises on a refusal)."""
+
+    def work(index: int) -> list[float]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        durations = []
+        for number in numbers[index::threads]:
+            if INTERRUPTED.is_set():
+                break
+            began = time.monotonic()
+            send(conn, number)
+            durations.append(time.monotonic() - began)
+        conn.close()
+        return durations
+
+    return run_clients(threads, work)
 
 
 def client_ceiling(port: int, threads: int, requests: int = 4000) -> float:
@@ -370,21 +374,12 @@ class Kannel:
         return started
 
     def singles(self, numbers: list[str], threads: int) -> tuple[float, list[float]]:
-        def work(index: int) -> list[float]:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-            durations = []
-            for number in numbers[index::threads]:
-                if INTERRUPTED.is_set():
-                    break
-                began = time.monotonic()
-                status, body = fetch(conn, "GET", self._path([number]))
-                durations.append(time.monotonic() - began)
-                if status not in (200, 202):
-                    raise RuntimeError(f"Kannel refused a send: {status} {body[:200]!r}")
-            conn.close()
-            return durations
+        def send(conn: http.client.HTTPConnection, number: str) -> None:
+            status, body = fetch(conn, "GET", self._path([number]))
+            if status not in (200, 202):
+                raise RuntimeError(f"Kannel refused a send: {status} {body[:200]!r}")
 
-        return run_clients(threads, work)
+        return send_singles(self.port, numbers, threads, send)
 
     def stop(self) -> None:
         for service in reversed(self.services):
@@ -471,22 +466,13 @@ class Hub:
         return started
 
     def singles(self, numbers: list[str], threads: int) -> tuple[float, list[float]]:
-        def work(index: int) -> list[float]:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-            durations = []
-            for number in numbers[index::threads]:
-                if INTERRUPTED.is_set():
-                    break
-                body = json.dumps({"to": number, "text": TEXT})
-                began = time.monotonic()
-                status, answer = fetch(conn, "POST", "/api/v1/messages", body, self.headers)
-                durations.append(time.monotonic() - began)
-                if status != 201:
-                    raise RuntimeError(f"the hub refused a send: {status} {answer[:300]!r}")
-            conn.close()
-            return durations
+        def send(conn: http.client.HTTPConnection, number: str) -> None:
+            body = json.dumps({"to": number, "text": TEXT})
+            status, answer = fetch(conn, "POST", "/api/v1/messages", body, self.headers)
+            if status != 201:
+                raise RuntimeError(f"the hub refused a send: {status} {answer[:300]!r}")
 
-        return run_clients(threads, work)
+        return send_singles(self.port, numbers, threads, send)
 
     def wait_idle(self, timeout: float = 120) -> None:
         """Until no message is on its way; then every message must be sent."""

@@ -50,6 +50,8 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
+from bench.procs import processes, tree_cpu  # noqa: E402
+
 PORT, MINIMAL_PORT = 8765, 8766
 # Gunicorn's first answer may take seconds (workers import the hub): wait for it this long.
 START_DEADLINE = 120
@@ -57,7 +59,6 @@ START_DEADLINE = 120
 TARGET_PER_S = 2000
 WARM_UP = 200
 READY, DONE = "applier ready", "applier done: "
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def production_server() -> dict:
@@ -200,38 +201,11 @@ def stop(process: subprocess.Popen | None) -> None:
             process.wait()
 
 
-def processes() -> dict[int, tuple[int, str, float]]:
-    """Every process: its parent, name and CPU seconds (user + system, with its reaped
-    children's)."""
-    found = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text[text.rindex(")") + 2 :].split()
-        ticks = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
-        found[int(entry.name)] = (int(fields[1]), name, ticks / CLOCK_TICKS)
-    return found
-
-
 def cpu_seconds(roots: list[int]) -> dict[str, float]:
     """CPU seconds so far of the process trees under `roots` ("web"), of PostgreSQL (all its
     processes on this machine) and of this process (the client)."""
     table = processes()
-    children: dict[int, list[int]] = {}
-    for pid, (parent, _, _) in table.items():
-        children.setdefault(parent, []).append(pid)
-    web, todo, seen = 0.0, list(roots), set()
-    while todo:
-        pid = todo.pop()
-        if pid not in seen and pid in table:
-            seen.add(pid)
-            web += table[pid][2]
-            todo += children.get(pid, [])
+    web = tree_cpu(roots, table)
     postgres = sum(cpu for _, name, cpu in table.values() if name == "postgres")
     return {"web": web, "postgres": postgres, "client": time.process_time()}
 
