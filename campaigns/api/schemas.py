@@ -240,7 +240,9 @@ class MessageOut(Schema):
 
     @classmethod
     def of(cls, message: Message) -> "MessageOut":
-        return cls(
+        # Built without validation: every value comes from a saved message, as the schema says
+        # (validating it cost a tenth of an API send's CPU).
+        return cls.model_construct(
             id=message.pk,
             to=message.recipient,
             sender=message.sender,

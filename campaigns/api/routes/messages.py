@@ -105,7 +105,7 @@ def _send_one(api_key: ApiKey, out: validation.Outgoing) -> SendOut:
         )
         forwarding.enqueue_status(message)
     blocked = message.status == Status.BLOCKED
-    return SendOut(
+    return SendOut.model_construct(
         message=MessageOut.of(message),
         campaign=None,
         queued=0 if blocked else 1,
