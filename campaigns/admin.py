@@ -446,17 +446,19 @@ class WebhookRequestAdmin(DateSafeMixin, ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(PendingDeliveryReport)
 class PendingDeliveryReportAdmin(DateSafeMixin, ReadOnlyMixin, admin.ModelAdmin):
-    """Delivery reports whose message is not known (yet): applied when a message gets the id."""
+    """Delivery reports whose message is not known (yet): applied when a message gets the id.
+    Reports matched by number (no id) that found no message awaiting one stay here."""
 
     list_display = [
         "provider_message_id",
+        "recipient",
         "provider_account",
         "status",
         "error_code",
         "received_at",
     ]
     list_filter = ["status", "provider_account"]
-    search_fields = ["provider_message_id__exact"]
+    search_fields = ["provider_message_id__exact", "recipient__exact"]
     date_hierarchy = "received_at"
     list_select_related = ["provider_account"]
 

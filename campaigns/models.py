@@ -383,6 +383,14 @@ class Message(models.Model):
             models.Index(fields=["account", "status", "-id"], name="message_account_status_idx"),
             # Threading replies: the latest message an account sent to a number.
             models.Index(fields=["account", "recipient", "-id"], name="message_recipient_idx"),
+            # Delivery reports matched by number (providers whose send gives no id): the oldest
+            # message to a number awaiting its report (`delivery.by_number`, `BY_NUMBER`).
+            models.Index(
+                fields=["provider_account", "recipient", "claimed_at"],
+                # `OR`, not `IN`: SQLite proves a partial index from `=` terms with parameters.
+                condition=Q(provider_message_id="") & (Q(status="sent") | Q(status="unknown")),
+                name="message_awaiting_number_idx",
+            ),
             models.Index(fields=["campaign", "status"], name="message_campaign_status_idx"),
             # Flood limits: what an account, and a provider account, sent in the last minutes.
             models.Index(fields=["account", "claimed_at"], name="message_account_claimed_idx"),
@@ -436,6 +444,10 @@ class MessageEvent(models.Model):
         return f"{self.from_status or '∅'} → {self.to_status or '∅'}"
 
 
+# The inbox conversation of replies whose number the provider did not give (in its URL).
+UNKNOWN_NUMBER = "unknown"
+
+
 class Reply(models.Model):
     """An SMS a recipient sent back (MO), linked to the message it answers when known."""
 
@@ -447,7 +459,8 @@ class Reply(models.Model):
         ProviderAccount, on_delete=models.SET_NULL, null=True, blank=True
     )
     provider_message_id = models.CharField(max_length=100, blank=True)
-    from_number = PhoneNumberField()
+    # Empty when the provider named neither the number nor the message (an unknown number).
+    from_number = PhoneNumberField(blank=True)
     to_number = models.CharField(max_length=32, blank=True)
     text = models.TextField(blank=True)
     received_at = models.DateTimeField(default=timezone.now)
@@ -473,7 +486,12 @@ class Reply(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Reply from {self.from_number}"
+        return f"Reply from {self.from_number or 'an unknown number'}"
+
+    @property
+    def conversation(self) -> str:
+        """The inbox conversation it belongs to: its number, or `UNKNOWN_NUMBER`."""
+        return self.from_number or UNKNOWN_NUMBER
 
 
 class OptOut(models.Model):
@@ -552,10 +570,14 @@ class WebhookRequest(models.Model):
 
 class PendingDeliveryReport(models.Model):
     """A delivery report whose message is not known yet (it can arrive before the send result is
-    recorded). Applied as soon as a message gets that provider id; visible in admin meanwhile."""
+    recorded). Applied as soon as a message gets that provider id; visible in admin meanwhile.
+    One matched by number that found no message awaiting a report stays unmatched: shown in
+    admin and on the dashboard until retention purges it."""
 
     provider_account = models.ForeignKey(ProviderAccount, on_delete=models.CASCADE)
-    provider_message_id = models.CharField(max_length=100)
+    provider_message_id = models.CharField(max_length=100, blank=True)
+    # The number the report names (a provider whose reports are matched by number).
+    recipient = models.CharField(max_length=32, blank=True)
     status = models.CharField(max_length=12)
     occurred_at = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=50, blank=True)
@@ -577,7 +599,7 @@ class PendingDeliveryReport(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.status} for {self.provider_message_id}"
+        return f"{self.status} for {self.provider_message_id or self.recipient or 'no message'}"
 
 
 class Forward(models.Model):

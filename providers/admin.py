@@ -1,4 +1,10 @@
-"""Provider accounts in the admin. Secret credentials are never shown in full, anywhere."""
+"""Provider accounts in the admin. Secret credentials are never shown in full, anywhere.
+
+A provider whose adapter lists `options` (`providers.options`: SMSAdvert's sendAsShort, failover
+and multi-recipient calls) has them edited as labelled choices on its account's page rather than
+as raw JSON keys, and a choice's warning (SMSAdvert: messages sent together get no delivery
+report) is shown on the page and after saving.
+"""
 
 import json
 import logging
@@ -8,6 +14,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import QuerySet
@@ -23,6 +30,7 @@ from django.utils.timezone import localtime
 from . import circuit, registry
 from .exceptions import ProviderError
 from .models import ProviderAccount, mask, new_webhook_token
+from .options import Option
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +44,23 @@ class CredentialsField(forms.JSONField):
         if isinstance(value, InvalidJSONInput):
             return value
         return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+OPTION_PREFIX = "option__"  # form fields of the options: "option__<credential key>"
+
+
+def options_of(slug: str) -> tuple[Option, ...]:
+    """The labelled options of a provider kind (none for an unknown one); never a secret."""
+    cls = registry.adapters().get(slug)
+    if cls is None:
+        return ()
+    return tuple(option for option in cls.options if option.key not in cls.secret_credentials)
+
+
+def option_warnings(account: ProviderAccount) -> list[str]:
+    """What the account's options warn about (e.g. no delivery reports), in order."""
+    credentials = account.credentials if isinstance(account.credentials, dict) else {}
+    return [w for option in options_of(account.slug) for w in option.warnings(credentials)]
 
 
 def credential_keys_by_provider() -> list[tuple[str, str]]:
@@ -77,12 +102,64 @@ class ProviderAccountForm(forms.ModelForm):
         # Taken before the form touches the instance: what is stored, and what the user was shown.
         self.stored_credentials = dict(self.instance.credentials or {})
         self.shown_credentials = self.instance.masked_credentials()
-        self.initial["credentials"] = self.shown_credentials
+        # An existing account's options are edited as labelled choices, not in the JSON.
+        self.options = options_of(self.instance.slug) if self.instance.pk else ()
+        self.initial["credentials"] = {
+            key: value
+            for key, value in self.shown_credentials.items()
+            if key not in {option.key for option in self.options}
+        }
         self.fields["credentials"].help_text = format_html(
             "{}<ul>{}</ul>",
             self.fields["credentials"].help_text,
             format_html_join("", "<li><b>{}</b>: {}</li>", credential_keys_by_provider()),
         )
+        for option in self.options:
+            self.fields[OPTION_PREFIX + option.key] = self._option_field(option)
+
+    def _option_field(self, option: Option) -> forms.ChoiceField:
+        current = option.choice(self.stored_credentials)
+        # Admin shows help texts as HTML: everything in it is escaped (a stored value may be any).
+        help_text = format_html("{}", option.help)
+        if current is None:  # a stored value no choice means: say so, and ask for a choice
+            help_text = format_html(
+                "{} The stored value {} of “{}” is not understood: choose one.",
+                option.help,
+                repr(self.stored_credentials[option.key]),
+                option.key,
+            )
+        return forms.ChoiceField(
+            label=f"{option.label} ({option.key})",
+            choices=[(str(i), choice.label) for i, choice in enumerate(option.choices)],
+            initial=None if current is None else str(option.choices.index(current)),
+            widget=forms.RadioSelect,
+            help_text=help_text,
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        credentials = cleaned.get("credentials")
+        # Options belong to the provider they were shown for: not applied if the slug changed.
+        if not self.options or credentials is None or cleaned.get("slug") != self.instance.slug:
+            return cleaned
+        credentials = dict(credentials)
+        for option in self.options:
+            token = cleaned.get(OPTION_PREFIX + option.key)
+            if option.key in credentials:
+                self.add_error(
+                    "credentials",
+                    f"“{option.key}” is set with its choice below the credentials: remove it "
+                    "from the JSON.",
+                )
+            if token is None:
+                continue
+            choice = option.choices[int(token)]
+            if choice.value is None:
+                credentials.pop(option.key, None)
+            else:
+                credentials[option.key] = choice.value
+        cleaned["credentials"] = credentials
+        return cleaned
 
     def clean_credentials(self) -> dict[str, Any]:
         submitted = self.cleaned_data.get("credentials")
@@ -136,6 +213,8 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     search_fields = ["name", "base_url"]
     readonly_fields = [
         "hold",
+        "option_warnings",
+        "options_summary",
         "circuit_state",
         "dlr_webhook_url",
         "inbound_webhook_url",
@@ -225,6 +304,40 @@ class ProviderAccountAdmin(admin.ModelAdmin):
                 request, f"{obj}: hold released, the new settings are used from now on."
             )
         super().save_model(request, obj, form, change)
+        for warning in option_warnings(obj):
+            self.message_user(request, f"{obj}: {warning}", messages.WARNING)
+
+    OPTIONS_DESCRIPTION = (
+        "Settings of this provider's credentials that are not secrets, as labelled choices "
+        "(they are kept with the credentials, under the key in brackets)."
+    )
+
+    @admin.display(description="warning")
+    def option_warnings(self, obj: ProviderAccount) -> str:
+        """What the account's options mean for its messages, when it matters (no reports)."""
+        warnings = option_warnings(obj)
+        if not warnings:
+            return "—"
+        return format_html_join("", "<p><strong>Warning:</strong> {}</p>", ((w,) for w in warnings))
+
+    @admin.display(description="options")
+    def options_summary(self, obj: ProviderAccount) -> str:
+        """The options as their labels (the view-only page: the choices are not editable)."""
+        credentials = obj.credentials if isinstance(obj.credentials, dict) else {}
+        rows = []
+        for option in options_of(obj.slug):
+            choice = option.choice(credentials)
+            label = choice.label if choice else f"not understood: {credentials.get(option.key)!r}"
+            rows.append((option.label, option.key, label))
+        return format_html_join("", "<p><b>{}</b> ({}): {}</p>", rows) if rows else "—"
+
+    def get_form(self, request: HttpRequest, obj: ProviderAccount | None = None, **kwargs):
+        # The option fields are the form's own (added per provider): not model fields.
+        fields = kwargs.get("fields")
+        if fields is None:
+            fields = flatten_fieldsets(self.get_fieldsets(request, obj))
+        kwargs["fields"] = [name for name in fields if not name.startswith(OPTION_PREFIX)]
+        return super().get_form(request, obj, **kwargs)
 
     @admin.action(description="Release hold (the cause is fixed)", permissions=["change"])
     def release_hold(self, request: HttpRequest, queryset: QuerySet[ProviderAccount]) -> None:
@@ -252,6 +365,17 @@ class ProviderAccountAdmin(admin.ModelAdmin):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None:  # no webhook URLs nor timestamps before the account exists
             return fieldsets[:1]
+        options = options_of(obj.slug)
+        if options:  # after the credentials they belong to
+            editable = self.has_change_permission(request, obj)
+            fields = [OPTION_PREFIX + o.key for o in options] if editable else ["options_summary"]
+            if option_warnings(obj):
+                fields = ["option_warnings", *fields]
+            options_fieldset = (
+                "Options",
+                {"fields": fields, "description": self.OPTIONS_DESCRIPTION},
+            )
+            fieldsets = [fieldsets[0], options_fieldset, *fieldsets[1:]]
         if obj.on_hold:  # first, where it is seen
             fieldsets = [self.HOLD_FIELDSET, *fieldsets]
         if not self.has_change_permission(request, obj):

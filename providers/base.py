@@ -21,6 +21,7 @@ from .exceptions import (
     provider_error,
     reason,
 )
+from .options import Option
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ class BaseProvider:
     # True when `send_many` puts many recipients in one call: the dispatcher then hands it a
     # provider account's whole batch instead of sending message by message.
     multi_recipient: ClassVar[bool] = False
+    # Non-secret credentials that admin shows as labelled choices (see `providers.options`).
+    options: ClassVar[tuple[Option, ...]] = ()
+    # True when the provider's send answer gives no message id: its delivery reports are then
+    # matched by the number they carry (`DeliveryReport.to_number`) to the oldest message of that
+    # provider account still awaiting a report to it (`campaigns.services.delivery`).
+    reports_match_by_number: ClassVar[bool] = False
 
     def __init__(self, *, base_url: str, credentials: dict[str, Any] | None = None) -> None:
         self.base_url = base_url.rstrip("/")

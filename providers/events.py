@@ -53,6 +53,9 @@ class DeliveryReport:
     error_code: str = ""
     error_reason: str = ""
     raw: Any = field(default=None, compare=False)
+    # The number the message went to, as the report gives it (Twilio-style `To`): what matches a
+    # report to its message for providers whose send gives no id (`reports_match_by_number`).
+    to_number: str = ""
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ Wire protocol (``../shared/provider-docs/expertflow-sms-connector.txt`` and NOTE
   missing; 404 wrong API URL; 500 internal error. None of them has a documented body.
 - Delivery status in the Twilio form style (``application/x-www-form-urlencoded``):
   ``MessageSid`` and ``SmsStatus`` (the doc's definitions name it ``MessageStatus``; both are
-  read) with the words delivered, undelivered, failed, queued, sent → `parse_delivery_reports`.
+  read) with the words delivered, undelivered, failed, queued, sent, and ``To`` (the number the
+  message went to) when the form has it → `parse_delivery_reports`.
 - Inbound SMS in the Twilio form style: ``Body``, ``From``, ``To``, ``SmsSid`` (``MessageSid``
   accepted too) → `parse_inbound`.
 - Delivery reports on the connector's ActiveMQ queue ``delivery-report``, JSON
   ``{"MessageSID", "DeliveryStatus": "DELIVERED"|"FAILED", "ProviderStatusCode"}`` →
-  `parse_queue_report` (for whatever bridge consumes that queue; the hub has no queue consumer).
+  `parse_queue_report` (read over STOMP by ``manage.py consume_delivery_reports``).
 
 The Twilio-style parsing is in two module-level functions, `parse_twilio_status` and
 `parse_twilio_inbound`, so that any gateway speaking that style can reuse them.
@@ -30,16 +31,20 @@ Deliberate choices where the doc is silent or ambiguous:
   ``MessageSid`` of its delivery statuses (and the ``MessageSID`` of its queue reports) is the id
   the downstream gateway (Twilio, an SMSC over SMPP...) gave the message, which the connector never
   returns to its caller; and the send body has no field in which to pass the hub's own reference
-  for the connector to echo. So `SendResult.provider_message_id` is empty (``""``), and
-  **delivery reports cannot be matched to hub messages**: an Expertflow message stays ``sent``.
-  Reports still parse; the hub keeps them as unmatched delivery reports.
+  for the connector to echo. So `SendResult.provider_message_id` is empty (``""``) and the
+  adapter declares ``reports_match_by_number``: a report whose id names no message is matched by
+  its ``To`` to the oldest message of the provider account to that number still awaiting a
+  report (`campaigns.services.delivery`, within ``SMSHUB_DLR_NUMBER_WINDOW_HOURS``); the
+  message then takes the report's ``MessageSid``, when it has one, as its id, so that the report
+  again (or the queue's report with the same id) finds it by id. A report with neither a
+  matching id nor a ``To`` (the doc's delivery-notification table lists no ``To``; a queue
+  report never has one) stays an unmatched delivery report.
   Using the hub's reference as the id instead was rejected: the connector never sees it, so no
   report could carry it, while a numeric SMPP id could equal a hub message number and move the
-  wrong message. Two things keep the empty id safe: every parse hook refuses a report without a
-  message id (an empty id would otherwise match any message that has none), and the database's
-  unique (provider account, provider id) constraint ignores empty ids.
+  wrong message. The database's (provider account, provider id) index ignores empty ids, and an
+  empty id matches no message.
   If a connector does answer the send with a JSON object carrying ``MessageSid`` (or
-  ``MessageSID``), that id is used, and its reports then match.
+  ``MessageSID``), that id is used, and its reports then match by id.
 - The send answer: any 2xx with an empty body, or any JSON body, is "queued" (``sent`` in the
   hub). A 2xx with a non-JSON body (an HTML page from a proxy or another application at the
   base URL) is refused as unreadable (ProviderRejected, not retried: it may have been queued,
@@ -66,12 +71,14 @@ Deliberate choices where the doc is silent or ambiguous:
   proves: the configuration is complete, the base URL is reachable, the connector's send path
   exists, and the credentials were not refused (if the connector checks none, that proves
   nothing about them).
-- Twilio forms: ``SmsStatus`` is read before ``MessageStatus`` (Twilio sends both, equal). An
-  ``ErrorCode`` field (Twilio sends one with failures; not in the doc) is kept as the error code
-  when present. The forms carry no time, so ``occurred_at``/``received_at`` are left empty.
-  ``SmsSid`` is read before ``MessageSid`` for inbound messages. A Twilio inbound needs ``From``,
-  ``To``, ``Body`` (may be empty) and an id; the id is required because the hub de-duplicates
-  replies by it.
+- Twilio forms: ``SmsStatus`` is read before ``MessageStatus`` (Twilio sends both, equal). A
+  delivery status needs a status word and ``MessageSid`` or ``To`` (either can match it; the
+  doc lists ``MessageSid``, Twilio's callbacks carry ``To`` too); ``To`` is taken as given (E.164,
+  or an MSISDN without ``+``: the hub reads both). An ``ErrorCode`` field (Twilio sends one with
+  failures; not in the doc) is kept as the error code when present. The forms carry no time, so
+  ``occurred_at``/``received_at`` are left empty. ``SmsSid`` is read before ``MessageSid`` for
+  inbound messages. A Twilio inbound needs ``From``, ``To``, ``Body`` (may be empty) and an id;
+  the id is required because the hub de-duplicates replies by it.
 - Queue reports: ``DeliveryStatus`` is read case-insensitively; ``ProviderStatusCode`` (string or
   integer, optional) becomes the error code of a FAILED report and stays in ``raw`` otherwise.
 """
@@ -141,14 +148,22 @@ def parse_twilio_status(
     request: HttpRequest,
     *,
     status_map: Mapping[str, DeliveryStatus] = TWILIO_STATUS_MAP,
+    id_required: bool = True,
 ) -> DeliveryReport:
-    """A Twilio-style delivery status: form ``MessageSid`` + ``SmsStatus`` (or ``MessageStatus``).
+    """A Twilio-style delivery status: form ``MessageSid`` + ``SmsStatus`` (or ``MessageStatus``),
+    and the number the message went to (``To``) when the form has it.
 
-    `status_map` (lower-case words) lets a gateway with more words extend the default map.
+    `status_map` (lower-case words) lets a gateway with more words extend the default map. With
+    `id_required` false (a provider whose reports are matched by number), a form without
+    ``MessageSid`` is read when it has a ``To``.
     """
     form = _form(request, "delivery status")
     status_word = form.get("SmsStatus", "").strip() or form.get("MessageStatus", "").strip()
-    missing = _missing(form, "MessageSid")
+    message_id = form.get("MessageSid", "").strip()
+    to_number = form.get("To", "").strip()
+    missing = []
+    if not message_id and (id_required or not to_number):
+        missing.append("MessageSid" if id_required else "MessageSid (or To)")
     if not status_word:
         missing.append("SmsStatus (or MessageStatus)")
     if missing:
@@ -160,10 +175,11 @@ def parse_twilio_status(
             f"unknown delivery status {status_word!r} (expected one of: {', '.join(status_map)})"
         ) from None
     return DeliveryReport(
-        provider_message_id=form["MessageSid"].strip(),
+        provider_message_id=message_id,
         status=status,
         error_code=form.get("ErrorCode", "").strip(),
         raw=form,
+        to_number=to_number,
     )
 
 
@@ -246,6 +262,8 @@ class ExpertflowProvider(BaseProvider):
         "optional HTTP basic auth of the connector (set both or neither)."
     )
     status_map: ClassVar[dict[str, DeliveryStatus]] = TWILIO_STATUS_MAP
+    # The send answer has no content: reports are matched by their `To` (see the docstring).
+    reports_match_by_number = True
     # The doc's status table for /msg-client/send (its only error vocabulary).
     http_errors: ClassVar[dict[int, ErrorClass]] = {
         400: ErrorClass.REJECTED,  # "required parameters are not supplied": this message's
@@ -327,9 +345,9 @@ class ExpertflowProvider(BaseProvider):
         if isinstance(body, dict):
             message_id = _identifier(body.get("MessageSid")) or _identifier(body.get("MessageSID"))
         if not message_id:
-            logger.info(
+            logger.debug(
                 "expertflow: message %s queued at the connector; no id comes back, so its "
-                "delivery reports cannot be matched",
+                "delivery reports are matched by number",
                 sms.reference,
             )
         return SendResult(
@@ -374,7 +392,7 @@ class ExpertflowProvider(BaseProvider):
 
     # --- what the connector sends us ---------------------------------------------------------
     def parse_delivery_reports(self, request: HttpRequest) -> list[DeliveryReport]:
-        return [parse_twilio_status(request, status_map=self.status_map)]
+        return [parse_twilio_status(request, status_map=self.status_map, id_required=False)]
 
     def parse_inbound(self, request: HttpRequest) -> list[InboundSMS]:
         return [parse_twilio_inbound(request)]

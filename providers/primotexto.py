@@ -22,10 +22,14 @@ Deliberate choices where the doc is silent or ambiguous:
   other countries are refused, so any E.164 number is sent.
 - ``sender`` (3 to 11 ASCII letters or digits, the doc's "ALPHANUMERIQUES") is omitted when the
   message has none: Primotexto then uses one of its numeric short codes. ``campaignName``
-  (from ``sms.campaign_name``) and ``category`` (from ``sms.category``) are omitted when empty;
-  ``date`` is sent only for a scheduled message, as epoch milliseconds of ``sms.send_at``
-  (a naive ``send_at`` is read in Django's current time zone). A date in the past is not
-  refused: the doc does not say what Primotexto does with it.
+  (from ``sms.campaign_name``) and ``category`` (from ``sms.category``) are omitted when empty.
+- ``date`` (epoch milliseconds) is sent only when the adapter hands Primotexto a time still to
+  come: ``sms.send_at`` at least ``FUTURE_MARGIN`` (one minute) from now; a naive ``send_at`` is
+  read in Django's current time zone. The hub holds a scheduled message until it is due, so its
+  ``send_at`` is past when it is sent (and again on retries): it is then sent without ``date``,
+  for immediate delivery. What Primotexto does with a past ``date`` is not documented (a real
+  provider may well refuse it), so one is never sent; a time less than the margin ahead is sent
+  at once too, since the call and clock differences could make it past on arrival.
 - Characters: the doc's list of allowed characters is taken verbatim (``DOC_CHARACTERS``).
   Read carefully, it is a strict *subset* of GSM 03.38, not a superset: among others it lacks
   ``€ [ ] É Ç Ä Ö ä ö Æ æ Ø ø ß ¡ ¿ § ¥`` and the Greek capitals. It also lists no whitespace,
@@ -91,6 +95,8 @@ SENDER_RE = re.compile(r"[A-Za-z0-9]{3,11}")
 E164_RE = re.compile(r"\+[1-9][0-9]{6,14}")
 MARKETING = "marketing"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A `send_at` nearer than this is sent at once, without `date` (never a date past on arrival).
+FUTURE_MARGIN = timedelta(minutes=1)
 
 _STATUS_HINTS = {
     400: "bad request",
@@ -157,8 +163,9 @@ class PrimotextoProvider(BaseProvider):
             body["campaignName"] = sms.campaign_name
         if sms.category:
             body["category"] = sms.category
-        if sms.send_at is not None:
-            body["date"] = epoch_milliseconds(sms.send_at)
+        date = future_date(sms.send_at)
+        if date is not None:
+            body["date"] = date
         return ProviderRequest(
             "POST",
             f"{self.base_url}{SEND_PATH}",
@@ -252,6 +259,15 @@ class PrimotextoProvider(BaseProvider):
                 code="config",
             )
         return {"X-Primotexto-ApiKey": key}
+
+
+def future_date(send_at: datetime | None, now: datetime | None = None) -> int | None:
+    """The ``date`` to send for `send_at`: its epoch milliseconds when it is at least
+    `FUTURE_MARGIN` ahead of `now`, else None (send at once, no date in the past)."""
+    if send_at is None:
+        return None
+    date, now_ms = epoch_milliseconds(send_at), epoch_milliseconds(now or timezone.now())
+    return date if date - now_ms >= FUTURE_MARGIN // timedelta(milliseconds=1) else None
 
 
 def epoch_milliseconds(moment: datetime) -> int:

@@ -15,7 +15,9 @@ Wire protocol (``../shared/provider-docs/smsadvert.txt``):
   to ``callback``. The doc names no other status and no replies (no inbound webhook).
 
 Credentials: ``token`` (required, secret), ``send_as_short`` (optional boolean, also the strings
-"true"/"false"), ``failover`` (optional string, e.g. "short", passed through as given).
+"true"/"false"), ``failover`` (optional string, e.g. "short", passed through as given),
+``multi_recipient`` (optional boolean, default false). Admin shows the last three as labelled
+choices (`options`), with a warning on an account whose ``multi_recipient`` is true.
 
 Deliberate choices where the doc is silent:
 
@@ -43,17 +45,20 @@ Deliberate choices where the doc is silent:
   ``code`` is ``errorMessage``.
 - A delivery report ``failed`` maps to FAILED (the doc's own word; with its own devices the SMS
   usually never left the phone), ``delivered`` to DELIVERED.
-- ``send_many``: messages with the same text, window and callback URL go in one call, up to 1000
-  distinct numbers each; a number that appears twice goes into a later call (SMSAdvert would
-  drop the duplicate), so every message is really sent. A group of one is an ordinary ``send``.
-  The answer to a multi-recipient call holds one ``msgId`` for all of them and a delivery report
-  carries only that ``msgId``, so a report could never tell which recipient it is about. Hence,
-  in a multi-recipient call, each message's provider id is ``"<msgId>:<phone>"`` (unique per
-  message, the batch still readable) and **no ``callback`` is sent**: those messages stay
-  ``sent``. The dispatcher sends through ``send_many``; a provider account whose credential
-  ``multi_recipient`` is false sends one number per call instead, each with its callback. An
-  error answer concerns the whole call, so each of its messages gets it; once the account is
-  refused, the calls left are not made and their messages get that refusal too.
+- One number per call by default, each with its ``callback``, so that every message gets its
+  delivery report. The answer to a multi-recipient call holds one ``msgId`` for all of its
+  numbers and a delivery report carries only that ``msgId``: a report could never tell which
+  recipient it is about (the doc does not even say whether one comes). Sending many numbers per
+  call is the provider account's explicit choice, ``multi_recipient: true`` (``sends_many``):
+  the dispatcher then hands ``send_many`` whole batches, and messages with the same text, window
+  and callback URL go in one call, up to 1000 distinct numbers each; a number that appears twice
+  goes into a later call (SMSAdvert would drop the duplicate), so every message is really sent.
+  A group of one is an ordinary ``send``, with its callback. In a multi-recipient call each
+  message's provider id is ``"<msgId>:<phone>"`` (unique per message, the batch still readable)
+  and **no ``callback`` is sent**: those messages get no delivery report and stay ``sent`` (admin
+  and ``check`` say so for such an account). An error answer concerns the whole call, so each of
+  its messages gets it; once the account is refused, the calls left are not made and their
+  messages get that refusal too.
 - ``check``: the doc has no read-only call, so it POSTs an empty JSON object to the send path
   with the token. SMSAdvert must refuse it (no phone, no text): nothing is sent or charged.
   Field errors (``errors``) mean the host answers and did not refuse the token; ``errorMessage``
@@ -83,6 +88,7 @@ from providers.exceptions import (
     ProviderRejected,
     WebhookValidationError,
 )
+from providers.options import Choice, Option, flag
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +100,11 @@ E164_RE = re.compile(r"\+[1-9]\d{1,14}", re.ASCII)  # used with fullmatch()
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
+NO_REPORT_WARNING = (
+    "Messages with the same text are sent together, up to 1000 numbers per call: SMSAdvert "
+    "gives such a call one msgId for all its numbers, so those messages get no delivery report "
+    "and stay “sent”. Choose one number per call for every message to get its report."
+)
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -146,11 +157,40 @@ class SmsAdvertProvider(BaseProvider):
     required_credentials = ("token",)
     secret_credentials = frozenset({"token"})
     credentials_help = (
-        "token: the API token of your SMSAdvert account; send_as_short (optional, true/false): "
-        "send through SMSAdvert's network instead of your own phones; failover (optional, "
-        'e.g. "short"): fall back to SMSAdvert\'s network when your phones cannot send; '
-        "multi_recipient (optional, default true): up to 1000 numbers per call for the same "
-        "text; false sends one number per call, so that each message gets a delivery report."
+        "token: the API token of your SMSAdvert account; send_as_short (optional, true/false, "
+        "default false: sent from your own devices): true sends through SMSAdvert's network "
+        '(sendAsShort); failover (optional, "short"): fall back to SMSAdvert\'s network when '
+        "your devices cannot send; multi_recipient (optional, default false: one number per "
+        "call, each message with its delivery report): true sends up to 1000 numbers per call "
+        "for the same text, and those messages get no delivery report."
+    )
+    # The non-secret credentials, as admin shows them: labelled choices (the first: absent).
+    options = (
+        flag(
+            "send_as_short",
+            "Sent through",
+            absent="Your own devices (sendAsShort absent: the doc's default)",
+            true="SMSAdvert's network (sendAsShort: true)",
+            help="The doc: without sendAsShort (or with false) the message is sent through your "
+            "own devices connected to SMSAdvert; with true, through SMSAdvert's network.",
+        ),
+        Option(
+            "failover",
+            "When your devices cannot send",
+            (
+                Choice(None, "The message is not sent another way (no failover)", same_as=("",)),
+                Choice("short", 'Fall back to SMSAdvert\'s network (failover: "short")'),
+            ),
+            help="Only with your own devices: if none is connected or the operator refuses the "
+            "message, SMSAdvert's network sends it.",
+        ),
+        flag(
+            "multi_recipient",
+            "Numbers per call",
+            absent="One number per call: every message gets its delivery report",
+            true="Up to 1000 numbers per call for the same text: NO delivery report for those",
+            warning=NO_REPORT_WARNING,
+        ),
     )
     status_map = {
         "delivered": DeliveryStatus.DELIVERED,
@@ -168,6 +208,8 @@ class SmsAdvertProvider(BaseProvider):
     credential_errors = frozenset({"TOKEN", "AUTH"})
     # The send path is fixed: a 404 means the base URL is wrong for every message.
     http_errors = {404: ErrorClass.ACCOUNT}
+    # `send_many` can put many recipients in one call; whether it does is the provider
+    # account's choice (`sends_many`: credential multi_recipient, false by default).
     multi_recipient = True
 
     # --- configuration --------------------------------------------------------------------
@@ -325,7 +367,7 @@ class SmsAdvertProvider(BaseProvider):
 
     def sends_many(self) -> bool:
         try:
-            return self._flag("multi_recipient", default=True)
+            return self._flag("multi_recipient", default=False)
         except ProviderError:
             return True  # `send_many` says what is wrong with the credential, message by message
 
@@ -336,7 +378,7 @@ class SmsAdvertProvider(BaseProvider):
         in a multi-recipient call gets the provider id ``"<msgId>:<phone>"`` and no callback.
         """
         try:
-            multi_recipient = self._flag("multi_recipient", default=True)
+            multi_recipient = self._flag("multi_recipient", default=False)
         except ProviderError as exc:
             return [exc] * len(messages)
         if not multi_recipient:
@@ -407,6 +449,7 @@ class SmsAdvertProvider(BaseProvider):
         read-only call and does not say whether the token is checked before the fields).
         """
         self._options()  # a malformed send_as_short is a configuration error worth showing here
+        multi_recipient = self._flag("multi_recipient", default=False)
         url = f"{self.base_url}{SEND_PATH}"
         try:
             response = self.call(ProviderRequest("POST", url, headers=self._headers(), json={}))
@@ -424,10 +467,13 @@ class SmsAdvertProvider(BaseProvider):
                     code="check",
                     raw=body if body is not None else response.text[:1000],
                 )
-        return (
+        described = (
             f"SMSAdvert answers at {self.base_url} and did not refuse the token "
             "(a test request without phone or text was refused field by field; nothing was sent)"
         )
+        if multi_recipient:
+            described += f". Warning: {NO_REPORT_WARNING}"
+        return described
 
     # --- what SMSAdvert sends us ------------------------------------------------------------
     def parse_delivery_reports(self, request: HttpRequest) -> list[DeliveryReport]:

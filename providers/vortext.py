@@ -46,13 +46,17 @@ Deliberate choices where the doc is silent or ambiguous:
 - `check` calls ``GET /status`` with the credentials. Whether that endpoint verifies them is not
   documented: a 401/403 there fails the check as an account problem, a 2xx only proves Vortext
   answers.
-- Replies: the doc shows the original ``message`` as ``{ }`` without naming its fields. We read
-  ``phoneNumber`` (the field name of the send request) as ``from_number``, since the reply comes
-  from the person we wrote to, and ``messageId`` (the send answer's name), else ``id``, as
-  ``in_reply_to``. A reply needs at least one of the two to be linked to anything, so a reply with
-  neither is refused. ``to_number`` is left empty (the account's single sender is not in the
-  payload) and so is ``provider_message_id`` (a reply has no id of its own). ``answeredAt`` is
-  optional (missing → no time); present but unreadable → refused; without an offset → UTC.
+- Replies: the doc shows the original ``message`` as ``{ }`` without naming its fields. When it
+  carries fields we read ``phoneNumber`` (the field name of the send request) as ``from_number``,
+  since the reply comes from the person we wrote to, and ``messageId`` (the send answer's name),
+  else ``id``, as ``in_reply_to``. When it names neither (the doc's own example ``{ }``, or
+  ``message`` absent or null), the reply is kept all the same, from an unknown number: its
+  ``from_number`` and ``in_reply_to`` are empty and the hub gives it to the one account sending
+  through the provider account (see ``campaigns.services.inbound``). ``message`` of another type
+  than an object is refused as malformed. ``to_number`` is left empty (the account's single
+  sender is not in the payload) and so is ``provider_message_id`` (a reply has no id of its
+  own). ``answeredAt`` is optional (missing → no time); present but unreadable → refused;
+  without an offset → UTC.
 """
 
 import json
@@ -205,20 +209,19 @@ class VortextProvider(BaseProvider):
         if not isinstance(content, str):
             raise WebhookValidationError("the Vortext reply has no 'response.content' text")
         original = body.get("message")
+        if original is None:
+            original = {}  # the message it answers is not named: a reply from an unknown number
         if not isinstance(original, dict):
             raise WebhookValidationError(
-                "the Vortext reply has no 'message' object (the message it answers)"
+                "the Vortext reply's 'message' (the message it answers) is not a JSON object"
             )
         in_reply_to = _identifier(original.get("messageId"))
         if not in_reply_to:
             in_reply_to = _identifier(original.get("id"))
         from_number = original.get("phoneNumber")
-        from_number = from_number if isinstance(from_number, str) else ""
-        if not from_number.strip() and not in_reply_to:
-            raise WebhookValidationError(
-                "the Vortext reply's 'message' has neither 'phoneNumber' nor 'messageId': "
-                "cannot tell who answered"
-            )
+        from_number = from_number.strip() if isinstance(from_number, str) else ""
+        if not from_number and not in_reply_to:
+            logger.info("vortext: a reply names neither its number nor its message (doc example)")
         return [
             InboundSMS(
                 from_number=from_number,

@@ -263,6 +263,9 @@ SMSHUB_MAX_ATTEMPTS = env.int("SMSHUB_MAX_ATTEMPTS", default=5)
 SMSHUB_RETRY_BASE_DELAY = env.float("SMSHUB_RETRY_BASE_DELAY", default=10.0)
 # Webhooks: the largest body accepted, in bytes.
 SMSHUB_WEBHOOK_MAX_BODY = env.int("SMSHUB_WEBHOOK_MAX_BODY", default=1024 * 1024)
+# Delivery reports of providers whose send gives no id (Expertflow) match the oldest message to
+# their number handed to the provider within this many hours (0: never matched by number).
+SMSHUB_DLR_NUMBER_WINDOW_HOURS = env.float("SMSHUB_DLR_NUMBER_WINDOW_HOURS", default=24.0)
 # Replies made only of one of these words (case and accents ignored) opt the number out, or back in.
 SMSHUB_STOP_KEYWORDS = env.list(
     "SMSHUB_STOP_KEYWORDS",

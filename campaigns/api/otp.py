@@ -2,8 +2,10 @@
 
 - When the first provider account of the route is Ogangi (and its circuit is closed), Ogangi
   makes the code and sends it (`sendSMSPinMobileNumberConfirm`, `OgangiProvider.send_pin`), in
-  the request; the hub records the SMS as sent. If Ogangi cannot be reached, the hub falls back
-  to the next way.
+  the request; the hub records the SMS as sent. If Ogangi cannot be reached, or the provider
+  account cannot use the PIN method (`OgangiProvider.pin_unavailable`: no ``carrier`` name, which
+  the method requires), the hub falls back to the next way, and says why in the log and in the
+  message's timeline.
 - Otherwise the hub makes the code (`secrets`) and sends it as an ordinary SMS through the
   normal dispatch (route, flood limits, retries, failover).
 
@@ -95,13 +97,22 @@ def issue(
     route = account.route(category.pk if category else None)
     first = route[0] if route else None
     pin = None
+    why_not_pin = ""
     if (
         first is not None
         and first.slug == "ogangi"
         and not first.on_hold
         and circuit.state(first.pk) == circuit.CLOSED
     ):
-        pin = _ogangi_pin(first, to=to, template=template, length=length, sender=sender)
+        why_not_pin = first.adapter().pin_unavailable() or ""
+        if why_not_pin:
+            logger.warning(
+                "api: one-time code through %s made by the hub, not Ogangi: %s",
+                first.name,
+                why_not_pin,
+            )
+        else:
+            pin = _ogangi_pin(first, to=to, template=template, length=length, sender=sender)
     if pin is not None:
         otp.channel = OneTimeCode.Channel.OGANGI_PIN
         otp.code_hash = code_hash(otp.salt, pin)
@@ -135,7 +146,8 @@ def issue(
             sender=sender,
             category=category,
             source=MessageEvent.Source.API,
-            detail="One-time code queued to send now.",
+            detail="One-time code queued to send now."
+            + (f" The hub made the code, not Ogangi: {why_not_pin}." if why_not_pin else ""),
         )
     otp.save()
     logger.info(

@@ -3,6 +3,13 @@
 A reply is linked to the message whose provider id it names (`in_reply_to`), else to the latest
 message sent to that number through the same provider account, within the account's reply
 window. A reply made only of a STOP-type keyword opts the number out; a START-type one back in.
+
+A reply may name neither its number nor its message (Vortext's own example names neither): it
+is kept from an *unknown number* (an empty `from_number`) for the one account routed to that
+provider account, shown in the inbox as such with its time, and forwarded with an empty `from`.
+It answers no message and opts no one out or in. When no account, or more than one, is routed
+to the provider account, whose reply it is cannot be told: it is refused with that reason, and
+the webhook request stays in the webhook log as failed, replayable once the routes are fixed.
 """
 
 import logging
@@ -50,20 +57,28 @@ def receive_inbound(provider_account: ProviderAccount, inbound: InboundSMS) -> R
     message = None
     if inbound.in_reply_to:
         message = messages.filter(provider_message_id=inbound.in_reply_to).first()
-    sender = inbound.from_number or (message.recipient if message else "")
-    try:
-        from_number = normalize_msisdn(sender)
-    except ValidationError as exc:
-        raise WebhookValidationError(
-            f"the reply's sender {sender!r} is not a phone number"
-        ) from exc
-    if message is None:
+    sender = inbound.from_number.strip() or (message.recipient if message else "")
+    from_number = ""  # an unknown number: the provider named neither it nor the message
+    if sender:
+        try:
+            from_number = normalize_msisdn(sender)
+        except ValidationError as exc:
+            raise WebhookValidationError(
+                f"the reply's sender {sender!r} is not a phone number"
+            ) from exc
+    if message is None and from_number:
         message = latest_message_to(messages, from_number, received_at)
-    account = message.account if message else _account_for(provider_account, messages, from_number)
+    if message is not None:
+        account = message.account
+    elif from_number:
+        account = _account_for(provider_account, messages, from_number)
+    else:
+        account = _only_account(provider_account)
     if account is None:
+        who = f"…{from_number[-4:]}" if from_number else "an unknown number"
         raise WebhookValidationError(
-            f"a reply from …{from_number[-4:]} answers no message, and no account, or more than "
-            f"one, sends through {provider_account.name}: whose it is cannot be told"
+            f"a reply from {who} answers no message, and no account, or more than one, sends "
+            f"through {provider_account.name}: whose it is cannot be told"
         )
     try:
         with transaction.atomic():
@@ -104,12 +119,19 @@ def _account_for(provider_account: ProviderAccount, messages, from_number: str) 
     latest = messages.filter(recipient=from_number).order_by("-id").first()
     if latest is not None:
         return latest.account
+    return _only_account(provider_account)
+
+
+def _only_account(provider_account: ProviderAccount) -> Account | None:
+    """The account routed to `provider_account` when there is exactly one, else None."""
     routed = Account.objects.filter(route_entries__provider_account=provider_account).distinct()
     accounts = list(routed[:2])
     return accounts[0] if len(accounts) == 1 else None
 
 
 def opt_out_or_in(reply: Reply) -> None:
+    if not reply.from_number:
+        return  # a reply from an unknown number cannot opt anyone out (or in)
     word = keyword(reply.text)
     if word in _keywords(settings.SMSHUB_STOP_KEYWORDS):
         _, created = OptOut.objects.get_or_create(

@@ -9,6 +9,9 @@ A message counts on the day it was created, in the account's time zone:
 - *delivered*: the provider reported it delivered;
 - *failed*: refused, undelivered or expired;
 - *delivery rate*: delivered of sent.
+
+Besides, the delivery reports that matched no message (`unmatched_reports`), for the provider
+accounts the account's routes go through.
 """
 
 import zoneinfo
@@ -21,12 +24,13 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from campaigns import statuses
-from campaigns.models import Account, Category, Message, Reply
+from campaigns.models import Account, Category, Message, PendingDeliveryReport, Reply
 from providers.models import ProviderAccount
 
 Status = Message.Status
 
 DAYS = 7
+UNMATCHED_COUNTED_UP_TO = 1000
 FAILED = statuses.NOT_DELIVERED
 QUEUE = statuses.ON_ITS_WAY
 
@@ -152,3 +156,37 @@ def recent_replies(account: Account, limit: int = 5) -> list[Reply]:
         .select_related("message")
         .order_by("-received_at")[:limit]
     )
+
+
+@dataclass
+class Unmatched:
+    """Delivery reports of one provider account that matched no message (yet)."""
+
+    provider_account: ProviderAccount
+    count: int  # counted up to `UNMATCHED_COUNTED_UP_TO`, then "more"
+
+    @property
+    def shown(self) -> str:
+        more = self.count > UNMATCHED_COUNTED_UP_TO
+        return f"{UNMATCHED_COUNTED_UP_TO}+" if more else str(self.count)
+
+
+def unmatched_reports(account: Account) -> list[Unmatched]:
+    """Unmatched delivery reports of the provider accounts on the account's routes, by provider
+    account (only those that have some). Each count reads at most `UNMATCHED_COUNTED_UP_TO` + 1
+    entries of an index: the dashboard polls it, and a provider's reports may pile up until
+    retention purges them."""
+    found = []
+    on_routes = (
+        ProviderAccount.objects.filter(routeentry__account_id=account.pk)
+        .distinct()
+        .order_by("name")
+    )
+    for provider_account in on_routes:
+        ids = PendingDeliveryReport.objects.filter(provider_account=provider_account).values_list(
+            "pk", flat=True
+        )
+        count = len(ids[: UNMATCHED_COUNTED_UP_TO + 1])
+        if count:
+            found.append(Unmatched(provider_account, count))
+    return found

@@ -1,4 +1,5 @@
-"""The landing page: today's and the week's figures, the queue, recent replies, a chart.
+"""The landing page: today's and the week's figures, the queue, recent replies, a chart, and
+the provider accounts on hold or with delivery reports that matched no message.
 
 Its two live parts (figures, replies) poll every 10 seconds; an htmx request with `?part=` gets
 that part alone.
@@ -9,6 +10,7 @@ import re
 from datetime import date
 
 import pygal
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.safestring import SafeString, mark_safe
@@ -79,6 +81,8 @@ def _figures(request: HttpRequest) -> dict:
         "queue": stats.queue_depth(account),
         "chart": week_chart(summary.days),
         "held": holds.held_on_routes(account.pk),
+        "unmatched": stats.unmatched_reports(account),
+        "retention_days": settings.SMSHUB_LOG_RETENTION_DAYS,
     }
 
 

@@ -3,6 +3,8 @@
 A conversation is everything between the account and one number: the messages sent to it and
 the replies from it, in time order. The list of conversations is read from the account's replies,
 newest first, by keyset (`?before=<reply id>`), so it stays cheap however many replies there are.
+Replies whose number the provider did not give (an empty `from_number`) make one conversation,
+"unknown number", at `inbox/unknown/`: read-only, since there is no number to answer.
 """
 
 from django import forms
@@ -11,7 +13,7 @@ from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from ..models import Account, Message, OptOut, Reply, SenderName
+from ..models import UNKNOWN_NUMBER, Account, Message, OptOut, Reply, SenderName
 from ..services.compose import enqueue_message
 from .shared import READ, SEND, can_send, for_account, role_required
 
@@ -84,15 +86,22 @@ def conversations(account: Account, before: Reply | None = None) -> dict:
         .order_by()
     )
     threads = [
-        {"number": number, "latest": reply, "replies": counts.get(number, 0)}
+        {
+            "number": number,
+            "conversation": number or UNKNOWN_NUMBER,
+            "latest": reply,
+            "replies": counts.get(number, 0),
+        }
         for number, reply in latest.items()
     ]
     return {"threads": threads, "older": older}
 
 
 def thread_entries(account: Account, number: str) -> list[dict]:
-    """The latest messages to `number` and replies from it, oldest first."""
-    sent = Message.objects.filter(account=account, recipient=number).order_by("-id")[:THREAD_LENGTH]
+    """The latest messages to `number` and replies from it, oldest first ("": the replies from
+    an unknown number, which answer no message)."""
+    sent = Message.objects.filter(account=account, recipient=number).order_by("-id")
+    sent = sent[:THREAD_LENGTH] if number else sent.none()
     received = (
         Reply.objects.filter(account=account, from_number=number)
         .select_related("message")
@@ -104,10 +113,15 @@ def thread_entries(account: Account, number: str) -> list[dict]:
 
 
 def _number(request: HttpRequest, number: str) -> str:
-    """The conversation's number, or 404 when the account has none with it."""
+    """The conversation's number ("" for `UNKNOWN_NUMBER`), or 404 when the account has none
+    with it."""
+    account = request.membership.account
+    if number == UNKNOWN_NUMBER:
+        if not Reply.objects.filter(account=account, from_number="").exists():
+            raise Http404("No such conversation.")
+        return ""
     if not (number.startswith("+") and number[1:].isdigit()):
         raise Http404("No such conversation.")
-    account = request.membership.account
     exists = (
         Reply.objects.filter(account=account, from_number=number).exists()
         or Message.objects.filter(account=account, recipient=number).exists()
@@ -121,8 +135,10 @@ def _thread_context(request: HttpRequest, number: str, form: ReplyForm | None = 
     account = request.membership.account
     return {
         "number": number,
+        "conversation": number or UNKNOWN_NUMBER,
         "entries": thread_entries(account, number),
-        "opted_out": OptOut.objects.filter(account=account, number=number).exists(),
+        "opted_out": bool(number)
+        and OptOut.objects.filter(account=account, number=number).exists(),
         "form": form or ReplyForm(),
         "can_send": can_send(request.membership),
     }
@@ -175,6 +191,8 @@ def reply_sender(account: Account, number: str) -> str:
 def reply(request: HttpRequest, number: str) -> HttpResponse:
     """POST: send an answer to the number of a conversation (as a new message)."""
     number = _number(request, number)
+    if not number:
+        raise Http404("A reply from an unknown number cannot be answered.")
     if request.method != "POST":
         return redirect("campaigns:thread", number)
     account = request.membership.account

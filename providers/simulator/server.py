@@ -35,11 +35,15 @@ auto_reply_text=AUTO_REPLY_TEXT)``
 
 - ``credentials``: ``{slug: {key: value}}`` merged over each fake's defaults: simulator
   ``api_key`` (the ``api_key`` argument); vortext ``username="vortext"``,
-  ``password="vortext-secret"``; primotexto ``api_key="primotexto-key"``; smsadvert
-  ``token="smsadvert-token"``; expertflow ``channel="sms"``, ``username``/``password`` empty (no
-  basic auth asked; set both to require it); ogangi ``instance_id="1001"``,
-  ``public_key="ogangi-public"``, ``private_key="ogangi-private"``, ``signature_encoding="any"``
-  (``hex``, ``base64`` or ``any``). Wrong credentials get that provider's own refusal.
+  ``password="vortext-secret"`` and its reading ``reply_message="send_answer"``; primotexto
+  ``api_key="primotexto-key"`` and its reading ``past_date="refuse"``; smsadvert
+  ``token="smsadvert-token"`` and its reading ``multi_recipient_reports="none"`` (each reading:
+  see its fake's module); expertflow ``channel="sms"``, ``username``/``password`` empty (no
+  basic auth asked; set both to require it) and its readings ``report_sid="yes"``,
+  ``report_to="as_sent"``, ``report_status="both"``; ogangi ``instance_id="1001"``,
+  ``public_key="ogangi-public"``, ``private_key="ogangi-private"`` and its readings
+  ``signature_segments="encoded"``, ``signature_encoding="hex"``, ``mo_order="search"`` (see
+  ``fakes/ogangi.py``). Wrong credentials get that provider's own refusal.
 - ``hub_urls``: ``{slug: {"dlr": URL, "inbound": URL}}``, where to push delivery reports and
   replies for providers that have no per-message callback URL: vortext (``inbound``), expertflow
   (``dlr``, ``inbound``), simulator (``inbound``). SMSAdvert and the simulator protocol call back

@@ -179,6 +179,7 @@ def ogangi_account(db, simulator):
             "instance_id": "1001",
             "public_key": "ogangi-public",
             "private_key": "ogangi-private",
+            "carrier": "Movistar",  # the PIN method needs the carrier's name
         },
     )
     account = AccountFactory(name="Ogangi customer", route=[ogangi])
@@ -212,7 +213,7 @@ def test_through_ogangi_the_pin_method_sends_the_code(client, ogangi_account, si
     ]
     assert len(calls) == 1
     assert (
-        "/rest/api/tools/sendSMSPinMobileNumberConfirm/1001/null/4545/33612345678/"
+        "/rest/api/tools/sendSMSPinMobileNumberConfirm/1001/Movistar/4545/33612345678/"
         in (calls[0]["path"])
     )
     assert calls[0]["status"] == 200

@@ -391,7 +391,10 @@ def smsadvert_calls(simulator, messages) -> list[dict]:
 
 def test_smsadvert_gets_many_recipients_in_one_call(simulator):
     provider = ProviderAccountFactory(
-        name="SMSAdvert", slug="smsadvert", base_url=simulator.url, credentials=SMSADVERT
+        name="SMSAdvert",
+        slug="smsadvert",
+        base_url=simulator.url,
+        credentials={**SMSADVERT, "multi_recipient": True},  # the explicit choice
     )
     account = AccountFactory(route=[provider])
     messages = numbered(account, "5551", 5, "The pharmacy is open on Sunday")
@@ -411,12 +414,9 @@ def test_smsadvert_gets_many_recipients_in_one_call(simulator):
     assert "callback" in next(c for c in calls if "," not in c["body"]["phone"])["body"]
 
 
-def test_smsadvert_one_number_per_call_when_the_account_asks_for_reports(simulator):
+def test_smsadvert_one_number_per_call_by_default_each_with_its_report(simulator):
     provider = ProviderAccountFactory(
-        name="SMSAdvert",
-        slug="smsadvert",
-        base_url=simulator.url,
-        credentials={**SMSADVERT, "multi_recipient": "false"},
+        name="SMSAdvert", slug="smsadvert", base_url=simulator.url, credentials=SMSADVERT
     )
     account = AccountFactory(route=[provider])
     messages = numbered(account, "5553", 3, "The pharmacy is open on Sunday")

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
-from campaigns.models import Forward, Message, OptOut, Reply, WebhookRequest
-from campaigns.services import forwarding
+from campaigns.models import Forward, Message, OptOut, Reply, RouteEntry, WebhookRequest
+from campaigns.services import forwarding, webhook_log
 from campaigns.services.compose import enqueue_message
 from campaigns.services.inbound import keyword
 
@@ -91,14 +91,55 @@ def test_a_vortext_reply_is_linked_to_the_message_it_answers(client, vortext):
     assert "Reply received" in message.events.last().detail
 
 
-def test_the_vortext_docs_own_example_is_kept_for_replay_with_a_clear_error(client, vortext):
-    sent_message(vortext, provider_message_id="vx-42")
+def test_the_vortext_docs_own_example_is_kept_from_an_unknown_number(client, vortext):
+    """The doc's push names neither the number nor the message: the reply belongs to the one
+    account sending through the provider account, from an unknown number, at its time."""
+    message = sent_message(vortext, provider_message_id="vx-42")
     response = vortext_reply(client, vortext, "Response of your customer", {})
-    assert response.status_code == 400
-    assert "neither 'phoneNumber' nor 'messageId'" in response.json()["error"]
+    assert response.status_code == 200
+    reply = Reply.objects.get()
+    assert (reply.account, reply.message, reply.from_number) == (message.account, None, "")
+    assert reply.text == "Response of your customer"
+    assert reply.received_at.isoformat() == "2026-11-21T13:00:00+00:00"
+    assert WebhookRequest.objects.get().status == "applied"
+    assert str(reply) == "Reply from an unknown number"
+
+
+def test_a_stop_from_an_unknown_number_opts_no_one_out(client, vortext):
+    message = sent_message(vortext, provider_message_id="vx-42", recipient="+33612345678")
+    vortext_reply(client, vortext, "STOP", {})
+    assert Reply.objects.get().text == "STOP"
+    assert not OptOut.objects.exists()
+    assert not message.events.filter(detail__contains="Reply received").exists()
+
+
+def test_a_reply_from_an_unknown_number_is_forwarded_with_an_empty_sender(
+    client, vortext, receiver
+):
+    account = AccountFactory(route=[vortext], forward_url=receiver.url)
+    vortext_reply(client, vortext, "Response of your customer", {})
+    forward = Forward.objects.get(account=account, event="reply")
+    assert (forward.payload["from"], forward.payload["message_id"]) == ("", None)
+    assert forward.payload["text"] == "Response of your customer"
+
+
+@pytest.mark.parametrize("routed", [0, 2])
+def test_an_unknown_number_nobody_can_own_is_kept_failed_with_the_reason(client, vortext, routed):
+    for _ in range(routed):
+        AccountFactory(route=[vortext])
+    response = vortext_reply(client, vortext, "Response of your customer", {})
+    assert response.status_code == 200  # readable: stored, then refused when applied
     log = WebhookRequest.objects.get()
     assert (log.kind, log.status) == ("inbound", "failed")
+    assert "a reply from an unknown number answers no message" in log.error
+    assert "no account, or more than one, sends through Vortext" in log.error
     assert not Reply.objects.exists()
+
+    # Once one account sends through it, replaying the request keeps the reply.
+    RouteEntry.objects.filter(provider_account=vortext).delete()
+    account = AccountFactory(route=[vortext])
+    assert webhook_log.replay(log).applied == 1
+    assert Reply.objects.get().account == account
 
 
 def test_a_twilio_style_reply_goes_to_the_latest_message_to_that_number(client, expertflow):

@@ -1,6 +1,7 @@
 """The inbox: replies grouped by number into conversations, answered inline."""
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
@@ -219,3 +220,75 @@ def test_a_conversations_badges_poll_every_5s_until_they_may_wait_for_good(
     assert 'hx-trigger="every 5s"' in badge(waiting)
     assert "hx-trigger" not in badge(stale)
     assert "hx-trigger" not in badge(conversation)  # delivered
+
+
+# --- replies from an unknown number (Vortext's own example names no number) --------------------
+UNKNOWN = reverse("campaigns:thread", args=["unknown"])
+
+
+@pytest.fixture
+def unknown_reply(account, conversation):
+    """A reply whose provider named neither the number nor the message, the latest one."""
+    return ReplyFactory(
+        account=account,
+        from_number="",
+        text="Response of your customer",
+        received_at=timezone.now().replace(microsecond=0) + timedelta(minutes=1),
+    )
+
+
+def test_a_reply_from_an_unknown_number_is_its_own_conversation(operator_client, unknown_reply):
+    response = operator_client.get(INBOX)
+    threads = response.context["page"]["threads"]
+    assert [(t["number"], t["conversation"]) for t in threads] == [
+        ("", "unknown"),
+        (NUMBER, NUMBER),
+    ]
+    page = response.content.decode()
+    assert "<strong>Unknown number</strong>" in page
+    assert f'href="{UNKNOWN}"' in page
+    assert "Conversation with an unknown number" in page  # the latest, open beside the list
+
+
+def test_the_unknown_number_conversation_shows_each_reply_with_its_time(
+    operator_client, account, unknown_reply
+):
+    page = operator_client.get(UNKNOWN).content.decode()
+    page = page[page.index('id="thread"') :]
+    assert "An unknown number replied" in page
+    assert "Response of your customer" in page
+    local = unknown_reply.received_at.astimezone(ZoneInfo(account.timezone))  # as staff see it
+    assert f'datetime="{local.isoformat()}"' in page
+    assert local.strftime("%Y-%m-%d %H:%M") in page
+    assert "cannot be answered" in page and "opts no one out" in page
+    assert "Send answer" not in page  # there is no number to answer
+    assert "Appointment Monday" not in page  # the messages to known numbers stay in theirs
+    fragment = operator_client.get(
+        UNKNOWN, {"part": "entries"}, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert "Response of your customer" in fragment and "<html" not in fragment
+
+
+def test_an_unknown_number_cannot_be_answered(operator_client, unknown_reply):
+    before = Message.objects.count()
+    response = operator_client.post(reverse("campaigns:reply", args=["unknown"]), {"text": "Hi"})
+    assert response.status_code == 404
+    assert Message.objects.count() == before
+
+
+def test_no_unknown_number_conversation_without_such_a_reply(operator_client, conversation):
+    assert operator_client.get(UNKNOWN).status_code == 404
+
+
+def test_another_accounts_unknown_number_replies_stay_hidden(
+    client, unknown_reply, other_account_user
+):
+    client.force_login(other_account_user)
+    assert client.get(UNKNOWN).status_code == 404
+
+
+def test_the_dashboard_links_a_reply_from_an_unknown_number(operator_client, unknown_reply):
+    response = operator_client.get(reverse("campaigns:dashboard"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f'<a href="{UNKNOWN}">Unknown number</a>' in page

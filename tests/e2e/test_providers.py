@@ -128,12 +128,35 @@ def test_primotexto_send_records_the_cost(hub, simulator):
     assert message.cost == 2
 
 
-def test_expertflow_send_and_its_reports_that_cannot_be_matched(hub, simulator):
+@pytest.mark.parametrize(
+    "reading",
+    [{}, {"report_sid": "no", "report_to": "digits", "report_status": "MessageStatus"}],
+    ids=["twilio-callback", "number-only"],
+)
+def test_expertflow_reports_are_matched_by_number(hub, simulator, reading):
+    account, _ = route_through(simulator, "expertflow")
+    simulator.configure(credentials={"expertflow": reading})
+    try:
+        message = send(account, "+40740123456")
+        assert (message.status, message.provider_message_id) == (Status.SENT, "")
+        # The connector answers no id (as documented): its report carries the number.
+        reaches(message, Status.DELIVERED)
+        failed = send(account, "+40740120000")
+        reaches(failed, Status.UNDELIVERED)
+    finally:
+        simulator.configure(credentials={"expertflow": None})
+    assert "Matched by number +40740123456" in message.events.last().detail
+
+
+def test_expertflow_reports_without_a_number_wait_as_unmatched(hub, simulator):
     account, provider_account = route_through(simulator, "expertflow")
-    message = send(account, "+40740123456")
-    assert message.status == Status.SENT
-    # The connector answers no id (as documented): its report waits, visible, never misapplied.
-    pending = arrives(PendingDeliveryReport.objects.filter(provider_account=provider_account))
+    simulator.configure(credentials={"expertflow": {"report_to": "none"}})
+    try:
+        message = send(account, "+40740123456")
+        # The doc's table alone (MessageSid, SmsStatus): nothing names our message.
+        pending = arrives(PendingDeliveryReport.objects.filter(provider_account=provider_account))
+    finally:
+        simulator.configure(credentials={"expertflow": None})
     assert pending.status == "delivered"
     message.refresh_from_db()
     assert message.status == Status.SENT

@@ -9,6 +9,8 @@ import requests
 import responses
 from django.test import RequestFactory
 
+from campaigns.models import Message, PendingDeliveryReport, WebhookRequest
+from campaigns.services.compose import enqueue_message
 from providers.events import DeliveryReport, DeliveryStatus, InboundSMS, OutboundSMS, SendResult
 from providers.exceptions import (
     ProviderAccountError,
@@ -23,8 +25,12 @@ from providers.expertflow import (
     parse_twilio_inbound,
     parse_twilio_status,
 )
+from providers.twilio import TwilioStyleProvider
 
+from ..conftest import apply_webhooks, dispatch_batch
+from ..factories import AccountFactory, ProviderAccountFactory
 from .http_cases import Answer, ProviderHTTPCases
+from .test_simulator_server import wait_for
 
 # The doc's example host (the connector is self-hosted: there is no production URL).
 BASE = "http://localhost:8080"
@@ -319,13 +325,21 @@ def test_delivery_status_also_reads_multipart_forms(provider):
 @pytest.mark.parametrize(
     ("form", "words"),
     [
-        ({"SmsStatus": "delivered"}, ["no MessageSid"]),
-        ({"MessageSid": "", "SmsStatus": "delivered"}, ["no MessageSid"]),
+        ({"SmsStatus": "delivered"}, ["no MessageSid (or To)"]),
+        ({"MessageSid": "", "To": " ", "SmsStatus": "delivered"}, ["no MessageSid (or To)"]),
         ({"MessageSid": "SM1"}, ["SmsStatus (or MessageStatus)"]),
-        ({}, ["MessageSid", "SmsStatus"]),
+        ({"To": "+923001234567"}, ["SmsStatus (or MessageStatus)"]),
+        ({}, ["MessageSid", "To", "SmsStatus"]),
         ({"MessageSid": "SM1", "SmsStatus": "read"}, ["unknown", "'read'"]),
     ],
-    ids=["no-sid", "empty-sid", "no-status", "empty-form", "unknown-word"],
+    ids=[
+        "no-sid-no-to",
+        "empty-sid-and-to",
+        "no-status",
+        "number-no-status",
+        "empty-form",
+        "unknown-word",
+    ],
 )
 def test_malformed_delivery_status(provider, form, words):
     with pytest.raises(WebhookValidationError) as raised:
@@ -348,6 +362,38 @@ def test_broken_multipart_body_is_a_validation_error(provider):
     )
     with pytest.raises(WebhookValidationError, match="not a readable form"):
         provider.parse_delivery_reports(request)
+
+
+def test_the_number_the_message_went_to_is_read_for_matching_by_number(provider):
+    """The send answer has no id: a report is matched by its `To` (Twilio's callbacks carry it),
+    with or without the doc's `MessageSid`."""
+    assert ExpertflowProvider.reports_match_by_number is True
+    form = {
+        "MessageSid": "SM1f0e8ae6ade43cb3c0ce4525424e404f",
+        "SmsStatus": "delivered",
+        "To": " +923001234567 ",
+    }
+    [report] = provider.parse_delivery_reports(urlencoded(form))
+    assert report == DeliveryReport(
+        provider_message_id="SM1f0e8ae6ade43cb3c0ce4525424e404f",
+        status=DeliveryStatus.DELIVERED,
+        to_number="+923001234567",
+    )
+    [without_id] = provider.parse_delivery_reports(
+        urlencoded({"MessageStatus": "undelivered", "To": "923001234567"})
+    )
+    assert without_id == DeliveryReport(
+        provider_message_id="", status=DeliveryStatus.UNDELIVERED, to_number="923001234567"
+    )
+
+
+def test_a_twilio_style_gateway_still_needs_the_message_sid():
+    """The receive-only Twilio-style kind sends nothing, so no number can match its reports."""
+    assert TwilioStyleProvider.reports_match_by_number is False
+    with pytest.raises(WebhookValidationError, match=r"no MessageSid$"):
+        TwilioStyleProvider(base_url="").parse_delivery_reports(
+            urlencoded({"SmsStatus": "delivered", "To": "+923001234567"})
+        )
 
 
 def test_parse_twilio_status_is_reusable_with_a_wider_vocabulary():
@@ -465,3 +511,69 @@ def test_malformed_queue_report(body, words):
         parse_queue_report(body)
     for word in words:
         assert word in str(raised.value)
+
+
+# --- every reading of the report form, through the simulator's connector and the hub -----------
+READINGS = [
+    {"report_sid": sid, "report_to": to, "report_status": field}
+    for sid in ("yes", "no")
+    for to in ("as_sent", "digits", "none")
+    for field in ("both", "SmsStatus", "MessageStatus")
+]
+
+
+def reading_id(reading: dict[str, str]) -> str:
+    return "-".join(f"{key.removeprefix('report_')}={value}" for key, value in reading.items())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("reading", READINGS, ids=reading_id)
+def test_the_hub_reads_every_form_the_doc_allows(sim, hub, client, reading):
+    """The simulator's connector sends its delivery reports in the configured reading; the hub
+    sends through it, receives each report on its webhook as posted, and matches it to the
+    message whenever it carries the number (with or without `MessageSid`)."""
+    configured = requests.post(
+        f"{sim.url}/_simulator/config", json={"credentials": {"expertflow": reading}}, timeout=5
+    )
+    assert configured.status_code == 200, configured.text
+    connector = ProviderAccountFactory(
+        name="Expertflow", slug="expertflow", base_url=sim.url, credentials={"channel": "sms"}
+    )
+    account = AccountFactory(route=[connector])
+    delivered = enqueue_message(account, recipient="+923001234567", text="Ticket resolved")
+    unreachable = enqueue_message(account, recipient="+923001230000", text="Ticket resolved")
+    dispatch_batch()
+
+    forms = [
+        call["body"]
+        for call in wait_for(
+            lambda: (
+                len(hub.received("expertflow", "dlr")) == 2 and hub.received("expertflow", "dlr")
+            )
+        )
+    ]
+    for form in forms:  # what the connector posted, posted again to the hub's real webhook
+        response = client.post(
+            connector.webhook_url("dlr"),
+            data=urlencode(form),
+            content_type="application/x-www-form-urlencoded",
+        )
+        if reading["report_sid"] == "no" and reading["report_to"] == "none":
+            assert response.status_code == 400  # neither an id nor a number: nothing to match
+        else:
+            assert response.status_code == 200
+    apply_webhooks()
+
+    for message in (delivered, unreachable):
+        message.refresh_from_db()
+    if reading["report_to"] == "none":
+        # The doc's table alone: no number, and the id is the gateway's, never ours.
+        assert (delivered.status, unreachable.status) == (Message.Status.SENT,) * 2
+        expected_unmatched = 0 if reading["report_sid"] == "no" else 2
+        assert PendingDeliveryReport.objects.count() == expected_unmatched
+    else:
+        assert delivered.status == Message.Status.DELIVERED
+        assert unreachable.status == Message.Status.UNDELIVERED
+        assert "Matched by number +923001234567" in delivered.events.last().detail
+        assert not PendingDeliveryReport.objects.exists()
+        assert set(WebhookRequest.objects.values_list("status", flat=True)) == {"applied"}

@@ -3,7 +3,9 @@
 Fixtures are the doc's own examples: from 19893653744, to 13056708084, "OGANGI TEST MESSAGE",
 the sendSMS / getMOMessages / sendSMSPinMobileNumberConfirm answers, and the keys of Ogangi's
 public Java example (instance 8). Expected signatures were computed outside the adapter
-(``openssl dgst -sha256 -hmac``) over the percent-encoded segments.
+(``openssl dgst -sha256 -hmac``, ``-binary | base64``), in each of the four signature readings.
+The same adapter against the simulator's fake, in every reading and list order:
+``test_ogangi_readings.py``, ``test_ogangi_polling.py``.
 """
 
 import re
@@ -38,14 +40,26 @@ SEND_PARAMS = "8/null/19893653744/MTMwNTY3MDgwODQ%3D/T0dBTkdJIFRFU1QgTUVTU0FHRQ%
 SEND_SIGNATURE_HEX = "79f854c62ef72e1cd410171658da6eab1d3e805a715d43c76aabe96f5e9a104c"
 SEND_SIGNATURE_B64 = "efhUxi73LhzUEBcWWNpuqx0+gFpxXUPHaqvpb16aEEw="
 SEND_URL = f"{BASE}/rest/api/tools/sendSMS/{SEND_PARAMS}/{PUBLIC_KEY}/{SEND_SIGNATURE_HEX}"
+# The same call signed over the decoded values "8/null/19893653744/MTMwNTY3MDgwODQ=/T0dB...RQ==".
+SEND_SIGNATURE_DECODED_HEX = "ba4e518e6ca081daea5e5501f51cbca0afa70caf3fee3659319014eb4d3bcb40"
+SEND_SIGNATURE_DECODED_B64 = "uk5RjmyggdrqXlUB9Ry8oK+nDK8/7jZZMZAU6007y0A="
 
 MO_URL_PAGE_1 = (
     f"{BASE}/rest/api/tools/getMOMessages/8/1/100/order%3Ddesc/{PUBLIC_KEY}/"
     "8b5b2a9c1a116f1d20ca0037ed0c6cd5e2f83e5c9478c35a479a3b9b57355884"
 )
-CHECK_URL = (
-    f"{BASE}/rest/api/tools/getMOMessages/8/1/1/order%3Ddesc/{PUBLIC_KEY}/"
-    "80fa41134003c0539bc42ad0e1758ccac7f07ff98ff99720241ece4de0cbf653"
+CHECK_PATH = f"{BASE}/rest/api/tools/getMOMessages/8/1/1/order%3Ddesc/{PUBLIC_KEY}/"
+# The check's signature in each reading: over "8/1/1/order%3Ddesc" (encoded) or "8/1/1/order=desc".
+CHECK_SIGNATURES = {
+    ("encoded", "hex"): "80fa41134003c0539bc42ad0e1758ccac7f07ff98ff99720241ece4de0cbf653",
+    ("encoded", "base64"): "gPpBE0ADwFObxCrQ4XWMysfwf%2FmP%2BZcgJB7OTeDL9lM%3D",
+    ("decoded", "hex"): "958baa984cfa7c6a423c174fc5e421c1fd200588ff9b88a07603cd261bd548cc",
+    ("decoded", "base64"): "lYuqmEz6fGpCPBdPxeQhwf0gBYj%2Fm4igdgPNJhvVSMw%3D",
+}
+CHECK_URL = CHECK_PATH + CHECK_SIGNATURES["encoded", "hex"]
+HINT = (
+    "check public_key, private_key, signature_segments and signature_encoding; Test connection "
+    "(manage.py checkprovider) finds the signature reading Ogangi accepts"
 )
 
 # The doc's sendSMS answer, verbatim (no root element, as in the doc).
@@ -139,6 +153,28 @@ def test_base64_signature_is_percent_encoded_in_the_path():
     assert SEND_SIGNATURE_B64 not in sent  # raw + and = never reach the path
 
 
+@pytest.mark.parametrize(
+    ("reading", "signature"),
+    [
+        ({}, SEND_SIGNATURE_HEX),
+        ({"signature_encoding": "base64"}, "efhUxi73LhzUEBcWWNpuqx0%2BgFpxXUPHaqvpb16aEEw%3D"),
+        ({"signature_segments": "decoded"}, SEND_SIGNATURE_DECODED_HEX),
+        (
+            {"signature_segments": "DECODED", "signature_encoding": "Base64"},
+            "uk5RjmyggdrqXlUB9Ry8oK%2BnDK8%2F7jZZMZAU6007y0A%3D",
+        ),
+    ],
+    ids=["encoded-hex", "encoded-base64", "decoded-hex", "decoded-base64"],
+)
+def test_each_signature_reading_signs_the_doc_example(reading, signature):
+    """The path is the same in every reading; only the signature differs."""
+    url = f"{BASE}/rest/api/tools/sendSMS/{SEND_PARAMS}/{PUBLIC_KEY}/{signature}"
+    with responses.RequestsMock() as rsps:
+        rsps.get(url, body=SEND_OK)
+        provider(**reading).send(DOC_SMS)
+        assert rsps.calls[0].request.url == url
+
+
 def test_configured_carrier_and_unicode_text_are_encoded_and_signed():
     sms = OutboundSMS(to="+584121234567", text="¿Qué tal? 👋 a/b+c", sender="+2020")
     request = provider(carrier="Movistar VE").build_request(sms)
@@ -200,7 +236,8 @@ class TestOgangiHTTP(ProviderHTTPCases):
     HTTP statuses they may come with (the doc documents none)."""
 
     send_endpoint = ("GET", SEND_URL)
-    check_endpoint = ("GET", CHECK_URL)
+    # A refused signature makes the check try every reading: each gets the same answer here.
+    check_endpoint = ("GET", re.compile(re.escape(CHECK_PATH) + r"[^/]+$"))
     secrets = (PRIVATE_KEY,)
     send_errors = [
         Answer(
@@ -209,7 +246,7 @@ class TestOgangiHTTP(ProviderHTTPCases):
             ProviderAccountError,
             (
                 "credentials refused by Ogangi Mobile Engagement: BAD_SIGNATURE: Invalid "
-                "signature, access denied (check public_key, private_key and signature_encoding)",
+                f"signature, access denied ({HINT})",
             ),
         ),
         Answer(
@@ -316,7 +353,13 @@ class TestOgangiHTTP(ProviderHTTPCases):
             "200-BAD_SIGNATURE",
             {"status": 200, "body": BAD_SIGNATURE.replace("sendSMS", "getMOMessages")},
             ProviderAccountError,
-            ("credentials refused by", "BAD_SIGNATURE", "check public_key"),
+            (
+                "credentials refused by",
+                "BAD_SIGNATURE",
+                "check public_key",
+                "No signature reading is accepted",
+                "the keys or the instance are wrong",
+            ),
         ),
         Answer(
             "200-ERROR",
@@ -395,6 +438,10 @@ def test_the_longest_allowed_text_is_accepted():
     [
         ({"instance_id": "8", "public_key": PUBLIC_KEY}, ["private_key"]),
         ({**CREDENTIALS, "signature_encoding": "sha"}, ["hex", "base64", "'sha'"]),
+        (
+            {**CREDENTIALS, "signature_segments": "raw"},
+            ["signature_segments", "'encoded' or 'decoded'", "'raw'"],
+        ),
     ],
 )
 def test_configuration_errors_before_any_call(credentials, words):
@@ -411,9 +458,8 @@ def test_describe_error_reads_ogangi_xml_or_keeps_the_raw_text():
     adapter = provider()
     xml = requests.Response()
     xml._content = BAD_SIGNATURE.encode()
-    assert adapter.describe_error(xml) == (
-        "BAD_SIGNATURE: Invalid signature, access denied "
-        "(check public_key, private_key and signature_encoding)"
+    assert (
+        adapter.describe_error(xml) == f"BAD_SIGNATURE: Invalid signature, access denied ({HINT})"
     )
     html = requests.Response()
     html._content = b"<html><body>Not found</body></html>"
@@ -451,9 +497,10 @@ def test_unknown_status_word_is_refused_by_map_status():
 
 # --- one-time codes ------------------------------------------------------------------------------
 def test_send_pin_makes_the_signed_request_and_returns_the_pin():
-    adapter = provider()
+    """The carrier's name, case sensitive, as the doc's getMOMessages example writes it."""
+    adapter = provider(carrier="Movistar")
     text = "Your code"
-    params = ["8", "null", "19893653744", "13056708084", "WW91ciBjb2Rl", "6"]
+    params = ["8", "Movistar", "19893653744", "13056708084", "WW91ciBjb2Rl", "6"]
     signed = "/".join(params)
     url = (
         f"{BASE}/rest/api/tools/sendSMSPinMobileNumberConfirm/{signed}/{PUBLIC_KEY}/"
@@ -471,11 +518,25 @@ def test_send_pin_makes_the_signed_request_and_returns_the_pin():
     assert pin == "846547"
 
 
+@pytest.mark.parametrize("carrier", [None, "", "  ", "null", "NULL"])
+def test_send_pin_without_a_carrier_name_is_refused_before_any_call(carrier):
+    adapter = provider() if carrier is None else provider(carrier=carrier)
+    assert "'carrier' credential" in adapter.pin_unavailable()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        with pytest.raises(ProviderConfigurationError, match="carrier's name") as caught:
+            adapter.send_pin("+13056708084", "Your code", sender="19893653744")
+        assert len(rsps.calls) == 0
+    assert caught.value.code == "no_carrier"
+    assert provider(carrier="Movistar").pin_unavailable() is None
+
+
 @pytest.mark.parametrize("length", [3, 13, "6", True])
 def test_send_pin_refuses_odd_lengths_before_any_call(length):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         with pytest.raises(ProviderRejected, match="PIN length"):
-            provider().send_pin("+13056708084", "Your code", sender="19893653744", length=length)
+            provider(carrier="Movistar").send_pin(
+                "+13056708084", "Your code", sender="19893653744", length=length
+            )
         assert len(rsps.calls) == 0
 
 
@@ -486,7 +547,7 @@ def test_send_pin_without_a_pin_in_the_answer_is_unreadable():
             body="<status>OK</status><description>Completed</description><result/>",
         )
         with pytest.raises(ProviderRejected, match="no <PinSMSConfirmation><pin>"):
-            provider().send_pin("+13056708084", "Your code", sender="19893653744")
+            provider(carrier="Movistar").send_pin("+13056708084", "Your code", sender="19893653744")
 
 
 # --- check ---------------------------------------------------------------------------------------
@@ -496,7 +557,43 @@ def test_check_makes_one_cheap_signed_read():
         description = provider().check()
         assert rsps.calls[0].request.url == CHECK_URL
     assert "accepts the signature" in description
+    assert "(signature_segments=encoded, signature_encoding=hex)" in description
     assert "17 replies" in description
+
+
+def test_check_tries_the_other_readings_in_turn_and_names_the_one_accepted():
+    refused = BAD_SIGNATURE.replace("sendSMS", "getMOMessages")
+    tried = [("encoded", "hex"), ("encoded", "base64"), ("decoded", "hex")]
+    with responses.RequestsMock() as rsps:
+        for reading in tried[:2]:
+            rsps.get(CHECK_PATH + CHECK_SIGNATURES[reading], body=refused, status=403)
+        rsps.get(CHECK_PATH + CHECK_SIGNATURES[tried[2]], body=MO_DOC_EXAMPLE)
+        with pytest.raises(ProviderConfigurationError) as caught:
+            provider().check()
+        assert [call.request.url for call in rsps.calls] == [
+            CHECK_PATH + CHECK_SIGNATURES[reading] for reading in tried
+        ]
+    assert caught.value.message == (
+        "credentials refused by Ogangi Mobile Engagement: Ogangi refuses the signature as "
+        "configured (signature_segments=encoded, signature_encoding=hex) but accepts "
+        "signature_segments=decoded, signature_encoding=hex: set the provider account's "
+        'credentials signature_segments to "decoded" and signature_encoding to "hex", then test '
+        "again (nothing was changed automatically)"
+    )
+    assert PRIVATE_KEY not in caught.value.message
+
+
+def test_check_does_not_guess_a_reading_when_another_call_fails_otherwise():
+    refused = BAD_SIGNATURE.replace("sendSMS", "getMOMessages")
+    with responses.RequestsMock() as rsps:
+        rsps.get(CHECK_URL, body=refused)
+        rsps.get(CHECK_PATH + CHECK_SIGNATURES["encoded", "base64"], body="<html>busy</html>")
+        with pytest.raises(ProviderRejected, match="unreadable"):
+            provider().check()
+
+
+def test_the_check_search_string_tells_the_segment_readings_apart():
+    assert ogangi.segment(ogangi.MO_SEARCH) != ogangi.MO_SEARCH
 
 
 def test_check_without_credentials_is_a_configuration_error():
@@ -522,8 +619,13 @@ def test_fetch_inbound_reads_the_doc_example():
     assert len(reply.provider_message_id) == 32
     assert reply.raw["keyword"] == "^OGANGI.*"
     assert reply.raw["carrier"] == "Movistar"
-    # Floor: the newest sendDate (2014-10-13 10:30:51.922 UTC, 1413196251922 ms) minus 2 minutes.
-    assert cursor == f"1413196131922:{reply.provider_message_id[:10]}"
+    # Floor: the newest sendDate (2014-10-13 10:30:51.922 UTC, 1413196251922 ms) minus 2 minutes;
+    # then the reply listed, the count of replies read (the doc's <records>17</records> is more
+    # than its page holds: one), and the first reply of page 1 (the same one).
+    assert (
+        cursor
+        == f"1413196131922:{reply.provider_message_id[:10]}|1^{reply.provider_message_id[:10]}"
+    )
 
 
 def test_fetch_inbound_never_returns_a_reply_twice():
@@ -597,7 +699,8 @@ def test_a_burst_of_replies_keeps_the_cursor_within_its_field():
         replies, cursor = provider().fetch_inbound("")
         assert len(replies) == 30
         assert len(cursor) <= 200
-        assert len(cursor.split(":")[1].split(",")) == 16
+        assert len(cursor.split(":")[1].split(",")) == ogangi.CURSOR_MAX_SEEN == 10
+        assert "|30^" in cursor
 
         rsps.replace(responses.GET, MO_URL_PAGE_1, body=body)
         again, cursor = provider().fetch_inbound(cursor)
@@ -656,9 +759,41 @@ def test_fetch_inbound_refuses_bad_answers(body, error, words):
         assert word in caught.value.message
 
 
+def test_a_cursor_of_before_the_count_is_still_read():
+    """A cursor written before it held the count ("<floor>:<fp>,..."): new replies by date."""
+    old = mo("old", "5801", "2014-10-13 10:30:00.000")
+    new = mo("new", "5802", "2014-10-13 10:35:00.000")
+    with responses.RequestsMock() as rsps:
+        rsps.get(MO_URL_PAGE_1, body=mo_answer(new, old))
+        replies, cursor = provider().fetch_inbound("1413196200000:")  # 10:30:00 UTC
+    assert [r.text for r in replies] == ["new"]
+    assert "|2^" in cursor
+
+
+def test_the_longest_cursor_fits_its_field():
+    gap = ogangi.Gap(-(10**13 - 1), 10**15 - 1, 10**15 - 1)
+    seen = frozenset(f"{n:010x}" for n in range(ogangi.CURSOR_MAX_SEEN))
+    cursor = ogangi.Cursor(-(10**13 - 1), seen, 10**15 - 1, gap, "f" * 10)
+    longest = cursor.dump()
+    assert len(longest) == 198
+    assert ogangi.Cursor.load(longest) == cursor
+
+
 @pytest.mark.parametrize(
     "cursor",
-    ["not a cursor", "1413201600000", "abc:", "1413201600000:XYZ", "1413201600000:abc,", "1:a:b"],
+    [
+        "not a cursor",
+        "1413201600000",
+        "abc:",
+        "1413201600000:XYZ",
+        "1413201600000:abc,",
+        "1:a:b",
+        "1:|x",
+        "1:|2;3",
+        "1:|2;3@x",
+        "1:|2;3@4@5@6",
+        "1:|2^xyz",
+    ],
 )
 def test_fetch_inbound_refuses_an_unreadable_cursor_before_any_call(cursor):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
@@ -682,5 +817,12 @@ def test_class_attributes():
     assert OgangiProvider.default_base_url == "https://www.messangi.com/messangi_mmc"
     assert OgangiProvider.required_credentials == ("instance_id", "public_key", "private_key")
     assert OgangiProvider.secret_credentials == frozenset({"private_key"})
-    for key in ("instance_id", "public_key", "private_key", "carrier", "signature_encoding"):
+    for key in (
+        "instance_id",
+        "public_key",
+        "private_key",
+        "carrier",
+        "signature_segments",
+        "signature_encoding",
+    ):
         assert key in OgangiProvider.credentials_help

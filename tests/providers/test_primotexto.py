@@ -1,13 +1,16 @@
 """The Primotexto adapter against the wire protocol of ``provider-docs/primotexto.txt``."""
 
 import json
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 import responses
 from django.test import RequestFactory
+from django.utils import timezone
 
 from providers.events import DeliveryStatus, OutboundSMS, SendResult
 from providers.exceptions import (
@@ -21,8 +24,10 @@ from providers.gsm import GSM7_CHARACTERS
 from providers.primotexto import (
     ALLOWED_CHARACTERS,
     DOC_CHARACTERS,
+    FUTURE_MARGIN,
     PrimotextoProvider,
     epoch_milliseconds,
+    future_date,
 )
 
 from .http_cases import Answer, ProviderHTTPCases
@@ -75,9 +80,11 @@ def test_class_attributes():
 
 # --- sending -----------------------------------------------------------------------------------
 def test_send_makes_the_exact_request_of_the_doc(provider, rsps):
+    """The doc's example, scheduled as far ahead of now as its date was of its writing."""
     rsps.post(SEND_URL, body=DOC_ANSWER, content_type="application/json;charset=UTF-8")
+    ahead = timezone.now() + timedelta(days=1)
 
-    provider.send(DOC_SMS)
+    provider.send(replace(DOC_SMS, send_at=ahead))
 
     assert len(rsps.calls) == 1
     sent = rsps.calls[0].request
@@ -85,7 +92,41 @@ def test_send_makes_the_exact_request_of_the_doc(provider, rsps):
     assert sent.url == SEND_URL
     assert sent.headers["X-Primotexto-ApiKey"] == API_KEY
     assert sent.headers["Content-Type"] == "application/json"
-    assert json.loads(sent.body) == DOC_BODY
+    assert json.loads(sent.body) == {**DOC_BODY, "date": epoch_milliseconds(ahead)}
+
+
+def test_the_docs_date_is_sent_while_it_is_ahead():
+    just_before = datetime(2014, 4, 22, 12, 0, tzinfo=UTC)
+    assert future_date(DOC_SMS.send_at, now=just_before) == 1398177000000
+
+
+def test_a_due_message_is_sent_without_a_date_in_the_past(provider, rsps):
+    """The hub hands a scheduled message over once due (and again on retries): its scheduled
+    time is past, so no `date`: Primotexto sends it at once."""
+    rsps.post(SEND_URL, body=DOC_ANSWER)
+
+    provider.send(DOC_SMS)  # scheduled for the doc's 2014-04-22 14:30 UTC, long past
+    provider.send(replace(DOC_SMS, send_at=timezone.now() - timedelta(seconds=1)))
+
+    doc_body_now = {key: value for key, value in DOC_BODY.items() if key != "date"}
+    assert [json.loads(call.request.body) for call in rsps.calls] == [doc_body_now] * 2
+
+
+@pytest.mark.parametrize(
+    ("ahead", "dated"),
+    [
+        (timedelta(seconds=-1), False),
+        (timedelta(0), False),
+        (FUTURE_MARGIN - timedelta(seconds=1), False),  # could be past on arrival: sent now
+        (FUTURE_MARGIN + timedelta(seconds=1), True),
+        (timedelta(days=30), True),
+    ],
+)
+def test_date_only_for_a_time_still_to_come(ahead, dated):
+    now = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    expected = epoch_milliseconds(now + ahead) if dated else None
+    assert future_date(now + ahead, now=now) == expected
+    assert future_date(None, now=now) is None
 
 
 def test_send_parses_the_doc_answer(provider, rsps):
@@ -395,3 +436,47 @@ def test_check_without_api_key_makes_no_call(rsps):
         provider.check()
 
     assert len(rsps.calls) == 0
+
+
+# --- against the simulator's fake, in each reading the doc allows ------------------------------
+# What Primotexto does with a `date` in the past is not documented: the fake refuses it (as a
+# real provider plausibly would) or sends at once; the adapter must work with either.
+def primotexto_through(sim, reading):
+    sim.configure(credentials={"primotexto": {"past_date": reading}})
+    return PrimotextoProvider(base_url=sim.url, credentials={"api_key": "primotexto-key"})
+
+
+def bodies_received(sim):
+    return [e["body"] for e in sim.requests_log if e.get("provider") == "primotexto"]
+
+
+@pytest.mark.parametrize("reading", ["refuse", "send_now"])
+def test_due_and_retried_messages_are_accepted_in_every_reading(sim, reading):
+    adapter = primotexto_through(sim, reading)
+    first = adapter.send(DOC_SMS)  # the doc's example, due since 2014
+    retried = adapter.send(replace(DOC_SMS, send_at=timezone.now() - timedelta(minutes=5)))
+    ahead = timezone.now() + timedelta(hours=2)
+    scheduled = adapter.send(replace(DOC_SMS, send_at=ahead))
+
+    assert all(r.status == DeliveryStatus.SENT for r in (first, retried, scheduled))
+    doc_body_now = {key: value for key, value in DOC_BODY.items() if key != "date"}
+    assert bodies_received(sim) == [
+        doc_body_now,
+        doc_body_now,
+        {**DOC_BODY, "date": epoch_milliseconds(ahead)},
+    ]
+
+
+@pytest.mark.parametrize(("reading", "status"), [("refuse", 400), ("send_now", 200)])
+def test_the_fake_answers_the_docs_past_date_in_its_reading(sim, reading, status):
+    """Why the adapter never sends a past `date`: the default reading refuses it."""
+    primotexto_through(sim, reading)
+    response = requests.post(
+        f"{sim.url}/v2/notification/messages/send",
+        json=DOC_BODY,  # "date": 1398177000000, in 2014
+        headers={"X-Primotexto-ApiKey": "primotexto-key"},
+        timeout=5,
+    )
+    assert response.status_code == status
+    if status == 400:
+        assert "'date' is in the past" in response.json()["error"]

@@ -141,6 +141,8 @@ def primotexto_send(sim, payload, headers=PRIMOTEXTO):
 
 
 def test_primotexto_send_answers_credits_and_snapshot(sim):
+    # The doc's example, dated 2014: accepted in the reading that sends a past date at once.
+    assert configure(sim, credentials={"primotexto": {"past_date": "send_now"}}).ok
     response = primotexto_send(
         sim,
         {
@@ -278,6 +280,8 @@ def test_smsadvert_accepts_1000_numbers(sim):
 
 
 def test_smsadvert_reports_each_recipient_to_the_callback(sim, hub):
+    # The reading in which a multi-recipient submission is reported (by default it is not).
+    configure(sim, credentials={"smsadvert": {"multi_recipient_reports": "per_recipient"}})
     callback = hub.url("smsadvert", "dlr")
     response = smsadvert_send(
         sim,
@@ -345,11 +349,39 @@ def test_expertflow_delivery_reports_are_twilio_style_forms(sim, hub):
         lambda: len(hub.received("expertflow", "dlr")) == 2 and hub.received("expertflow", "dlr")
     )
     assert all(c["content_type"] == "application/x-www-form-urlencoded" for c in calls)
-    assert {c["body"]["SmsStatus"] for c in calls} == {"delivered", "undelivered"}
+    assert {(c["body"]["To"], c["body"]["SmsStatus"]) for c in calls} == {
+        ("+923001234567", "delivered"),
+        ("+923001230000", "undelivered"),
+    }
     for call in calls:
-        assert set(call["body"]) == {"MessageSid", "SmsStatus", "MessageStatus"}
+        assert set(call["body"]) == {"MessageSid", "To", "SmsStatus", "MessageStatus"}
         assert re.fullmatch(r"SM[0-9a-f]{32}", call["body"]["MessageSid"])
         assert call["body"]["MessageStatus"] == call["body"]["SmsStatus"]
+
+
+@pytest.mark.parametrize(
+    ("reading", "fields"),
+    [
+        ({"report_sid": "no"}, {"To", "SmsStatus", "MessageStatus"}),
+        ({"report_to": "none"}, {"MessageSid", "SmsStatus", "MessageStatus"}),
+        ({"report_to": "digits", "report_status": "SmsStatus"}, {"MessageSid", "To", "SmsStatus"}),
+        ({"report_status": "MessageStatus"}, {"MessageSid", "To", "MessageStatus"}),
+    ],
+)
+def test_expertflow_reports_take_the_configured_reading(sim, hub, reading, fields):
+    assert configure(sim, credentials={"expertflow": reading}).ok
+    expertflow_send(sim, {"To": "+923001234567", "Body": "one", "channel": "sms"})
+    [call] = wait_for(lambda: hub.received("expertflow", "dlr"))
+    assert set(call["body"]) == fields
+    if "To" in fields:
+        expected = "923001234567" if reading.get("report_to") == "digits" else "+923001234567"
+        assert call["body"]["To"] == expected
+
+
+def test_expertflow_refuses_a_reading_the_doc_does_not_allow(sim):
+    response = configure(sim, credentials={"expertflow": {"report_to": "national"}})
+    assert response.status_code == 400
+    assert "report_to must be one of as_sent, digits, none" in response.json()["error"]
 
 
 def test_expertflow_replies_are_twilio_style_forms(sim, hub):
@@ -410,13 +442,14 @@ def test_ogangi_send_sms_with_a_good_signature(sim):
     assert datetime.fromisoformat(message.findtext("date")).utcoffset() is not None
 
 
-def test_ogangi_accepts_a_base64_signature_unless_configured_to_hex(sim):
+def test_ogangi_accepts_only_the_configured_digest_form(sim):
     url = send_sms_url(sim, encoding="base64")
-    assert requests.get(url, timeout=5).status_code == 200
-    assert configure(sim, credentials={"ogangi": {"signature_encoding": "hex"}}).ok
-    response = requests.get(url, timeout=5)
+    response = requests.get(url, timeout=5)  # hex by default
     assert response.status_code == 403
     assert xml(response).findtext("status") == "BAD_SIGNATURE"
+    assert configure(sim, credentials={"ogangi": {"signature_encoding": "base64"}}).ok
+    assert requests.get(url, timeout=5).status_code == 200
+    assert requests.get(send_sms_url(sim), timeout=5).status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -465,7 +498,7 @@ def test_ogangi_send_mt_answers_the_static_part(sim):
 
 
 def test_ogangi_pin(sim):
-    params = ["1001", "null", "19893653744", "13056708084", b64("Your code"), "6"]
+    params = ["1001", "Movistar", "19893653744", "13056708084", b64("Your code"), "6"]
     response = requests.get(
         ogangi_url(sim, "tools/sendSMSPinMobileNumberConfirm", params), timeout=5
     )
@@ -716,7 +749,9 @@ def test_the_hold_reasons_of_revoked_credentials_say_what_to_check(sim):
         adapter(sim, "smsadvert").send(HUB_SMS)
     assert ogangi.value.message == (
         "credentials refused by Ogangi Mobile Engagement (HTTP 403): BAD_SIGNATURE: Invalid "
-        "signature, access denied (check public_key, private_key and signature_encoding)"
+        "signature, access denied (check public_key, private_key, signature_segments and "
+        "signature_encoding; Test connection (manage.py checkprovider) finds the signature "
+        "reading Ogangi accepts)"
     )
     assert smsadvert.value.message == (
         "credentials refused by SMSAdvert (HTTP 401): Invalid authentication token! "
@@ -890,7 +925,7 @@ def test_runsimulator_reads_hub_urls_and_credentials_from_provider_accounts():
     assert credentials["ogangi"] == {"instance_id": "77", "public_key": "pk", "private_key": "sk"}
     server = SimulatorServer(credentials=credentials, hub_urls=hub_urls)
     try:
-        assert server.credentials_for("ogangi")["signature_encoding"] == "any"
+        assert server.credentials_for("ogangi")["signature_encoding"] == "hex"
         assert server.api_key == "db-key"
     finally:
         server.stop()

@@ -1,6 +1,7 @@
 """The SMSAdvert adapter against the provider's own doc (../shared/provider-docs/smsadvert.txt)."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +21,7 @@ from providers.exceptions import (
 from providers.smsadvert import SmsAdvertProvider
 
 from .http_cases import Answer, ProviderHTTPCases
+from .test_simulator_server import wait_for
 
 BASE = "https://www.smsadvert.io"
 URL = f"{BASE}/api/sms/"
@@ -439,11 +441,40 @@ def sms(to: str, text: str = TEXT, **fields) -> OutboundSMS:
     return OutboundSMS(to=to, text=text, callback_url="https://hub.example/hooks/x/dlr/", **fields)
 
 
+def together(**credentials) -> SmsAdvertProvider:
+    """An account that chose many numbers per call (`multi_recipient: true`)."""
+    return provider(multi_recipient=True, **credentials)
+
+
+@pytest.mark.parametrize(
+    ("value", "many"),
+    [(None, False), (False, False), ("false", False), ("", False), (True, True), ("true", True)],
+)
+def test_one_number_per_call_unless_the_account_chooses_many(value, many):
+    credentials = {} if value is None else {"multi_recipient": value}
+    assert provider(**credentials).sends_many() is many
+
+
+def test_by_default_the_docs_three_numbers_go_one_per_call_each_with_its_callback():
+    """The doc's multi-recipient example, sent so that each message gets its own report."""
+    messages = [sms("+40740123456"), sms("+40740123457"), sms("+40740123458")]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        for msg_id in ("id-6", "id-7", "id-8"):
+            rsps.post(URL, json={**SUCCESS, "msgId": msg_id})
+        results = provider().send_many(messages)
+        bodies = [sent_body(call) for call in rsps.calls]
+    assert bodies == [
+        {"phone": n, "shortTextMessage": TEXT, "callback": "https://hub.example/hooks/x/dlr/"}
+        for n in ("+40740123456", "+40740123457", "+40740123458")
+    ]
+    assert [r.provider_message_id for r in results] == ["id-6", "id-7", "id-8"]
+
+
 def test_send_many_sends_the_same_text_in_one_call_like_the_doc():
     messages = [sms("+40740123456"), sms("+40740123457"), sms("+40740123458")]
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         rsps.post(URL, json=SUCCESS)
-        results = provider(failover="short").send_many(messages)
+        results = together(failover="short").send_many(messages)
         assert len(rsps.calls) == 1
         request = rsps.calls[0].request
     assert request.headers["Authorization"] == TOKEN
@@ -467,7 +498,7 @@ def test_send_many_keeps_the_window_in_a_multi_recipient_call():
     ]
     with responses.RequestsMock() as rsps:
         rsps.post(URL, json=SUCCESS)
-        provider().send_many(messages)
+        together().send_many(messages)
         assert sent_body(rsps.calls[0]) == {
             "phone": "+40740123456,+40740123457",
             "shortTextMessage": TEXT,
@@ -520,7 +551,7 @@ def test_send_many_groups_by_text_and_window_and_answers_in_input_order():
             ],
             json={"successMessage": "ok", "msgId": "single-d"},
         )
-        results = provider().send_many(messages)
+        results = together().send_many(messages)
         assert len(rsps.calls) == 3
     assert [r.provider_message_id for r in results] == [
         "batch-a:+40740123456",
@@ -535,7 +566,7 @@ def test_send_many_never_repeats_a_number_in_one_call():
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         rsps.post(URL, json={"successMessage": "ok", "msgId": "first"})
         rsps.post(URL, json={"successMessage": "ok", "msgId": "second"})
-        results = provider().send_many(messages)
+        results = together().send_many(messages)
         bodies = [sent_body(call) for call in rsps.calls]
     assert bodies == [
         {"phone": "+40740123456,+40740123457", "shortTextMessage": TEXT},
@@ -557,7 +588,7 @@ def test_send_many_splits_more_than_1000_numbers():
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         rsps.post(URL, json={"successMessage": "ok", "msgId": "big"})
         rsps.post(URL, json={"successMessage": "ok", "msgId": "rest"})
-        results = provider().send_many([sms(n) for n in numbers])
+        results = together().send_many([sms(n) for n in numbers])
         phones = [sent_body(call)["phone"] for call in rsps.calls]
     assert len(phones) == 2
     assert phones[0] == ",".join(numbers[:1000])
@@ -576,7 +607,7 @@ def test_send_many_reports_refusals_and_call_errors_per_message():
     ]
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         rsps.post(URL, status=400, json=FIELD_ERRORS)
-        results = provider().send_many(messages)
+        results = together().send_many(messages)
         assert len(rsps.calls) == 1
         assert sent_body(rsps.calls[0])["phone"] == "+40740123456,+40740123458"
     assert isinstance(results[0], ProviderRejected)
@@ -590,7 +621,7 @@ def test_send_many_a_database_error_is_temporary_for_every_message_of_the_call()
     messages = [sms("+40740123456"), sms("+40740123457")]
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         rsps.post(URL, json=ERROR_MESSAGE)
-        results = provider().send_many(messages)
+        results = together().send_many(messages)
     assert all(isinstance(result, ProviderTemporaryError) for result in results)
     assert all(result.retryable for result in results)
     assert "There was a database error!" in results[0].message
@@ -605,7 +636,7 @@ def test_send_many_stops_calling_once_the_token_is_refused():
     ]
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         rsps.post(URL, status=401, json=TOKEN_REFUSED)
-        results = provider().send_many(messages)
+        results = together().send_many(messages)
         assert len(rsps.calls) == 1
     assert [type(result) for result in results] == [ProviderAccountError] * 3 + [ProviderRejected]
     assert results[2].message.startswith("credentials refused by SMSAdvert (HTTP 401): ")
@@ -710,3 +741,94 @@ def test_class_attributes():
 def test_epoch_ms_is_exact():
     assert smsadvert.epoch_ms(DOC_START) == 1486883578036
     assert smsadvert.epoch_ms(DOC_START + timedelta(microseconds=999)) == 1486883578036
+
+
+def test_check_warns_when_the_account_sends_many_numbers_per_call():
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.post(URL, status=400, json=FIELD_ERRORS)
+        assert "Warning" not in provider().check()
+        rsps.post(URL, status=400, json=FIELD_ERRORS)
+        description = together().check()
+    assert "no delivery report" in description
+
+
+def test_options_are_labelled_choices_whose_absence_is_the_docs_default():
+    options = {option.key: option for option in SmsAdvertProvider.options}
+    assert set(options) == {"send_as_short", "failover", "multi_recipient"}
+    # sendAsShort absent (or false) sends from the customer's own devices, per the doc.
+    for stored in ({}, {"send_as_short": False}, {"send_as_short": "no"}):
+        assert "own devices" in options["send_as_short"].choice(stored).label
+    assert "network" in options["send_as_short"].choice({"send_as_short": "true"}).label
+    assert options["send_as_short"].choice({"send_as_short": "maybe"}) is None
+    # Many numbers per call is the explicit choice, and the one that warns.
+    assert options["multi_recipient"].warnings({}) == []
+    (warning,) = options["multi_recipient"].warnings({"multi_recipient": True})
+    assert "no delivery report" in warning
+
+
+# --- against the simulator's fake, in each reading the doc allows --------------------------
+# The doc does not say what a multi-recipient call's callback gets (its report names only the
+# shared msgId): the fake is set to each reading, and every message must get its report anyway.
+READINGS = ["none", "per_recipient"]
+DOC_NUMBERS = ("+40740123456", "+40740123457", "+40740120000")  # 0000: reported failed
+
+
+def through_the_fake(sim, hub, reading, **credentials):
+    sim.configure(credentials={"smsadvert": {"multi_recipient_reports": reading}})
+    adapter = SmsAdvertProvider(
+        base_url=sim.url, credentials={"token": "smsadvert-token", **credentials}
+    )
+    callback = hub.url("smsadvert", "dlr")
+    messages = [OutboundSMS(to=n, text=TEXT, callback_url=callback) for n in DOC_NUMBERS]
+    return adapter, adapter.send_many(messages)
+
+
+def reports_received(adapter, hub):
+    return [
+        report
+        for call in hub.received("smsadvert", "dlr")
+        for report in adapter.parse_delivery_reports(dlr_request(call["body"]))
+    ]
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_by_default_every_message_gets_its_delivery_report_in_every_reading(sim, hub, reading):
+    adapter, results = through_the_fake(sim, hub, reading)
+    ids = [result.provider_message_id for result in results]
+    assert len(set(ids)) == 3 and not any(":" in i for i in ids)
+
+    reports = wait_for(
+        lambda: len(reports_received(adapter, hub)) == 3 and reports_received(adapter, hub)
+    )
+    assert {(r.provider_message_id, r.status) for r in reports} == {
+        (ids[0], DeliveryStatus.DELIVERED),
+        (ids[1], DeliveryStatus.DELIVERED),
+        (ids[2], DeliveryStatus.FAILED),
+    }
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_messages_sent_together_get_no_report_in_any_reading(sim, hub, reading):
+    _, results = through_the_fake(sim, hub, reading, multi_recipient=True)
+    [request] = [e for e in sim.requests_log if e.get("provider") == "smsadvert"]
+    assert request["body"] == {"phone": ",".join(DOC_NUMBERS), "shortTextMessage": TEXT}
+    msg_id = results[0].provider_message_id.split(":")[0]
+    assert [r.provider_message_id for r in results] == [f"{msg_id}:{n}" for n in DOC_NUMBERS]
+    time.sleep(10 * sim.dlr_delay)
+    assert hub.received("smsadvert", "dlr") == []  # they stay "sent": admin warns of it
+
+
+@pytest.mark.parametrize(("reading", "reports"), [("none", 0), ("per_recipient", 3)])
+def test_the_fake_answers_a_multi_recipient_callback_in_its_reading(sim, hub, reading, reports):
+    """Why the adapter sends no callback with many numbers: in no reading can a report be told
+    apart from the others (the same msgId for all, or no report at all)."""
+    sim.configure(credentials={"smsadvert": {"multi_recipient_reports": reading}})
+    body = {"phone": ",".join(DOC_NUMBERS), "shortTextMessage": TEXT}
+    body["callback"] = hub.url("smsadvert", "dlr")
+    answer = requests.post(
+        f"{sim.url}/api/sms/", json=body, headers={"Authorization": "smsadvert-token"}, timeout=5
+    ).json()
+    time.sleep(10 * sim.dlr_delay)
+    received = [call["body"] for call in hub.received("smsadvert", "dlr")]
+    assert len(received) == reports
+    assert all(report["msgId"] == answer["msgId"] for report in received)

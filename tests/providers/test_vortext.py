@@ -5,9 +5,11 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+import requests
 import responses
 from django.test import RequestFactory
 
+from campaigns.models import Reply
 from providers.events import DeliveryStatus, InboundSMS, OutboundSMS, SendResult
 from providers.exceptions import (
     ProviderAccountError,
@@ -15,9 +17,12 @@ from providers.exceptions import (
     ProviderRejected,
     WebhookValidationError,
 )
-from providers.vortext import VortextProvider
+from providers.vortext import VortextProvider, parse_vortext_datetime
 
+from ..conftest import apply_webhooks, dispatch_batch
+from ..factories import AccountFactory, MessageFactory, ProviderAccountFactory
 from .http_cases import Answer, ProviderHTTPCases
+from .test_simulator_server import wait_for
 
 BASE = "https://messages.cloud.cegedim.com"
 CREDENTIALS = {"username": "acme-sms", "password": "s3cret-pass"}
@@ -296,6 +301,40 @@ def test_parse_inbound_with_number_only(provider):
     assert reply.in_reply_to == ""
 
 
+# The doc's reply example, byte for byte: "message" names neither the number nor the message.
+DOC_REPLY = (
+    '{ "response": { "content": "Response of your customer", '
+    '"answeredAt" : "2020-02-12T13:00:00.000+0000" }, "message": { }}'
+)
+
+
+def test_parse_inbound_keeps_the_docs_own_example_from_an_unknown_number(provider):
+    (reply,) = provider.parse_inbound(post_json(DOC_REPLY))
+    assert reply == InboundSMS(
+        from_number="",
+        to_number="",
+        text="Response of your customer",
+        in_reply_to="",
+        received_at=datetime(2020, 2, 12, 13, 0, tzinfo=UTC),
+    )
+    assert reply.raw == json.loads(DOC_REPLY)
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        pytest.param({"message": None}, id="null"),
+        pytest.param({}, id="absent"),
+        pytest.param({"message": {"message": "Venez-vous ?", "phoneNumber": ""}}, id="no-number"),
+    ],
+)
+def test_parse_inbound_without_number_or_id_is_an_unknown_number(provider, original):
+    body = {"response": REPLY["response"], **original}
+    (reply,) = provider.parse_inbound(post_json(body))
+    assert (reply.from_number, reply.in_reply_to) == ("", "")
+    assert reply.text == "Response of your customer"
+
+
 @pytest.mark.parametrize(
     ("raw", "words"),
     [
@@ -310,8 +349,8 @@ def test_parse_inbound_with_number_only(provider):
             "response.content",
             id="no-content",
         ),
-        pytest.param({"response": REPLY["response"]}, "'message'", id="no-message"),
-        pytest.param({**REPLY, "message": {}}, "phoneNumber", id="empty-message"),
+        pytest.param({**REPLY, "message": "+33612345678"}, "'message'", id="message-not-object"),
+        pytest.param({**REPLY, "message": [REPLY["message"]]}, "'message'", id="message-list"),
         pytest.param(
             {**REPLY, "response": {"content": "OUI", "answeredAt": "yesterday"}},
             "answeredAt",
@@ -338,3 +377,77 @@ def test_parse_inbound_refuses_malformed_payloads(provider, raw, words):
 def test_vortext_pushes_no_delivery_reports(provider):
     with pytest.raises(WebhookValidationError, match="does not send delivery reports"):
         provider.parse_delivery_reports(post_json({"messageId": "1", "status": "DELIVERED"}))
+
+
+# --- against the simulator's fake, in each reading the doc allows ------------------------------
+# The doc shows the push's "message" as "{ }": the fake sends it in each reading (the send
+# answer, the send request's fields, or nothing at all) and the adapter must read each.
+EXPECTED_REPLY = {  # reading → (number known, message id known)
+    "send_answer": (True, True),
+    "send_request": (True, False),
+    "empty": (False, False),
+}
+
+
+@pytest.mark.parametrize("reading", list(EXPECTED_REPLY))
+def test_the_adapter_reads_the_fakes_reply_in_every_reading(sim, hub, reading):
+    sim.configure(credentials={"vortext": {"reply_message": reading}})
+    adapter = VortextProvider(
+        base_url=sim.url, credentials={"username": "vortext", "password": "vortext-secret"}
+    )
+    sent = adapter.send(OutboundSMS(to="+33612345678", text="Venez-vous demain ?"))
+    injected = requests.post(
+        f"{sim.url}/_simulator/replies",
+        json={"provider": "vortext", "from": "+33612345678", "text": "Oui"},
+        timeout=5,
+    )
+    assert injected.status_code == 202
+
+    [push] = wait_for(lambda: hub.received("vortext", "inbound"))
+    if reading == "empty":
+        assert push["body"]["message"] == {}  # the doc's own example
+    (reply,) = adapter.parse_inbound(post_json(push["body"]))
+    number_known, id_known = EXPECTED_REPLY[reading]
+    assert reply.from_number == ("+33612345678" if number_known else "")
+    assert reply.in_reply_to == (sent.provider_message_id if id_known else "")
+    assert reply.text == "Oui"
+    assert reply.received_at is not None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("reading", list(EXPECTED_REPLY))
+def test_every_reading_of_a_reply_lands_in_the_hub(sim, hub, client, reading):
+    """Sent by the hub through the fake, answered, pushed, relayed to the hub's own webhook:
+    the reply is threaded when the push names the number, else kept from an unknown number
+    for the one account sending through that provider account."""
+    sim.configure(credentials={"vortext": {"reply_message": reading}})
+    provider_account = ProviderAccountFactory(
+        slug="vortext",
+        base_url=sim.url,
+        credentials={"username": "vortext", "password": "vortext-secret"},
+    )
+    account = AccountFactory(route=[provider_account])
+    message = MessageFactory(account=account, recipient="+33612349999", text="Venez-vous ?")
+    dispatch_batch()  # numbers ending in 9999 answer by themselves
+    message.refresh_from_db()
+    assert message.status == "sent"
+
+    [push] = wait_for(lambda: hub.received("vortext", "inbound"), timeout=10)
+    response = client.post(
+        provider_account.webhook_url("inbound"),
+        data=json.dumps(push["body"]),
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    apply_webhooks()
+
+    reply = Reply.objects.get()
+    assert reply.account == account
+    assert reply.text == sim.auto_reply_text
+    number_known, _ = EXPECTED_REPLY[reading]
+    if number_known:
+        assert (reply.from_number, reply.message) == ("+33612349999", message)
+    else:
+        assert (reply.from_number, reply.message) == ("", None)
+        answered_at = push["body"]["response"]["answeredAt"]
+        assert reply.received_at == parse_vortext_datetime(answered_at, "answeredAt")

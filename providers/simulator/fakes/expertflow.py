@@ -15,23 +15,34 @@ What the fake accepts and answers (``expertflow-sms-connector.txt`` and NOTES.md
   content, or 401 first when basic auth is configured and missing or wrong: a Spring connector
   checks authentication before the method.
 - Delivery reports: ``dlr_delay`` seconds after a send the fake POSTs a Twilio-style form
-  (``application/x-www-form-urlencoded``) to ``hub_urls["expertflow"]["dlr"]``:
-  ``MessageSid=SM<32 hex>&SmsStatus=delivered&MessageStatus=delivered``; ``undelivered`` for
-  a number ending in 0000. Nothing is sent when no ``dlr`` URL is configured.
+  (``application/x-www-form-urlencoded``) to ``hub_urls["expertflow"]["dlr"]``; ``undelivered``
+  for a number ending in 0000, else ``delivered``. Nothing is sent when no ``dlr`` URL is
+  configured. By default, as Twilio's status callbacks:
+  ``MessageSid=SM<32 hex>&To=<the number as sent>&SmsStatus=delivered&MessageStatus=delivered``.
 - Replies: POSTed as a Twilio-style form to ``hub_urls["expertflow"]["inbound"]``:
   ``Body``, ``From`` (the replying number), ``To`` (the reply's ``to``, else the ``From`` of the
   message it answers, else ``12345``) and ``SmsSid=SM<32 hex>``.
 
-Choices where the doc is silent: the status words of reports are the doc's enum (delivered,
-undelivered, failed, queued, sent); the fake sends only the final one, ``undelivered`` (not
-``failed``) for the unreachable number, as Twilio does when the carrier cannot deliver. A report
-carries both ``SmsStatus`` (the endpoint's parameter table) and ``MessageStatus`` (the doc's
-definitions), equal, as Twilio sends them, and no other field: its ``MessageSid`` was never
-returned at send time (the doc's send answer has no content), so the hub cannot match it to a
-message (NOTES.md). The ActiveMQ ``delivery-report`` queue is not simulated. Faults answer with
-no content too, at any ``error_status`` (401: refused credentials; the doc's 404 "wrong API url"
-and 500 "Internal server error"); setting ``username``/``password`` at run time makes the
-connector refuse a hub that sends other credentials, or none.
+The report form is where the doc is silent or contradicts itself, so each reading it allows is a
+setting, per run (``POST /_simulator/config`` ``{"credentials": {"expertflow": {...}}}``, ``null``
+back to the default), and the hub is tested against every one:
+
+- ``report_sid``: ``yes`` (default) sends ``MessageSid`` (the endpoint's parameter table: the id
+  the downstream gateway gave the message, never returned at send time); ``no`` leaves it out.
+- ``report_to``: the number the message went to, which the doc's delivery-notification does not
+  list but Twilio's callbacks carry: ``as_sent`` (default: as the hub sent it, ``+9230…``),
+  ``digits`` (without ``+``, an MSISDN), or ``none`` (the doc's table alone: no number).
+- ``report_status``: ``both`` (default: ``SmsStatus`` and ``MessageStatus``, equal, as Twilio
+  sends them), ``SmsStatus`` (the endpoint's parameter table) or ``MessageStatus`` (the doc's
+  ``delivery-status`` definition).
+
+Other choices where the doc is silent: the status words of reports are the doc's enum
+(delivered, undelivered, failed, queued, sent); the fake sends only the final one,
+``undelivered`` (not ``failed``) for the unreachable number, as Twilio does when the carrier
+cannot deliver. The ActiveMQ ``delivery-report`` queue is not simulated. Faults answer with no
+content too, at any ``error_status`` (401: refused credentials; the doc's 404 "wrong API url" and
+500 "Internal server error"); setting ``username``/``password`` at run time makes the connector
+refuse a hub that sends other credentials, or none.
 """
 
 from __future__ import annotations
@@ -47,6 +58,12 @@ from ..server import UNREACHABLE_SUFFIX, Fake, Reply, SentMessage, SimRequest, S
 
 PHONE_RE = re.compile(r"\+?\d{3,15}", re.ASCII)
 DEFAULT_SHORT_CODE = "12345"
+# The readings of the delivery-report form (see the module docstring): setting → its values.
+READINGS = {
+    "report_sid": ("yes", "no"),
+    "report_to": ("as_sent", "digits", "none"),
+    "report_status": ("both", "SmsStatus", "MessageStatus"),
+}
 
 
 def _no_content(status: int, reason: str = "") -> SimResponse:
@@ -60,7 +77,12 @@ def twilio_sid() -> str:
 
 class ExpertflowFake(Fake):
     slug = "expertflow"
-    default_credentials = {"channel": "sms", "username": "", "password": ""}
+    default_credentials = {
+        "channel": "sms",
+        "username": "",
+        "password": "",
+        **{key: values[0] for key, values in READINGS.items()},
+    }
     secret_credentials = frozenset({"password"})
     hub_url_kinds = ("dlr", "inbound")
 
@@ -70,6 +92,29 @@ class ExpertflowFake(Fake):
 
     def fault_response(self, request: SimRequest, status: int, message: str) -> SimResponse:
         return _no_content(status, message)
+
+    def check_credential(self, key: str, value: str) -> str:
+        if key in READINGS and value not in READINGS[key]:
+            raise ValueError(
+                f"credentials: expertflow {key} must be one of {', '.join(READINGS[key])}"
+            )
+        return value
+
+    def report_form(self, sid: str, to: str, status: str) -> dict[str, str]:
+        """A delivery report as the configured reading has it."""
+        settings = self.credentials
+        form: dict[str, str] = {}
+        if settings["report_sid"] == "yes":
+            form["MessageSid"] = sid
+        if settings["report_to"] == "as_sent":
+            form["To"] = to
+        elif settings["report_to"] == "digits":
+            form["To"] = to.lstrip("+")
+        fields = settings["report_status"]
+        for name in ("SmsStatus", "MessageStatus"):
+            if fields in ("both", name):
+                form[name] = status
+        return form
 
     def _auth_ok(self, request: SimRequest) -> bool:
         expected = self.credentials
@@ -122,7 +167,7 @@ class ExpertflowFake(Fake):
             status = "undelivered" if to.endswith(UNREACHABLE_SUFFIX) else "delivered"
             self.server.schedule_callback(
                 url,
-                {"MessageSid": sid, "SmsStatus": status, "MessageStatus": status},
+                self.report_form(sid, to, status),
                 provider=self.slug,
                 label=f"{sid} {status}",
                 form=True,

@@ -17,8 +17,9 @@ POST, body ignored), each path ending in ``/{publicKey}/{signature}``:
   only ``text`` Base64 → 200 with the static part alone (``<input>sendMT</input>``, ``OK``,
   ``Completed``), as the doc shows: no message id.
 - ``/rest/api/tools/sendSMSPinMobileNumberConfirm/{instanceId}/{carrier}/{from}/{mobileNumber}/
-  {text}/{length}/...``: only ``text`` Base64; ``length`` 1 to 12 → 200 with
-  ``<result><PinSMSConfirmation><pin>…</pin></PinSMSConfirmation></result>``.
+  {text}/{length}/...``: only ``text`` Base64; ``length`` 1 to 12; ``carrier`` a name (the
+  doc: "Mobile operator name (case sensitive)"), so ``null`` is refused like a bad input →
+  200 with ``<result><PinSMSConfirmation><pin>…</pin></PinSMSConfirmation></result>``.
 - ``/rest/api/tools/getMOMessages/{instanceId}/{page}/{resultsPerPage}/{parameters}/...`` →
   200 with ``<result><MOMessageList><records>N</records><MessageList><MOMessage><text/>
   <from/><to/><encoding/><keyword/><carrier/><sendDate/></MOMessage>...</MessageList>
@@ -30,10 +31,12 @@ POST, body ignored), each path ending in ``/{publicKey}/{signature}``:
 Authentication: ``instanceId`` must be the configured one (default ``1001``), ``publicKey`` the
 configured public key (default ``ogangi-public``) and ``signature`` the HMAC-SHA256, keyed with
 the UTF-8 private key (default ``ogangi-private``), of the parameters that precede
-``publicKey`` joined with ``/`` **exactly as they appear in the URL** (still percent-encoded),
-written as hex (either case) or Base64 (standard or URL-safe, padding optional, itself
-percent-encoded in the path); the ``signature_encoding`` credential narrows this to ``hex`` or
-``base64`` (default ``any``). Anything else → 403 with ``<status>BAD_SIGNATURE</status>
+``publicKey`` joined with ``/``. The doc leaves two things open, and the fake accepts exactly one
+reading of each, the one it is configured for (settings below): ``signature_segments``
+``encoded`` (the default: the segments exactly as they appear in the URL, still
+percent-encoded) or ``decoded`` (the values once percent-decoded); ``signature_encoding`` ``hex``
+(the default: 64 hex digits, either case) or ``base64`` (standard alphabet, padded, itself
+percent-encoded in the path). Anything else → 403 with ``<status>BAD_SIGNATURE</status>
 <description>Invalid signature, access denied</description>``.
 A segment that is not valid Base64 (or not UTF-8), a mobile number that is not 6 to 15 digits
 (optional leading ``+``), an empty text or ``from``, a bad page, count or length, an invalid
@@ -56,13 +59,26 @@ key; ``date`` is ``yyyy-MM-dd'T'HH:mm:ss.SSSZZ`` in UTC (``+00:00``). getMOMessa
 example where it contradicts the field table: ``from`` is the phone that replied, ``to`` the
 short/long code it wrote to (the reply's ``to``, else the ``from`` of the message it answers,
 else ``12345``), numbers as bare digits (no ``+``), ``sendDate`` as ``2014-10-13
-10:30:51.922`` (UTC), ``keyword`` ``^WORD.*`` from the reply's first word, ``carrier`` that of
-the message it answers (else ``SimCarrier``). Pages count from 1; ``parameters`` is Ogangi's
-"MO Inline Search String" (``from=…&to=…&carrier=…&keyword=<regex>&order=asc|desc``, names in
-any case, comma-separated alternatives, unknown names ignored; ``null`` or any segment without
-``=`` means no filter); the default order is oldest first. Ogangi pushes no delivery reports
-(``SENT_TO_CARRIER`` is all the fake says), so a number ending in 0000 is accepted like any
-other.
+10:30:51.922`` (UTC: when an injected reply was made, when a delayed automatic one is stored;
+a test may date a `Reply` itself), ``keyword`` ``^WORD.*`` from the reply's first word,
+``carrier`` that of the message it answers (else ``SimCarrier``). Pages count from 1;
+``parameters`` is Ogangi's "MO Inline Search String" (``from=…&to=…&carrier=…&keyword=<regex>&
+order=asc|desc``, names in any case, comma-separated alternatives, unknown names ignored;
+``null`` or any segment without ``=`` means no filter); the list's order is a setting (below).
+Ogangi pushes no delivery reports (``SENT_TO_CARRIER`` is all the fake says), so a number ending
+in 0000 is accepted like any other.
+
+Settings (the readings where the doc is silent), per run: ``SimulatorServer(credentials=
+{"ogangi": {...}})`` or ``POST /_simulator/config {"credentials": {"ogangi": {...}}}``:
+
+- ``signature_segments``: ``encoded`` (default) or ``decoded``; ``signature_encoding``: ``hex``
+  (default) or ``base64``: the one signature reading accepted (see above).
+- ``mo_order``: the order of getMOMessages' list: ``search`` (the default: as the search
+  string's ``order`` asks, oldest first without it), ``asc`` (always oldest first, whatever the
+  search string says) or ``desc`` (always newest first).
+
+These are the fake's own: `runsimulator` does not copy them from the hub's provider account, so
+the simulator never silently agrees with whatever the hub is configured for.
 """
 
 from __future__ import annotations
@@ -76,7 +92,7 @@ import re
 import secrets
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -95,7 +111,13 @@ HEX_RE = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 DEFAULT_CARRIER = "SimCarrier"
 DEFAULT_CODE = "12345"
 MAX_STORED_REPLIES = 10_000
-SIGNATURE_ENCODINGS = ("hex", "base64", "any")
+# The readings where the doc is silent (module docstring), the default first.
+SETTINGS = {
+    "signature_segments": ("encoded", "decoded"),
+    "signature_encoding": ("hex", "base64"),
+    "mo_order": ("search", "asc", "desc"),
+}
+BASE64_RE = re.compile(r"[A-Za-z0-9+/]{43}=", re.ASCII)  # 32 bytes, standard alphabet, padded
 
 # method, path prefix, signed parameters in order, which of them are Base64
 METHODS: tuple[tuple[str, str, tuple[str, ...], frozenset[str]], ...] = (
@@ -163,16 +185,10 @@ def sign(params: str, private_key: str) -> bytes:
 
 
 def _decode_signature(text: str, encoding: str) -> bytes | None:
-    if encoding in ("hex", "any") and HEX_RE.fullmatch(text):
-        return bytes.fromhex(text)
-    if encoding in ("base64", "any"):
-        padded = text + "=" * (-len(text) % 4)
-        for alphabet in (None, b"-_"):
-            try:
-                return base64.b64decode(padded, altchars=alphabet, validate=True)
-            except (binascii.Error, ValueError):
-                continue
-    return None
+    """The digest a signature carries in the configured form, or None when it is not that form."""
+    if encoding == "hex":
+        return bytes.fromhex(text) if HEX_RE.fullmatch(text) else None
+    return base64.b64decode(text) if BASE64_RE.fullmatch(text) else None
 
 
 def _b64_text(value: str, name: str) -> str:
@@ -199,7 +215,7 @@ class OgangiFake(Fake):
         "instance_id": "1001",
         "public_key": "ogangi-public",
         "private_key": "ogangi-private",
-        "signature_encoding": "any",
+        **{key: choices[0] for key, choices in SETTINGS.items()},
     }
     secret_credentials = frozenset({"private_key"})
     credential_aliases = {
@@ -216,9 +232,17 @@ class OgangiFake(Fake):
         self._replies_lock = threading.Lock()
 
     def check_credential(self, key: str, value: str) -> str:
-        if key == "signature_encoding" and value.lower() not in SIGNATURE_ENCODINGS:
-            raise ValueError(f"ogangi signature_encoding must be one of {SIGNATURE_ENCODINGS}")
-        return value.lower() if key == "signature_encoding" else value
+        if key not in SETTINGS:
+            return value
+        if value.lower() not in SETTINGS[key]:
+            raise ValueError(f"ogangi {key} must be one of {SETTINGS[key]}, not {value!r}")
+        return value.lower()
+
+    @classmethod
+    def normalize_credentials(cls, raw: Mapping[str, Any]) -> dict[str, str]:
+        """The hub account's keys only: the readings stay the fake's own (module docstring)."""
+        normalized = super().normalize_credentials(raw)
+        return {key: value for key, value in normalized.items() if key not in SETTINGS}
 
     def register(self) -> None:
         handlers: dict[str, Callable[[str, dict[str, str], str], SimResponse]] = {
@@ -270,7 +294,8 @@ class OgangiFake(Fake):
             raise Refusal(403, "BAD_SIGNATURE", "unknown instanceId")
         if not hmac.compare_digest(public_key.encode(), expected["public_key"].encode()):
             raise Refusal(403, "BAD_SIGNATURE", "unknown publicKey")
-        digest = sign("/".join(raw), expected["private_key"])
+        signed = raw if expected["signature_segments"] == "encoded" else map(unquote, raw)
+        digest = sign("/".join(signed), expected["private_key"])
         given = _decode_signature(signature, expected["signature_encoding"])
         if given is None or not hmac.compare_digest(given, digest):
             raise Refusal(403, "BAD_SIGNATURE", "the signature does not match")
@@ -321,6 +346,8 @@ class OgangiFake(Fake):
 
     def _send_pin(self, method: str, values: dict[str, str], public_key: str) -> SimResponse:
         length = _positive(values["length"], "length", maximum=12)
+        if values["carrier"].strip().lower() in ("", "null"):
+            raise Refusal(400, "ERROR", "carrier must be the carrier's name for the PIN method")
         self._remember(*self._message_fields(values))
         pin = "".join(secrets.choice("0123456789") for _ in range(length))
         result = Element("result")
@@ -367,9 +394,11 @@ class OgangiFake(Fake):
             and wanted("carrier", reply["carrier"], lambda a, b: a.lower() == b.strip().lower())
             and (not keywords or any(k.fullmatch(reply["text"]) for k in keywords))
         ]
-        order = (filters.get("order") or ["asc"])[0].strip().lower()
-        if order not in ("asc", "desc"):
-            raise Refusal(400, "ERROR", "order must be asc or desc")
+        order = self.credentials["mo_order"]
+        if order == "search":
+            order = (filters.get("order") or ["asc"])[0].strip().lower()
+            if order not in ("asc", "desc"):
+                raise Refusal(400, "ERROR", "order must be asc or desc")
         return selected[::-1] if order == "desc" else selected
 
     # --- replies -------------------------------------------------------------------------------
@@ -380,7 +409,9 @@ class OgangiFake(Fake):
         carrier = original.record.get("carrier", DEFAULT_CARRIER) if original else DEFAULT_CARRIER
 
         def store() -> None:
-            received = datetime.now(UTC)
+            # An injected reply is dated as it says (the time it was made); a delayed one when
+            # it is stored.
+            received = reply.received_at.astimezone(UTC) if delay <= 0 else datetime.now(UTC)
             stored = {
                 "text": reply.text,
                 "from": _bare(reply.from_number),

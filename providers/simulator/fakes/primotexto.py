@@ -27,7 +27,12 @@ Choices where the doc is silent: error bodies are not documented (NOTES.md): the
 is refused, as a revoked key does; changing ``api_key`` at run time revokes it too). The allowed
 characters are the doc's list taken verbatim plus the whitespace it cannot show (space, line
 feed, carriage return: its own example has spaces), the same reading as the adapter. A
-``date`` in the past or the future is accepted (the fake does not hold messages). The doc
+``date`` in the future is accepted (the fake does not hold messages: the answer is the same).
+What Primotexto does with a ``date`` in the past is not documented, so it is a reading, the
+credential ``past_date`` (settable per run with ``POST /_simulator/config {"credentials":
+{"primotexto": {"past_date": ...}}}``): ``refuse`` (the default, as a real provider plausibly
+would: 400 ``{"error": "field 'date' is in the past ..."}``, nothing sent) or ``send_now``
+(accepted, sent at once). "Past" is before the fake's clock when the request arrives. The doc
 documents no delivery reports and no replies ("callbacks" appears only as a use of
 ``category``): none is sent, a number ending in 0000 is accepted like any other, and injected
 replies are refused.
@@ -39,6 +44,7 @@ import hmac
 import itertools
 import re
 import threading
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -64,10 +70,14 @@ def _refuse(status: int, message: str) -> SimResponse:
     return response
 
 
+# What the fake does with a `date` in the past (the doc is silent): see the module docstring.
+PAST_DATE_READINGS = ("refuse", "send_now")
+
+
 class PrimotextoFake(Fake):
     slug = "primotexto"
     id_space = 900_000  # distinct snapshotIds before they repeat
-    default_credentials = {"api_key": "primotexto-key"}
+    default_credentials = {"api_key": "primotexto-key", "past_date": "refuse"}
     secret_credentials = frozenset({"api_key"})
     credential_aliases = {"apiKey": "api_key", "key": "api_key"}
 
@@ -76,6 +86,11 @@ class PrimotextoFake(Fake):
         self._snapshots = itertools.count()
         self._credits = INITIAL_CREDITS
         self._credits_lock = threading.Lock()
+
+    def check_credential(self, key: str, value: str) -> str:
+        if key == "past_date" and value not in PAST_DATE_READINGS:
+            raise ValueError(f"primotexto past_date must be one of {PAST_DATE_READINGS}")
+        return value
 
     def register(self) -> None:
         self.route("POST", SEND_PATH, self._send_json)
@@ -141,6 +156,12 @@ class PrimotextoFake(Fake):
         date = data.get("date")
         if date is not None and (isinstance(date, bool) or not isinstance(date, int) or date < 0):
             return _refuse(400, "field 'date' must be a timestamp in milliseconds")
+        if date is not None and self.credentials["past_date"] == "refuse":
+            now = int(time.time() * 1000)
+            if date < now:
+                return _refuse(
+                    400, f"field 'date' is in the past ({date} < {now}): nothing was sent"
+                )
 
         credits = float(analyze(message).segments)
         snapshot = str(100000 + (286480 + next(self._snapshots)) % self.id_space)

@@ -14,15 +14,24 @@ What the fake accepts and answers (``vortext-cegedim.txt`` and NOTES.md):
 - Replies (MO): POSTed, with no authentication, as JSON to ``hub_urls["vortext"]["inbound"]``::
 
       {"response": {"content": "<text>", "answeredAt": "2020-02-12T13:00:00.000+0000"},
-       "message": {...the send answer of the message it answers...}}
+       "message": {...the message it answers...}}
 
   The original is found by ``in_reply_to`` (its ``messageId``), else it is the latest message
-  sent to the replying number; when there is none, ``message`` holds what is known:
-  ``{"phoneNumber": <from>}`` (plus ``"messageId"`` when ``in_reply_to`` was given).
+  sent to the replying number. What ``message`` holds is the doc's open question (its example
+  shows ``{ }``), so it is a reading, the credential ``reply_message`` (settable per run with
+  ``POST /_simulator/config {"credentials": {"vortext": {"reply_message": ...}}}``):
+
+  - ``send_answer`` (the default): the send answer of the original (``messageId``,
+    ``phoneNumber``, ``message``); with no original known, what is known:
+    ``{"phoneNumber": <from>}`` (plus ``"messageId"`` when ``in_reply_to`` was given).
+  - ``send_request``: the fields of the send request only (``phoneNumber``, and ``message``
+    when the original is known): no id.
+  - ``empty``: ``{}``, exactly the doc's example: neither the number nor the message.
 
 Choices where the doc is silent (NOTES.md gives the send call from a public client, nothing
-more): the send answers 200 and its body is the message object that the reply push later
-carries back as ``message`` (``messageId``, ``phoneNumber``, ``message``: no invented fields);
+more): the send answers 200 and its body is the message object (``messageId``, ``phoneNumber``,
+``message``: no invented fields) that the reply push carries back as ``message`` in the
+``send_answer`` reading;
 ``phoneNumber`` must be E.164 as in NOTES.md's example; ``/status`` checks the credentials too
 ("basic authentication is used for every request") and answers ``{"status": "UP"}``; error bodies
 are ``{"error": "..."}``. Vortext documents no delivery reports, so none is sent (a number
@@ -61,12 +70,25 @@ def _credentials_refused() -> SimResponse:
     return response
 
 
+# What a reply push's "message" holds (the doc's example shows "{ }"): see the module docstring.
+REPLY_MESSAGE_READINGS = ("send_answer", "send_request", "empty")
+
+
 class VortextFake(Fake):
     slug = "vortext"
-    default_credentials = {"username": "vortext", "password": "vortext-secret"}
+    default_credentials = {
+        "username": "vortext",
+        "password": "vortext-secret",
+        "reply_message": "send_answer",
+    }
     secret_credentials = frozenset({"password"})
     credential_aliases = {"user": "username", "login": "username"}
     hub_url_kinds = ("inbound",)
+
+    def check_credential(self, key: str, value: str) -> str:
+        if key == "reply_message" and value not in REPLY_MESSAGE_READINGS:
+            raise ValueError(f"vortext reply_message must be one of {REPLY_MESSAGE_READINGS}")
+        return value
 
     def register(self) -> None:
         self.route("POST", "/sms", self._send)
@@ -118,13 +140,7 @@ class VortextFake(Fake):
 
     def deliver_reply(self, reply: Reply, delay: float) -> dict[str, Any]:
         url = self.push_url("inbound")
-        original = self.original(reply)
-        if original is not None:
-            message = dict(original.record)
-        else:
-            message = {"phoneNumber": reply.from_number}
-            if reply.in_reply_to:
-                message = {"messageId": reply.in_reply_to, **message}
+        message = self._reply_message(reply)
 
         def payload() -> dict[str, Any]:  # built when sent: answeredAt is the time of the push
             answered = vortext_date(datetime.now(UTC))
@@ -132,3 +148,21 @@ class VortextFake(Fake):
 
         self.server.schedule_callback(url, payload, provider=self.slug, label=reply.id, delay=delay)
         return {"delivery": "push", "url": url}
+
+    def _reply_message(self, reply: Reply) -> dict[str, Any]:
+        """The push's ``message``, in the reading the fake is configured for."""
+        reading = self.credentials["reply_message"]
+        if reading == "empty":
+            return {}
+        original = self.original(reply)
+        if reading == "send_request":
+            message = {"phoneNumber": original.to if original else reply.from_number}
+            if original is not None:
+                message["message"] = original.record.get("message", "")
+            return message
+        if original is not None:
+            return dict(original.record)
+        message = {"phoneNumber": reply.from_number}
+        if reply.in_reply_to:
+            message = {"messageId": reply.in_reply_to, **message}
+        return message
