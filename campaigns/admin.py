@@ -109,6 +109,7 @@ class AccountAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "timezone",
+        "country",
         "flood_limit_per_minute",
         "flood_limit_per_hour",
         "created_at",

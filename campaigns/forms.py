@@ -8,7 +8,8 @@ from datetime import timedelta
 from django import forms
 from django.utils import timezone
 
-from . import timerange
+from . import phone, timerange
+from .contacts.models import ContactList, Segment, Template
 from .models import Account, Category, SenderName
 from .services.bulk import CsvInfo
 
@@ -16,6 +17,7 @@ from .services.bulk import CsvInfo
 MAX_TEXT_LENGTH = 1530
 # A pasted list: about ten thousand numbers. More goes in a CSV file.
 MAX_PASTED_LENGTH = 200_000
+RECIPIENTS_HELP = "One number, or a list: one per line, or separated by commas or semicolons. "
 # Columns offered by the column picker.
 MAX_COLUMNS = 100
 # Typing "now" into a time field gives a time already a little in the past.
@@ -45,8 +47,7 @@ class ComposeForm(forms.Form):
         label="To",
         required=False,
         max_length=MAX_PASTED_LENGTH,
-        help_text="One number, or a list: one per line, or separated by commas or semicolons. "
-        "With the country code, e.g. +33 6 12 34 56 78.",
+        help_text=RECIPIENTS_HELP + phone.help_text(),
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
     )
     csv_file = forms.FileField(
@@ -62,6 +63,25 @@ class ComposeForm(forms.Form):
         label="Column with the numbers", coerce=int, required=False, empty_value=None
     )
     has_header = forms.BooleanField(label="Line 1 is a header (not a recipient)", required=False)
+    lists = forms.ModelMultipleChoiceField(
+        label="Contact lists",
+        queryset=ContactList.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    segments = forms.ModelMultipleChoiceField(
+        label="Segments",
+        queryset=Segment.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    template = forms.ModelChoiceField(
+        label="Template",
+        queryset=Template.objects.none(),
+        required=False,
+        empty_label="None: write the text",
+        help_text="Fills the message with a saved text, which you can still change.",
+    )
     name = forms.CharField(
         label="Campaign name",
         max_length=200,
@@ -70,8 +90,12 @@ class ComposeForm(forms.Form):
     )
     text = forms.CharField(
         label="Message",
+        required=False,
         max_length=MAX_TEXT_LENGTH,
         strip=False,
+        help_text="Merge fields such as {first_name} or {city|our shop} (after | what to write "
+        "when a recipient has no value) are filled in for each recipient from their contact "
+        "or their CSV columns.",
         widget=forms.Textarea(attrs={"rows": 5}),
     )
     sender = forms.ChoiceField(
@@ -117,6 +141,10 @@ class ComposeForm(forms.Form):
             (s.name, s.name) for s in approved
         ]
         self.fields["category"].queryset = Category.objects.filter(account=account)
+        self.fields["lists"].queryset = ContactList.objects.filter(account=account)
+        self.fields["segments"].queryset = Segment.objects.filter(account=account)
+        self.fields["template"].queryset = Template.objects.filter(account=account)
+        self.fields["recipients"].help_text = RECIPIENTS_HELP + phone.help_text(account.region)
         tz = account.timezone
         self.fields["send_at"].help_text = f"In {tz}. In a window, empty means from now."
         self.fields[
@@ -141,17 +169,18 @@ class ComposeForm(forms.Form):
             label += f" (e.g. {sample[:30]})"
         return label
 
-    def clean_text(self) -> str:
-        text = self.cleaned_data["text"]
-        if not text.strip():
-            raise forms.ValidationError("Write the message to send.", code="required")
-        return text
-
     def clean_name(self) -> str:
         return self.cleaned_data["name"].strip()
 
     def clean(self):
         cleaned = super().clean()
+        if "text" in cleaned and not cleaned["text"].strip():
+            if cleaned.get("template") is not None:
+                cleaned["text"] = cleaned["template"].text
+                if getattr(self.data, "_mutable", True):  # shown in the form from now on
+                    self.data["text"] = cleaned["text"]
+            else:
+                self.add_error("text", "Write the message to send, or choose a template.")
         self._clean_recipients(cleaned)
         self._clean_schedule(cleaned)
         return cleaned
@@ -171,8 +200,16 @@ class ComposeForm(forms.Form):
                 self.add_error("column", "Choose the column that holds the numbers.")
             if not cleaned.get("name") and "name" not in self.errors:
                 self.add_error("name", "Name the campaign: an upload sends to a list.")
-        elif not pasted and "recipients" not in self.errors and "csv_file" not in self.errors:
-            self.add_error("recipients", "Enter at least one number, or upload a CSV file.")
+        elif (
+            not pasted
+            and not cleaned.get("lists")
+            and not cleaned.get("segments")
+            and "recipients" not in self.errors
+            and "csv_file" not in self.errors
+        ):
+            self.add_error(
+                "recipients", "Enter at least one number, choose a list, or upload a CSV file."
+            )
 
     def _clean_schedule(self, cleaned: dict) -> None:
         when = cleaned.get("when")
@@ -210,6 +247,8 @@ class ComposeForm(forms.Form):
             data.get("upload", ""),
             data.get("column"),
             data.get("has_header"),
+            sorted(item.pk for item in data.get("lists") or ()),
+            sorted(item.pk for item in data.get("segments") or ()),
             data.get("name", ""),
             data.get("text", ""),
             data.get("sender", ""),

@@ -15,7 +15,7 @@ from providers.models import ProviderAccount
 from smshub.crypto import EncryptedTextField
 
 from . import statuses
-from .phone import PhoneNumberField
+from .phone import PhoneNumberField, country_choices
 
 
 def new_secret() -> str:
@@ -34,6 +34,15 @@ class Account(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    country = models.CharField(
+        "default country",
+        max_length=2,
+        blank=True,
+        choices=country_choices,
+        help_text="Numbers typed without + and a country code (06 12 34 56 78) are read as "
+        "numbers of this country, wherever they come in. Empty: every number needs its + and "
+        "country code.",
+    )
     flood_limit_per_minute = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -88,6 +97,11 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def region(self) -> str | None:
+        """The country national numbers are read in (`phone.normalize`), if any."""
+        return self.country or None
 
     def in_quiet_hours(self, now: datetime) -> datetime | None:
         """When quiet hours are on at `now`, the moment they end (else None)."""

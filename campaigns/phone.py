@@ -4,19 +4,24 @@ import phonenumbers
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
+from phonenumbers.geocoder import _region_display_name
 
 
 def normalize(value: str, region: str | None = None) -> str:
-    """Return `value` as E.164, or raise ValidationError saying what is wrong with it.
+    """Return `value` as E.164, or raise ValidationError saying what is wrong with it and what
+    was expected.
 
-    Without `region`, a number must start with + and its country code. A number already in
-    E.164 is checked once however often it comes (the API checks a campaign's numbers, then
-    writing them reads them again): the last `_VALID_SIZE` valid ones are remembered.
+    Without `region`, a number must start with + (or 00) and its country code. With `region`
+    (an account's country, `FR`), a national number of that country is read too:
+    `06 12 34 56 78`, `0612345678` and `+33 6 12 34 56 78` are the same number. A number
+    already in E.164 is checked once however often it comes (the API checks a campaign's
+    numbers, then writing them reads them again): the last `_VALID_SIZE` valid ones are
+    remembered.
     """
-    if region is None and value in _valid:
+    if value in _valid:
         return value
-    number = _check(value, region)
-    if region is None and value == number:
+    number = _check(value, region or None)
+    if value == number:
         if len(_valid) >= _VALID_SIZE:
             _valid.clear()
         _valid.add(number)
@@ -25,6 +30,48 @@ def normalize(value: str, region: str | None = None) -> str:
 
 _VALID_SIZE = 100_000
 _valid: set[str] = set()
+
+
+def expected(region: str | None = None) -> str:
+    """What a number may look like, for error messages and help texts."""
+    if not region:
+        return "Start it with + and the country code."
+    return (
+        f"Write it with + and the country code, or as a number of {country_name(region)} "
+        f"({example(region)})."
+    )
+
+
+def help_text(region: str | None = None) -> str:
+    """The help beside a number field."""
+    if not region:
+        return "With + and the country code, e.g. +33 6 12 34 56 78."
+    return f"e.g. {example(region)}, or any number with + and its country code."
+
+
+def example(region: str) -> str:
+    """A mobile number of `region` as its people write it (`06 12 34 56 78`)."""
+    number = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    if number is None:
+        return "+" + str(phonenumbers.country_code_for_region(region))
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+def country_name(region: str, language: str = "en") -> str:
+    """`France` for `FR` (in `language` where phonenumbers knows it), else the code itself."""
+    return _region_display_name(region, language) or region
+
+
+def country_choices() -> list[tuple[str, str]]:
+    """Every country phonenumbers knows, as `(FR, France (+33))`, by name: for an account's
+    default country."""
+    return sorted(
+        (
+            (region, f"{country_name(region)} (+{phonenumbers.country_code_for_region(region)})")
+            for region in phonenumbers.SUPPORTED_REGIONS
+        ),
+        key=lambda choice: choice[1],
+    )
 
 
 def _check(value: str, region: str | None) -> str:
@@ -36,13 +83,23 @@ def _check(value: str, region: str | None) -> str:
     try:
         parsed = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
-        hint = "" if raw.startswith("+") or region else " Start it with + and the country code."
+        hint = "" if raw.startswith("+") else " " + expected(region)
         raise ValidationError(
             "“%(value)s” is not a phone number.%(hint)s",
             code="invalid_phone",
             params={"value": value, "hint": hint},
         ) from None
     if not phonenumbers.is_valid_number(parsed):
+        if region and not raw.startswith("+"):
+            raise ValidationError(
+                "“%(value)s” is not a valid number of %(country)s.%(hint)s",
+                code="invalid_national_phone",
+                params={
+                    "value": value,
+                    "country": country_name(region),
+                    "hint": " " + expected(region),
+                },
+            )
         raise ValidationError(
             "“%(value)s” is not a valid phone number for its country.",
             code="invalid_phone",

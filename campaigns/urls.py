@@ -18,6 +18,7 @@ urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("compose/", compose.compose, name="compose"),
     path("compose/counter/", compose.text_counter, name="text_counter"),
+    path("compose/template/", compose.compose_template, name="compose_template"),
     path("compose/progress/<str:compose_id>/", compose.compose_progress, name="compose_progress"),
     path("campaigns/", campaigns.campaign_list, name="campaign_list"),
     path("campaigns/<int:pk>/", campaigns.campaign_detail, name="campaign_detail"),

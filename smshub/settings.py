@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "campaigns.audit",
     "ninja",
     "campaigns.api",
+    "campaigns.contacts",
     "smshub.lockout",
 ]
 
@@ -261,6 +262,9 @@ LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT, numbers=not DEBUG)
 # Attempts per message before it fails (temporary errors and throttling), and the first backoff.
 SMSHUB_MAX_ATTEMPTS = env.int("SMSHUB_MAX_ATTEMPTS", default=5)
 SMSHUB_RETRY_BASE_DELAY = env.float("SMSHUB_RETRY_BASE_DELAY", default=10.0)
+# Request bodies read into memory at most (Django's default is 2.5 MB): 10,000 contacts with
+# their fields in one API call fit. A larger body is a 413 saying so.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=8 * 1024 * 1024)
 # Webhooks: the largest body accepted, in bytes.
 SMSHUB_WEBHOOK_MAX_BODY = env.int("SMSHUB_WEBHOOK_MAX_BODY", default=1024 * 1024)
 # Delivery reports of providers whose send gives no id (Expertflow) match the oldest message to

@@ -8,14 +8,15 @@ from ninja import NinjaAPI
 
 from . import errors
 from .auth import AUTH
-from .routes import campaigns, messages, otp, replies
+from .routes import campaigns, contacts, lists, messages, otp, replies
 
 DESCRIPTION = """\
-Send SMS, follow them, read replies and send one-time codes, for one account.
+Send SMS, follow them, read replies and send one-time codes, for one account; keep its
+contacts (with their custom fields) and lists, one at a time or 10,000 at once.
 
 **Authentication**: an API key, created by an account admin on the *API keys* page (or in
 admin), sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`. A key sees only its own
-account's data; another account's message or campaign is a 404.
+account's data; another account's message, campaign, contact or list is a 404.
 
 **Errors** all have one shape: `{"error": {"code": "...", "message": "...", "fields":
 {"<field>": ["..."]}}}`; `fields` names each input at fault (`to.2` is the third number of a
@@ -41,3 +42,5 @@ api.add_router("", messages.router)
 api.add_router("", replies.router)
 api.add_router("", campaigns.router)
 api.add_router("", otp.router)
+api.add_router("", contacts.router)
+api.add_router("", lists.router)

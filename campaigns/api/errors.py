@@ -129,7 +129,9 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(RequestDataTooBig)
     def too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        message = f"The body is larger than {limit} bytes: send fewer numbers per request."
+        message = (
+            f"The body is larger than {limit} bytes: send fewer numbers or contacts per request."
+        )
         return respond(request, ApiError(413, "too_large", message))
 
     @api.exception_handler(Http404)

@@ -29,6 +29,8 @@ from campaigns.models import Campaign, Message, Reply
 
 # Numbers one request may send to; more go in several requests.
 MAX_RECIPIENTS = 10_000
+# Lists or segments in one send.
+MAX_AUDIENCES = 20
 # The largest id a database row can have (a signed 64-bit integer).
 MAX_ID = 2**63 - 1
 
@@ -39,7 +41,7 @@ NOT_BLANK = rf"^[^\x00]*[^\x00{SPACE}][^\x00]*$"
 NO_NUL = r"^[^\x00]*$"
 OTP_TEXT = r"^[^\x00]*\{code\}[^\x00]*$"
 # + (or 00) and the country code, then digits and the usual separators.
-PHONE = r"^(\+|00)[1-9][0-9 ().-]*$"
+PHONE = r"^\+?[0-9][0-9 ().-]*$"
 TAG = r"^[-a-zA-Z0-9_]+$"
 # A cursor is the id of a row; 18 digits are far more than any table holds.
 CURSOR = r"^[1-9][0-9]{0,17}$"
@@ -50,8 +52,8 @@ PATTERN_ERRORS = {
     NOT_BLANK: "Write something: not only spaces (and no NUL character).",
     NO_NUL: "The NUL character (\\u0000) is not allowed.",
     OTP_TEXT: "Put {code} where the code goes (and no NUL character).",
-    PHONE: "Give the number in international form: + (or 00) and the country code, "
-    "e.g. +33612345678.",
+    PHONE: "Give a phone number: digits, spaces, dots, dashes or brackets, with + (or 00) and "
+    "the country code (+33612345678), or a national number of the account's country.",
     TAG: "A category tag is letters, digits, - and _.",
     CURSOR: "Not a cursor this API gave: pass `next_cursor` as is.",
     IDEMPOTENCY_KEY: "Use 1 to 255 printable ASCII characters, e.g. a UUID.",
@@ -95,7 +97,8 @@ def text_type(pattern: str = NO_NUL, **constraints: int) -> object:
 Number = Annotated[
     text_type(PHONE, max_length=32),
     Field(
-        description="A mobile number in international form: + (or 00) and the country code.",
+        description="A mobile number in international form, + (or 00) and the country code, or "
+        "a national number of the account's default country (`06 12 34 56 78` for France).",
         examples=["+33612345678"],
     ),
 ]
@@ -190,13 +193,40 @@ Recipients = Annotated[
 ]
 
 
+Ids = Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]], Field(max_length=MAX_AUDIENCES)]
+MergeValue = (
+    Annotated[str, StringConstraints(max_length=500), AfterValidator(_storable)]
+    | Annotated[int, Field(ge=-(10**15), le=10**15)]
+    | Annotated[float, Field(allow_inf_nan=False)]
+)
+
+
 class MessageIn(Input):
-    to: Recipients = Field(
+    to: Recipients | None = Field(
+        None,
         description="One number, or a list of up to 10,000. Several numbers (or a `campaign` "
-        "name) make a campaign; numbers given twice are sent to once."
+        "name, or `lists` or `segments`) make a campaign; a number given twice, or met again "
+        "in a list or segment, is sent to once.",
     )
-    text: MessageText = Field(
-        description="The SMS text. Any character outside GSM-7 makes it UCS-2 (70 per segment).",
+    lists: Ids = Field(
+        [], description="Ids of the account's contact lists: their contacts are sent to."
+    )
+    segments: Ids = Field(
+        [], description="Ids of the account's segments: their contacts (as of now) are sent to."
+    )
+    text: MessageText | None = Field(
+        None,
+        description="The SMS text (or `template`). Any character outside GSM-7 makes it UCS-2 "
+        "(70 per segment). Merge fields (`{first_name}`, `{city|our shop}`) are filled in for "
+        "each recipient from `values`, then from its contact.",
+    )
+    template: text_type(min_length=1, max_length=100) | None = Field(
+        None, description="The name of one of the account's templates: its text is sent."
+    )
+    values: Annotated[dict[str, MergeValue], Field(max_length=100)] = Field(
+        {},
+        description='Merge field values for every recipient (`{"first_name": "Ann"}`), '
+        "before those of its contact.",
     )
     sender: SenderName = Field(
         "",

@@ -7,13 +7,15 @@ and times are checked like the form's (`window_end` ahead, and after `send_at`; 
 """
 
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from campaigns import phone, timerange
+from campaigns.contacts import merge
+from campaigns.contacts.models import ContactList, Segment, Template
 from campaigns.models import Account, Category, SenderName
 
 from .errors import invalid
@@ -35,12 +37,16 @@ class Outgoing:
     send_at: datetime | None
     window_end: datetime | None
     campaign: str | None
-    many: bool  # a list of numbers was given (even of one)
+    many: bool  # a list of numbers, lists or segments were given: a campaign
+    lists: list[ContactList] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    values: dict = field(default_factory=dict)
 
 
-def number(value: str, field: str, errors: Errors) -> str:
+def number(value: str, field: str, errors: Errors, region: str | None = None) -> str:
+    """`value` as E.164; a national number is read in `region` (the account's country)."""
     try:
-        return phone.normalize(value)
+        return phone.normalize(value, region)
     except ValidationError as error:
         errors.setdefault(field, []).extend(error.messages)
         return ""
@@ -146,15 +152,59 @@ def window(send_at: datetime | None, window_end: datetime | None, errors: Errors
         errors.setdefault("window_end", []).append("Must be after the time to send.")
 
 
+def _owned(model, account: Account, ids: list[int], name: str, errors: Errors) -> list:
+    """The account's objects with these ids, in the order given; an id of none of them is
+    named (another account's object is as unknown as a missing one)."""
+    found = {obj.pk: obj for obj in model.objects.filter(account=account, pk__in=ids)}
+    for index, pk in enumerate(ids):
+        if pk not in found:
+            errors.setdefault(f"{name}.{index}", []).append(
+                f"This account has no {name[:-1]} {pk}."
+            )
+    return [found[pk] for pk in dict.fromkeys(ids) if pk in found]
+
+
+def message_text(account: Account, payload: MessageIn, errors: Errors) -> str:
+    """The text given, or the template's."""
+    if payload.template is None:
+        if payload.text is None:
+            errors.setdefault("text", []).append("Give the text to send, or a template's name.")
+            return ""
+        return text(payload.text, "text", errors)
+    if payload.text is not None:
+        errors.setdefault("template", []).append("Give a text or a template, not both.")
+        return ""
+    found = Template.objects.filter(account=account, name=payload.template).first()
+    if found is None:
+        errors.setdefault("template", []).append(
+            f"This account has no template named “{payload.template}”."
+        )
+        return ""
+    return found.text
+
+
 def outgoing(account: Account, payload: MessageIn) -> Outgoing:
     """Check a send request against the account; raises a 422 ApiError naming each problem."""
     errors: Errors = {}
-    many = isinstance(payload.to, list)
-    given = payload.to if many else [payload.to]
+    for key in payload.values:
+        if not merge.FIELD.fullmatch(f"{{{key}}}"):
+            errors.setdefault(f"values.{key[:40]}", []).append(
+                "Not a merge field name: lowercase letters, digits and _, starting with a "
+                "letter (first_name)."
+            )
+    lists = _owned(ContactList, account, payload.lists, "lists", errors)
+    segments = _owned(Segment, account, payload.segments, "segments", errors)
+    if payload.to is None and not payload.lists and not payload.segments:
+        errors.setdefault("to", []).append("Give a number, a list of numbers, lists or segments.")
+    many = isinstance(payload.to, list) or bool(payload.lists or payload.segments)
+    given = (
+        payload.to if isinstance(payload.to, list) else [] if payload.to is None else [payload.to]
+    )
     numbers, bad = [], 0
     for index, value in enumerate(given):
         found: Errors = {}
-        numbers.append(number(value, f"to.{index}" if many else "to", found))
+        place = f"to.{index}" if isinstance(payload.to, list) else "to"
+        numbers.append(number(value, place, found, account.region))
         bad += bool(found)
         if bad <= MAX_NUMBER_ERRORS:
             errors.update(found)
@@ -168,13 +218,16 @@ def outgoing(account: Account, payload: MessageIn) -> Outgoing:
         errors.setdefault("campaign", []).append("Give the campaign a name, or leave it out.")
     result = Outgoing(
         numbers=numbers,
-        text=text(payload.text, "text", errors),
+        text=message_text(account, payload, errors),
         sender=sender(account, payload.sender, errors),
         category=category(account, payload.category, errors),
         send_at=send_at,
         window_end=window_end,
         campaign=payload.campaign.strip() if payload.campaign else None,
         many=many,
+        lists=lists,
+        segments=segments,
+        values=payload.values,
     )
     if errors:
         raise invalid(errors)

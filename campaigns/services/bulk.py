@@ -31,10 +31,12 @@ from django.db.models import Model
 from django.utils import timezone
 
 from campaigns import phone
+from campaigns.contacts import merge
+from campaigns.contacts.importing import Numbers
 from campaigns.models import Account, Campaign, Category, Message, MessageEvent, OptOut
 from providers import gsm
 
-from . import compose, rows
+from . import compose, personal, rows
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,10 @@ class Preview:
     currency: str
     estimated_cost: Decimal | None
     first_recipients: list[str]  # the first few numbers that will receive it, normalized
+    # Recipient by recipient: segments, their distribution, texts with an empty merge field,
+    # and a few texts as they will be received (`personal`: the text has merge fields).
+    costs: personal.Costs
+    personal: bool
 
     @property
     def single_recipient(self) -> str | None:
@@ -98,6 +104,7 @@ class _Tally:
     rejected: list[RejectedRow] = field(default_factory=list)
     rejected_count: int = 0
     first_recipients: list[str] = field(default_factory=list)
+    costs: personal.Costs = field(default_factory=personal.Costs)
 
     def reject(self, line: int, value: str, reason: str) -> None:
         self.rejected_count += 1
@@ -111,6 +118,8 @@ def _reason(error: ValidationError) -> str:
     """`phone.normalize`'s message without the value (shown beside it anyway)."""
     first = error.error_list[0]
     params = first.params or {}
+    if first.code == "invalid_national_phone":
+        return f"Not a valid number of {params['country']}."
     if "hint" in params:
         return "Not a phone number." + params["hint"]
     if first.code == "invalid_phone":
@@ -118,18 +127,27 @@ def _reason(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
+# A recipient: (line, number as given) or (line, number as given, its merge field values).
+Recipient = tuple[int, str] | tuple[int, str, dict | None]
+# A recipient found valid, new and not opted out: (line, E.164 number, values given or None).
+Found = tuple[int, str, dict | None]
+
+
 def _scan(
     account: Account,
-    recipients: Iterable[tuple[int, str]],
+    recipients: Iterable[Recipient],
     tally: _Tally,
     *,
     batch_size: int,
     progress: Progress | None,
-) -> Iterator[list[str]]:
-    """Yield batches of normalized, new, not opted-out numbers; count everything left out."""
+) -> Iterator[list[Found]]:
+    """Yield batches of normalized, new, not opted-out numbers (with their line and values);
+    count everything left out."""
     seen: set[str] = set()
-    batch: list[str] = []
-    for line, raw in recipients:
+    batch: list[Found] = []
+    read = Numbers(account.region)  # phone.normalize, faster for the usual numbers
+    for item in recipients:
+        line, raw = item[0], item[1]
         tally.rows += 1
         tally.line = line
         value = (raw or "").strip()
@@ -137,7 +155,7 @@ def _scan(
             tally.reject(line, "", "No number on this line.")
             continue
         try:
-            number = phone.normalize(value)
+            number = read(value)
         except ValidationError as error:
             tally.reject(line, value, _reason(error))
             continue
@@ -145,7 +163,7 @@ def _scan(
             tally.duplicates += 1
             continue
         seen.add(number)
-        batch.append(number)
+        batch.append((line, number, item[2] if len(item) > 2 else None))
         if len(batch) >= batch_size:
             yield _without_opted_out(account, batch, tally)
             batch = []
@@ -157,38 +175,78 @@ def _scan(
         progress(tally.line)
 
 
-def _without_opted_out(account: Account, batch: list[str], tally: _Tally) -> list[str]:
-    opted_out = set(
-        OptOut.objects.filter(account=account, number__in=batch).values_list("number", flat=True)
-    )
+def _without_opted_out(account: Account, batch: list[Found], tally: _Tally) -> list[Found]:
+    opted_out = _opted_out(account, [number for _, number, _ in batch])
     if opted_out:
         tally.opted_out += len(opted_out)
-        batch = [number for number in batch if number not in opted_out]
-    tally.recipients += len(batch)
+        batch = [found for found in batch if found[1] not in opted_out]
+    return batch
+
+
+def _opted_out(account: Account, numbers: list[str]) -> set[str]:
+    """Which of `numbers` opted out of the account. On PostgreSQL the numbers go as one array
+    parameter: `number IN (%s, ...)` of a thousand placeholders is split again by the driver
+    on every batch (a tenth of a campaign's import)."""
+    if connection.vendor != "postgresql":
+        return set(
+            OptOut.objects.filter(account=account, number__in=numbers).values_list(
+                "number", flat=True
+            )
+        )
+    table = connection.ops.quote_name(OptOut._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT number FROM {table} WHERE account_id = %s "  # noqa: S608 (names only)
+            "AND number = ANY(%s::varchar[])",
+            [account.pk, numbers],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _written(
+    batch: list[Found], personaliser: personal.Personaliser, tally: _Tally
+) -> list[personal.Written]:
+    """The batch's texts; a recipient whose text comes out empty is left out as invalid."""
+    written = []
+    for (line, _, _), text in zip(batch, personaliser.write(batch_pairs(batch)), strict=True):
+        if not text.text.strip():
+            fields = ", ".join(f"{{{key}}}" for key in text.missing)
+            tally.reject(line, text.number, f"The text is empty for this recipient: {fields}.")
+            continue
+        written.append(text)
+        tally.costs.add(text)
+    tally.recipients += len(written)
     missing = 5 - len(tally.first_recipients)
     if missing > 0:
-        tally.first_recipients.extend(batch[:missing])
-    return batch
+        tally.first_recipients.extend(text.number for text in written[:missing])
+    return written
+
+
+def batch_pairs(batch: list[Found]) -> list[tuple[str, dict | None]]:
+    return [(number, values) for _, number, values in batch]
 
 
 def preview(
     account: Account,
     *,
     text: str,
-    recipients: Iterable[tuple[int, str]],
+    recipients: Iterable[Recipient],
+    values: dict | None = None,
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
 ) -> Preview:
-    """Scan the recipients as `create_campaign` would, writing nothing, and say what it costs.
+    """Scan the recipients as `create_campaign` would, writing nothing, and say what it costs,
+    recipient by recipient when the text has merge fields.
 
     `progress`, if given, is called with the line number reached after each batch.
     """
     tally = _Tally()
-    for _ in _scan(account, recipients, tally, batch_size=batch_size, progress=progress):
-        pass
+    personaliser = personal.Personaliser(account, text, values)
+    for batch in _scan(account, recipients, tally, batch_size=batch_size, progress=progress):
+        _written(batch, personaliser, tally)
     analysis = gsm.analyze(text)
     segments = max(analysis.segments, 1)
-    total_segments = segments * tally.recipients
+    total_segments = tally.costs.total_segments
     price = account.price_per_segment
     return Preview(
         rows=tally.rows,
@@ -202,8 +260,10 @@ def preview(
         total_segments=total_segments,
         price_per_segment=price,
         currency=account.price_currency if price is not None else "",
-        estimated_cost=price * total_segments if price is not None else None,
+        estimated_cost=tally.costs.cost(price),
         first_recipients=tally.first_recipients,
+        costs=tally.costs,
+        personal=personaliser.personal,
     )
 
 
@@ -212,7 +272,8 @@ def create_campaign(
     *,
     name: str,
     text: str,
-    recipients: Iterable[tuple[int, str]],
+    recipients: Iterable[Recipient],
+    values: dict | None = None,
     sender: str = "",
     category: Category | None = None,
     send_at: datetime | None = None,
@@ -226,12 +287,12 @@ def create_campaign(
 
     Scheduling is `compose.enqueue_message`'s: a `send_at` in the future makes the messages
     `scheduled` (and the campaign too), else they are `queued`; `send_at` and `window_end`
-    bound each message's send window. `progress`, if given, is called with the line number
-    reached after each batch is written.
+    bound each message's send window. A text with merge fields is written out for each
+    recipient (`personal`), `values` filling them for every one. `progress`, if given, is
+    called with the line number reached after each batch is written.
     """
     now = timezone.now()
-    analysis = gsm.analyze(text)
-    segments = max(analysis.segments, 1)
+    personaliser = personal.Personaliser(account, text, values)
     scheduled = send_at is not None and send_at > now
     fields: dict = {}
     if scheduled:
@@ -261,23 +322,27 @@ def create_campaign(
             if Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.CANCELED).exists():
                 logger.info("campaign import stopped: campaign=%s canceled", campaign.pk)
                 break
+            written = _written(batch, personaliser, tally)
+            if not written:
+                continue
             now = timezone.now()
+            first = written[0]
             message = Message(
                 account=account,
                 campaign=campaign,
                 category=category,
                 recipient="",
                 sender=sender,
-                text=text,
-                encoding=analysis.encoding,
-                segments=segments,
+                text=first.text,
+                encoding=first.encoding,
+                segments=first.segments,
                 status=status,
                 created_by=created_by,
                 created_at=now,
                 **fields,
             )
             event = MessageEvent(at=now, to_status=status, source=source, detail=detail)
-            queued += _write_batch(campaign, batch, message, event)
+            queued += _write_batch(written, message, event, personaliser.personal)
     except BaseException:
         _discard(campaign)
         raise
@@ -317,33 +382,48 @@ def create_campaign(
 
 
 def _write_batch(
-    campaign: Campaign, numbers: list[str], message: Message, event: MessageEvent
+    written: list[personal.Written], message: Message, event: MessageEvent, personalised: bool
 ) -> int:
-    """One batch of messages, copies of `message` to each number, and their first events (copies
-    of `event`), in one transaction."""
+    """One batch of messages, copies of `message` to each number (each with its own text when
+    `personalised`), and their first events (copies of `event`), in one transaction."""
+    varying = {"recipient": [w.number for w in written]}
+    if personalised:
+        varying.update(
+            text=[w.text for w in written],
+            encoding=[w.encoding for w in written],
+            segments=[w.segments for w in written],
+        )
     with transaction.atomic():
-        ids = _insert_alike(message, "recipient", numbers)
-        _insert_alike(event, "message", ids)
+        ids = _insert_alike(message, varying)
+        _insert_alike(event, {"message": ids})
     return len(ids)
 
 
-def _insert_alike(template: Model, field_name: str, values: list) -> list[int]:
-    """Insert one row per value: a copy of the unsaved `template` with `field_name` set to it;
-    returns the new rows' ids.
+def _insert_alike(template: Model, varying: dict[str, list]) -> list[int]:
+    """Insert one row per position of the lists in `varying` (field name → values, all of one
+    length): a copy of the unsaved `template` with those fields set; returns the new ids.
 
     `bulk_create` prepares every field of every row; here the other fields are prepared once,
     which writes a large campaign several times faster. On PostgreSQL the values go as one
-    array parameter (`unnest`): a short statement, not one that grows with the batch (which the
-    driver would parse again every time). A model with fields that need more than a plain
-    placeholder (or values computed by the database) goes through `bulk_create`.
+    array parameter per varying field (`unnest`): a short statement, not one that grows with
+    the batch (which the driver would parse again every time). A model with fields that need
+    more than a plain placeholder (or values computed by the database) goes through
+    `bulk_create`.
     """
     meta = template._meta
-    varying = meta.get_field(field_name)
+    fields = {meta.get_field(name): values for name, values in varying.items()}
+    count = len(next(iter(varying.values())))
     row = rows.prepared(template)
     if row is None:
-        return _bulk_create_alike(template, varying, values)
+        return _bulk_create_alike(template, fields, count)
     columns, prepared = row
-    position = columns.index(varying)
+    # Column position → its values prepared, in the order of the columns.
+    positions = dict(
+        sorted(
+            (columns.index(f), [f.get_db_prep_save(v, connection) for v in values])
+            for f, values in fields.items()
+        )
+    )
     quote = connection.ops.quote_name
     # Identifiers come from the model, quoted; every value is a parameter.
     insert = f"INSERT INTO {quote(meta.db_table)} ({rows.column_list(columns)}) "
@@ -351,27 +431,30 @@ def _insert_alike(template: Model, field_name: str, values: list) -> list[int]:
     ids: list[int] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            selected = [
-                "v" if column is varying else f"%s::{column.cast_db_type(connection)}"
-                for column in columns
-            ]
+            selected, arrays, params = [], [], []
+            for i, column in enumerate(columns):
+                if i in positions:
+                    selected.append(f"v{i}")
+                    arrays.append(f"%s::{column.cast_db_type(connection)}[]")
+                else:
+                    selected.append(f"%s::{column.cast_db_type(connection)}")
+                    params.append(prepared[i])
+            names = ", ".join(f"v{i}" for i in positions)
             cursor.execute(
                 f"{insert}SELECT {', '.join(selected)} "  # noqa: S608 (names only)
-                f"FROM unnest(%s::{varying.cast_db_type(connection)}[]) AS v{returning}",
-                [
-                    *(p for i, p in enumerate(prepared) if i != position),
-                    [varying.get_db_prep_save(value, connection) for value in values],
-                ],
+                f"FROM unnest({', '.join(arrays)}) AS v({names}){returning}",
+                [*params, *positions.values()],
             )
             return [row[0] for row in cursor.fetchall()]
         row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
         per_statement = max(1, min(BATCH_SIZE, 30_000 // len(columns)))
-        for start in range(0, len(values), per_statement):
-            chunk = values[start : start + per_statement]
+        for start in range(0, count, per_statement):
+            chunk = range(start, min(start + per_statement, count))
             params = []
-            for value in chunk:
+            for index in chunk:
                 row = prepared.copy()
-                row[position] = varying.get_db_prep_save(value, connection)
+                for position, values in positions.items():
+                    row[position] = values[index]
                 params.extend(row)
             cursor.execute(
                 insert + "VALUES " + ", ".join([row_sql] * len(chunk)) + returning, params
@@ -380,13 +463,14 @@ def _insert_alike(template: Model, field_name: str, values: list) -> list[int]:
     return ids
 
 
-def _bulk_create_alike(template: Model, varying, values: list) -> list[int]:
-    rows = []
-    for value in values:
+def _bulk_create_alike(template: Model, fields: dict, count: int) -> list[int]:
+    made = []
+    for index in range(count):
         row = copy.copy(template)
-        setattr(row, varying.attname, value)
-        rows.append(row)
-    return [row.pk for row in type(template).objects.bulk_create(rows, batch_size=BATCH_SIZE)]
+        for varying, values in fields.items():
+            setattr(row, varying.attname, values[index])
+        made.append(row)
+    return [row.pk for row in type(template).objects.bulk_create(made, batch_size=BATCH_SIZE)]
 
 
 def _discard(campaign: Campaign) -> None:
@@ -416,6 +500,18 @@ def pasted_recipients(text: str) -> Iterator[tuple[int, str]]:
         for part in SEPARATORS.split(content):
             if part.strip():
                 yield line, part
+
+
+def column_keys(headers: list[str]) -> list[str]:
+    """The merge field key of each column: its header's (`First name` → `{first_name}`), or
+    `column_1`, `column_2`... for a column without one; a key met twice keeps its first
+    column."""
+    keys, seen = [], set()
+    for index, header in enumerate(headers, start=1):
+        key = merge.column_key(header) or f"column_{index}"
+        keys.append("" if key in seen else key)
+        seen.add(key)
+    return keys
 
 
 class CsvError(ValueError):
@@ -451,9 +547,9 @@ def _text(stream: IO[bytes]) -> io.TextIOWrapper:
     return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
 
 
-def _is_number(value: str) -> bool:
+def _is_number(value: str, region: str | None) -> bool:
     try:
-        phone.normalize(value)
+        phone.normalize(value, region)
     except ValidationError:
         return False
     return True
@@ -469,7 +565,7 @@ def _delimiter(sample: str) -> str:
     return best if counts[best] else ","
 
 
-def inspect_csv(stream: IO[bytes]) -> CsvInfo:
+def inspect_csv(stream: IO[bytes], region: str | None = None) -> CsvInfo:
     """Read the start of a CSV file (binary, seekable): its delimiter, header, likely column.
 
     Raises CsvError for what is not a CSV file (empty, a spreadsheet, binary data).
@@ -502,11 +598,11 @@ def inspect_csv(stream: IO[bytes]) -> CsvInfo:
     finally:
         text.detach()
     stream.seek(0)
-    has_header = not any(_is_number(cell) for cell in first)
+    has_header = not any(_is_number(cell, region) for cell in first)
     data = second if has_header else first
     column = next((i for i, h in enumerate(first) if has_header and NUMBER_HEADERS.search(h)), None)
     if column is None:
-        column = next((i for i, cell in enumerate(data) if _is_number(cell)), 0)
+        column = next((i for i, cell in enumerate(data) if _is_number(cell, region)), 0)
     return CsvInfo(
         delimiter=delimiter,
         headers=first,
@@ -518,25 +614,39 @@ def inspect_csv(stream: IO[bytes]) -> CsvInfo:
 
 
 def csv_recipients(
-    stream: IO[bytes], *, column: int, has_header: bool, delimiter: str = ","
-) -> Iterator[tuple[int, str]]:
+    stream: IO[bytes],
+    *,
+    column: int,
+    has_header: bool,
+    delimiter: str = ",",
+    with_values: bool = False,
+) -> Iterator[Recipient]:
     """The values of one column of a CSV file (binary), row by row, with each row's line
     number in the file. Blank lines are skipped; a row too short for the column gives "".
+    `with_values` adds each row's cells by merge field key (`column_keys`) for personalised
+    texts.
 
     Raises CsvError when the file stops being readable as CSV.
     """
     text = _text(stream)
     reader = csv.reader(text, delimiter=delimiter)
     first = True
+    keys: list[str] = []
     try:
         for row in reader:
             if first:
                 first = False
+                keys = column_keys(row if has_header else [""] * len(row))
                 if has_header:
                     continue
             if not any(cell.strip() for cell in row):
                 continue
-            yield reader.line_num, row[column] if column < len(row) else ""
+            value = row[column] if column < len(row) else ""
+            if with_values:
+                values = {key: cell for key, cell in zip(keys, row, strict=False) if key}
+                yield reader.line_num, value, values
+            else:
+                yield reader.line_num, value
     except csv.Error as error:
         raise CsvError(f"Line {reader.line_num} cannot be read as CSV: {error}.") from None
     finally:

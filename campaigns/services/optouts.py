@@ -29,11 +29,12 @@ class Parsed:
     duplicates: int = 0  # lines repeating a number seen earlier in the same list
 
 
-def parse_numbers(text: str) -> Parsed:
+def parse_numbers(text: str, region: str | None = None) -> Parsed:
     """Read one number per line, or a CSV: the column headed "number" (or "phone", "mobile",
     ...) when the first line is a header, else the first column.
 
-    Lines are numbered from 1 as a spreadsheet shows them; blank lines are ignored.
+    Lines are numbered from 1 as a spreadsheet shows them; blank lines are ignored. National
+    numbers are read in `region` (the account's country).
     """
     parsed = Parsed()
     seen: set[str] = set()
@@ -54,7 +55,7 @@ def parse_numbers(text: str) -> Parsed:
         if not value:
             continue
         try:
-            number = normalize(value)
+            number = normalize(value, region)
         except ValidationError as exc:
             parsed.errors.append((line_number, exc.messages[0]))
             continue

@@ -29,9 +29,11 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from providers import gsm
 
+from ..contacts import audience, merge
+from ..contacts.models import Template
 from ..forms import ComposeForm
 from ..models import Account, Message
-from ..services import bulk
+from ..services import bulk, personal
 from ..services.compose import enqueue_message
 from .shared import READ, can_send, role_required
 
@@ -69,11 +71,16 @@ class Upload:
     def path(self) -> Path:
         return upload_dir() / f"{self.token}.csv"
 
-    def recipients(self, column: int, has_header: bool):
-        """The chosen column as (line, value) pairs, read from disk as they are consumed."""
+    def recipients(self, column: int, has_header: bool, with_values: bool = False):
+        """The chosen column as (line, value) pairs (with the row's cells by merge field key
+        when `with_values`), read from disk as they are consumed."""
         with open(self.path, "rb") as stream:
             yield from bulk.csv_recipients(
-                stream, column=column, has_header=has_header, delimiter=self.info.delimiter
+                stream,
+                column=column,
+                has_header=has_header,
+                delimiter=self.info.delimiter,
+                with_values=with_values,
             )
 
 
@@ -109,7 +116,7 @@ def save_upload(request: HttpRequest, file, account: Account) -> Upload:
             out.write(chunk)
     try:
         with open(path, "rb") as stream:
-            info = bulk.inspect_csv(stream)
+            info = bulk.inspect_csv(stream, account.region)
     except bulk.CsvError:
         path.unlink(missing_ok=True)
         raise
@@ -164,14 +171,48 @@ def _progress_key(request: HttpRequest, compose_id: str) -> str:
     return f"compose-progress:{request.user.pk}:{compose_id}"
 
 
-def _progress(request: HttpRequest, compose_id: str, phase: str, total: int | None):
-    """A callback for bulk's scans that records how far they got, or None without a form id."""
+class Reached:
+    """How far a send has read its recipients: the CSV line reached, or the numbers typed
+    read, then the contacts of its lists and segments read (`_recipients` moves it)."""
+
+    done = 0
+
+
+def _extent(form: ComposeForm, upload: Upload | None) -> tuple[int | None, str]:
+    """Where a send's progress ends and what it counts: the CSV file's lines or the numbers
+    typed, then the contacts of the lists and segments chosen, counted once per request (a
+    COUNT each: a moment, against the minutes a send to a million contacts takes)."""
+    if getattr(form, "extent", None) is None:
+        cleaned = form.cleaned_data
+        if upload is not None:
+            total, unit = upload.info.lines, "lines"
+        else:
+            total = sum(1 for _ in bulk.pasted_recipients(cleaned["recipients"]))
+            unit = "numbers"
+        if cleaned["lists"] or cleaned["segments"]:
+            unit = f"{unit} and contacts" if total else "contacts"
+            total += audience.count(form.account, cleaned["lists"], cleaned["segments"])
+        form.extent = (total or None, unit)
+    return form.extent
+
+
+def _progress(
+    request: HttpRequest,
+    compose_id: str,
+    phase: str,
+    extent: tuple[int | None, str],
+    reached: Reached,
+):
+    """A callback for bulk's scans that records how far they got (`reached`, out of the
+    `extent`'s total), or None without a form id."""
     if not TOKEN.match(compose_id or ""):
         return None
     key = _progress_key(request, compose_id)
+    total, unit = extent
 
-    def report(done: int) -> None:
-        cache.set(key, {"phase": phase, "done": done, "total": total}, PROGRESS_SECONDS)
+    def report(_line: int) -> None:
+        state = {"phase": phase, "done": reached.done, "total": total, "unit": unit}
+        cache.set(key, state, PROGRESS_SECONDS)
 
     report(0)
     return report
@@ -315,11 +356,22 @@ def when_text(form: ComposeForm, account: Account) -> str:
     return "Now."
 
 
-def _recipients(form: ComposeForm, upload: Upload | None):
+def _recipients(form: ComposeForm, upload: Upload | None, reached: Reached):
+    """Numbers typed or uploaded, then the contacts of the lists and segments chosen; `reached`
+    follows how far they have been read."""
     cleaned = form.cleaned_data
     if upload is not None:
-        return upload.recipients(cleaned["column"], cleaned["has_header"])
-    return bulk.pasted_recipients(cleaned["recipients"])
+        personal = merge.has_fields(cleaned["text"])
+        for item in upload.recipients(cleaned["column"], cleaned["has_header"], personal):
+            reached.done = item[0]
+            yield item
+    else:
+        for item in bulk.pasted_recipients(cleaned["recipients"]):
+            reached.done += 1
+            yield item
+    for item in audience.recipients(form.account, cleaned["lists"], cleaned["segments"]):
+        reached.done += 1
+        yield item
 
 
 def _preview(
@@ -331,13 +383,13 @@ def _preview(
 ) -> bulk.Preview | None:
     """The preview; what makes it unsendable is added to the form's errors (None when the file
     cannot be read)."""
-    total = upload.info.lines if upload else None
+    reached = Reached()
     try:
         preview = bulk.preview(
             account,
             text=form.cleaned_data["text"],
-            recipients=_recipients(form, upload),
-            progress=_progress(request, compose_id, "check", total),
+            recipients=_recipients(form, upload, reached),
+            progress=_progress(request, compose_id, "check", _extent(form, upload), reached),
         )
     except bulk.CsvError as error:
         form.add_error("csv_file", str(error))
@@ -414,10 +466,12 @@ def _send_one(
     request: HttpRequest, account: Account, form: ComposeForm, recipient: str, compose_id: str
 ) -> HttpResponse:
     cleaned = form.cleaned_data
+    # A text with merge fields is written out for this recipient (its contact's values).
+    text = personal.Personaliser(account, cleaned["text"]).write([(recipient, None)])[0].text
     message = enqueue_message(
         account,
         recipient=recipient,
-        text=cleaned["text"],
+        text=text,
         sender=cleaned["sender"],
         category=cleaned["category"],
         send_at=cleaned["send_at"],
@@ -440,20 +494,19 @@ def _create_campaign(
     compose_id: str,
 ) -> HttpResponse:
     cleaned = form.cleaned_data
+    reached = Reached()
     try:
         result = bulk.create_campaign(
             account,
             name=cleaned["name"],
             text=cleaned["text"],
-            recipients=_recipients(form, upload),
+            recipients=_recipients(form, upload, reached),
             sender=cleaned["sender"],
             category=cleaned["category"],
             send_at=cleaned["send_at"],
             window_end=cleaned["window_end"],
             created_by=request.user,
-            progress=_progress(
-                request, compose_id, "import", upload.info.lines if upload else None
-            ),
+            progress=_progress(request, compose_id, "import", _extent(form, upload), reached),
         )
     except bulk.CsvError as error:
         # Nothing was created: the form can be confirmed again once the file is right.
@@ -518,4 +571,24 @@ def text_counter(request: HttpRequest) -> HttpResponse:
         request,
         "campaigns/compose.html#counter",
         {"analysis": gsm.analyze(text), "highlight": highlight(text)},
+    )
+
+
+@role_required(READ)
+@require_GET
+def compose_template(request: HttpRequest) -> HttpResponse:
+    """The text box filled with the template chosen (this account's; none: left as it was)."""
+    account = request.membership.account
+    chosen = request.GET.get("template", "")
+    template = (
+        Template.objects.filter(account=account, pk=int(chosen)).first()
+        if chosen.isdigit() and len(chosen) < 19
+        else None
+    )
+    text = template.text if template is not None else request.GET.get("text", "")
+    form = ComposeForm(account=account, initial={"text": text})
+    return render(
+        request,
+        "campaigns/compose.html#text-field",
+        {"form": form, "analysis": gsm.analyze(text), "highlight": highlight(text)},
     )

@@ -18,9 +18,8 @@ from django.shortcuts import render
 
 from providers.models import ProviderAccount
 
-from .. import timerange
+from .. import phone, timerange
 from ..models import Account, Campaign, Category, Message, MessageEvent
-from ..phone import normalize
 from .shared import READ, get_for_account, role_required
 
 PAGE_SIZE = 50
@@ -87,7 +86,7 @@ class MessageFilterForm(forms.Form):
         self.fields["provider"].queryset = ProviderAccount.objects.filter(
             pk__in=account.route_entries.values("provider_account")
         ).order_by("name")
-        self.fields["number"].help_text = "A whole number with its country code."
+        self.fields["number"].help_text = "A whole number: " + phone.help_text(account.region)
         self.fields["date_to"].help_text = f"Days in {account.timezone}, both included."
 
     def clean_number(self) -> str:
@@ -95,11 +94,9 @@ class MessageFilterForm(forms.Form):
         if not value:
             return ""
         try:
-            return normalize(value)
+            return phone.normalize(value, self.account.region)
         except ValidationError as exc:
-            raise ValidationError(
-                f"{exc.messages[0]} Search a whole number, e.g. +33 6 12 34 56 78."
-            ) from None
+            raise ValidationError(f"{exc.messages[0]} Search a whole number.") from None
 
     def clean(self):
         cleaned = super().clean()

@@ -8,8 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from .. import phone
 from ..models import OptOut
-from ..phone import PhoneNumberFormField, normalize
+from ..phone import PhoneNumberFormField
 from ..services import optouts
 from .shared import MANAGE, READ, can_manage, for_account, get_for_account, role_required
 
@@ -25,28 +26,31 @@ class SearchForm(forms.Form):
         widget=forms.TextInput(attrs={"inputmode": "tel", "type": "search"}),
     )
 
+    def __init__(self, *args, region: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.region = region
+
     def clean_q(self) -> str:
         value = self.cleaned_data["q"].strip()
         if not value:
             return ""
         try:
-            return normalize(value)
+            return phone.normalize(value, self.region)
         except ValidationError as exc:
-            raise ValidationError(
-                f"{exc.messages[0]} Search a whole number, e.g. +33 6 12 34 56 78."
-            ) from None
+            raise ValidationError(f"{exc.messages[0]} Search a whole number.") from None
 
 
 class OptOutForm(forms.Form):
     number = PhoneNumberFormField(
         label="Number to opt out",
-        help_text="With its country code, e.g. +33 6 12 34 56 78.",
         widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}),
     )
 
     def __init__(self, *args, account, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.account = account
+        self.fields["number"].region = account.region
+        self.fields["number"].help_text = phone.help_text(account.region)
 
     def clean_number(self) -> str:
         number = self.cleaned_data["number"]
@@ -98,7 +102,7 @@ class ImportForm(forms.Form):
 
 
 def _list_context(request: HttpRequest, add_form: OptOutForm | None = None) -> dict:
-    search = SearchForm(request.GET)
+    search = SearchForm(request.GET, region=request.membership.account.region)
     queryset = for_account(OptOut.objects, request)
     rows, older = [], None
     after = request.GET.get("after", "")
@@ -153,7 +157,7 @@ def optout_import(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = ImportForm(request.POST, request.FILES)
         if form.is_valid():
-            parsed = optouts.parse_numbers(form.text())
+            parsed = optouts.parse_numbers(form.text(), request.membership.account.region)
             added = optouts.add(
                 request.membership.account, parsed.numbers, source=OptOut.Source.IMPORT
             )

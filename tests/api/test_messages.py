@@ -304,11 +304,11 @@ def test_field_messages_say_what_is_wrong(api):
     fields = error_of(response)["fields"]
     assert fields["to.1"] == ["“+33 1” is not a phone number."]
     assert "not an approved sender name" in fields["sender"][0]
-    fields = error_of(api.post("/messages", {"to": "0612345678", "text": " \u3000"}))["fields"]
+    fields = error_of(api.post("/messages", {"to": "06 12 ab", "text": " \u3000"}))["fields"]
     assert fields == {
         "to": [
-            "Give the number in international form: + (or 00) and the country code, "
-            "e.g. +33612345678."
+            "Give a phone number: digits, spaces, dots, dashes or brackets, with + (or 00) and "
+            "the country code (+33612345678), or a national number of the account's country."
         ],
         "text": ["Write something: not only spaces (and no NUL character)."],
     }

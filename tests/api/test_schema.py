@@ -26,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from campaigns.api.schemas import NO_NUL, PHONE, TAG
+from campaigns.contacts.models import Contact, ContactField, ContactList, Membership, Segment
 from tests.factories import (
     ApiKeyFactory,
     CampaignFactory,
@@ -43,6 +44,14 @@ PATHS = {
     "/api/v1/campaigns/{campaign_id}": {"get"},
     "/api/v1/otp": {"post"},
     "/api/v1/otp/verify": {"post"},
+    "/api/v1/contacts": {"get", "post"},
+    "/api/v1/contacts/bulk": {"post"},
+    "/api/v1/contacts/{contact_id}": {"get", "patch", "delete"},
+    "/api/v1/contact-fields": {"get"},
+    "/api/v1/lists": {"get", "post"},
+    "/api/v1/lists/{list_id}": {"get", "patch", "delete"},
+    "/api/v1/lists/{list_id}/members": {"post"},
+    "/api/v1/lists/{list_id}/members/remove": {"post"},
 }
 
 
@@ -97,6 +106,20 @@ DEPENDS_ON_DATA = re.compile(
             "has already passed",
             "Must be after the time to send",
             "Too far ahead",
+            # Contacts: the account's custom fields, lists and segments.
+            "No custom field",
+            "No list with this id",
+            "No segment with this id",
+            # Sending to contacts: the account's lists, segments and templates, and one rule
+            # across fields that the schema does not say (a text or a template, and someone
+            # to send to).
+            "has no template named",
+            "This account has no (list|segment) ",
+            "Give a text or a template, not both",
+            "Give the text to send, or a template",
+            "Give a number, a list of numbers, lists or segments",
+            "The text is empty for this recipient",
+            "Not a merge field name",
         ]
     )
 )
@@ -129,10 +152,23 @@ def _fits(value, pattern: str, max_length: int) -> bool:
 
 
 def _real(name: str, value):
-    if name in ("to", "from_number") and _fits(value, PHONE, 32):
+    if name in ("to", "from_number", "number") and _fits(value, PHONE, 32):
         return NUMBERS[len(value) % len(NUMBERS)]
-    if name == "to" and isinstance(value, list) and all(_fits(v, PHONE, 32) for v in value):
+    if (
+        name in ("to", "numbers")
+        and isinstance(value, list)
+        and all(_fits(v, PHONE, 32) for v in value)
+    ):
         return [_real("to", v) for v in value]
+    if name == "contacts" and isinstance(value, list):  # the rows of a bulk upsert
+        return [map_body(None, row) for row in value]
+    if (  # custom values: to the account's one field
+        name == "fields"
+        and isinstance(value, dict)
+        and value
+        and all(isinstance(v, str) and _fits(v, NO_NUL, 500) for v in value.values())
+    ):
+        return {"city": next(iter(value.values()))}
     if name == "sender" and value and _fits(value, NO_NUL, 15):
         return "Clinic"
     if name == "category" and _fits(value, TAG, 50):
@@ -194,6 +230,12 @@ def fuzz_key(db, account, settings):
         message = MessageFactory(account=account, campaign=None, status=status)
     MessageFactory(account=account, campaign=campaign, recipient="+40721234567")
     ReplyFactory(account=account, message=message)
+    ContactField.objects.create(account=account, key="city", label="City")
+    vip = ContactList.objects.create(account=account, name="VIP")
+    rules = [{"field": "city", "op": "eq", "value": "x"}]
+    Segment.objects.create(account=account, name="Lyon", rules=rules)
+    contact = Contact.objects.create(account=account, number="+33612345678", values={"city": "x"})
+    Membership.objects.create(contact=contact, contact_list=vip)
     return api_key
 
 

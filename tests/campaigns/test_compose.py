@@ -229,8 +229,8 @@ def test_a_confirmation_that_failed_can_be_confirmed_again(operator_client, uplo
     [
         ({"recipients": "0612"}, "No number to send to (1 invalid)"),
         ({"recipients": "+33 6 12"}, "No number to send to (1 invalid)"),
-        ({"recipients": ""}, "Enter at least one number, or upload a CSV file."),
-        ({"recipients": "+33612345678", "text": ""}, "This field is required"),
+        ({"recipients": ""}, "Enter at least one number, choose a list, or upload a CSV file."),
+        ({"recipients": "+33612345678", "text": ""}, "Write the message to send, or choose"),
         ({"recipients": "+33612345678", "text": "   "}, "Write the message to send"),
         ({"recipients": "+33612345678", "sender": "NotMine"}, "Select a valid choice"),
         ({"recipients": "+33612345678", "text": "x" * 1531}, "at most 1530 characters"),

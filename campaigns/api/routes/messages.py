@@ -1,13 +1,15 @@
 """Sending, listing, reading and canceling messages."""
 
+import itertools
 import logging
 
 from django.http import HttpRequest
 from ninja import Query, Router
 
 from campaigns import statuses
+from campaigns.contacts import audience, merge
 from campaigns.models import Account, Message, MessageEvent
-from campaigns.services import bulk, forwarding, lifecycle
+from campaigns.services import bulk, forwarding, lifecycle, personal
 from campaigns.services.campaign_control import counts
 from campaigns.services.compose import create_message, enqueue_message
 
@@ -79,9 +81,16 @@ def _send_one(api_key: ApiKey, out: validation.Outgoing) -> SendOut:
     """One message; to an opted-out number it is recorded as the dispatcher would record it:
     blocked, never sent."""
     account, number = api_key.account, out.numbers[0]
+    text = out.text
+    if merge.has_fields(text):
+        written = personal.Personaliser(account, text, out.values).write([(number, None)])[0]
+        if not written.text.strip():
+            fields = ", ".join(f"{{{key}}}" for key in written.missing)
+            raise invalid({"values": [f"The text is empty for this recipient: give {fields}."]})
+        text = written.text
     common = {
         "recipient": number,
-        "text": out.text,
+        "text": text,
         "sender": out.sender,
         "category": out.category,
         "source": MessageEvent.Source.API,
@@ -120,7 +129,10 @@ def _send_many(api_key: ApiKey, out: validation.Outgoing) -> SendOut:
         api_key.account,
         name=out.campaign or f"API: {api_key.name}",
         text=out.text,
-        recipients=enumerate(out.numbers),
+        recipients=itertools.chain(
+            enumerate(out.numbers), audience.recipients(api_key.account, out.lists, out.segments)
+        ),
+        values=out.values,
         sender=out.sender,
         category=out.category,
         send_at=out.send_at,

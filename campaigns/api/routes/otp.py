@@ -29,7 +29,7 @@ def send_code(request: HttpRequest, payload: OtpIn, idempotency_key: Idempotency
     def operation() -> Outcome:
         account = api_key.account
         errors: validation.Errors = {}
-        to = validation.number(payload.to, "to", errors)
+        to = validation.number(payload.to, "to", errors, account.region)
         validation.text(payload.text, "text", errors)
         validation.sender(account, payload.sender, errors)
         category = validation.category(account, payload.category, errors)
@@ -73,7 +73,7 @@ def verify_code(request: HttpRequest, payload: OtpVerifyIn, idempotency_key: Ide
 
     def operation() -> Outcome:
         errors: validation.Errors = {}
-        to = validation.number(payload.to, "to", errors)
+        to = validation.number(payload.to, "to", errors, api_key.account.region)
         if errors:
             raise invalid(errors)
         check = otp.verify(api_key.account, to=to, code=payload.code)

@@ -24,7 +24,7 @@ def list_replies(request: HttpRequest, filters: Query[ReplyFilters]):
     queryset = Reply.objects.filter(account=account)
     errors: validation.Errors = {}
     if filters.from_number is not None:
-        number = validation.number(filters.from_number, "from_number", errors)
+        number = validation.number(filters.from_number, "from_number", errors, account.region)
         queryset = queryset.filter(from_number=number)
     if filters.since is not None:
         since = validation.since(account, filters.since, errors)

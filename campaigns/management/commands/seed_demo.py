@@ -10,9 +10,25 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from campaigns.contacts.models import (
+    Contact,
+    ContactField,
+    ContactList,
+    Template,
+)
+from campaigns.contacts.models import Membership as ListMembership
 from campaigns.models import Account, Category, Membership, RouteEntry, SenderName
 from providers.models import ProviderAccount
 
+# (number, first name, city): the last replies when sent to (the simulator's numbers ending
+# 9999), one has no city, one no first name (the template's fallbacks show).
+DEMO_CONTACTS = [
+    ("+33612345601", "Camille", "Lyon"),
+    ("+33612345602", "Ioana", "Paris"),
+    ("+33612345603", "", "Nantes"),
+    ("+33612349999", "Luca", ""),
+]
+DEMO_TEMPLATE = "Hello {first_name|there}, your table in {city|our bistro} is ready."
 DEMO_PROVIDERS = [
     ("Vortext (simulated)", "vortext", {"username": "vortext", "password": "vortext-secret"}),
     ("Primotexto (simulated)", "primotexto", {"api_key": "primotexto-key"}),
@@ -75,7 +91,8 @@ class Command(BaseCommand):
                 },
             )
         account, _ = Account.objects.get_or_create(
-            name="Demo", defaults={"timezone": "Europe/Paris", "flood_limit_per_minute": 600}
+            name="Demo",
+            defaults={"timezone": "Europe/Paris", "country": "FR", "flood_limit_per_minute": 600},
         )
         RouteEntry.objects.get_or_create(
             account=account, provider_account=simulator, defaults={"position": 0}
@@ -89,9 +106,34 @@ class Command(BaseCommand):
         Category.objects.get_or_create(
             account=account, tag="notifications", defaults={"name": "Notifications"}
         )
+        self._contacts(account)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo ready: account “{account.name}”, login {user.username} / "
                 f"{options['password']}, provider “{simulator.name}” at {simulator.base_url}"
             )
+        )
+
+    def _contacts(self, account: Account) -> None:
+        """A few contacts with custom fields, a list and a template, to try personalisation."""
+        for key, label in (("first_name", "First name"), ("city", "City")):
+            ContactField.objects.get_or_create(account=account, key=key, defaults={"label": label})
+        regulars, _ = ContactList.objects.get_or_create(account=account, name="Regulars")
+        for number, first_name, city in DEMO_CONTACTS:
+            contact, _ = Contact.objects.get_or_create(
+                account=account,
+                number=number,
+                defaults={
+                    "name": f"{first_name} (demo)" if first_name else "",
+                    "language": "fr",
+                    "values": {k: v for k, v in (("first_name", first_name), ("city", city)) if v},
+                },
+            )
+            ListMembership.objects.get_or_create(contact_list=regulars, contact=contact)
+        Template.objects.get_or_create(
+            account=account,
+            name="Table ready",
+            defaults={
+                "text": "Hello {first_name|there}, your table in {city|our bistro} is ready."
+            },
         )

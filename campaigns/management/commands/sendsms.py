@@ -22,7 +22,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--provider", required=True, help="the provider account's name")
-        parser.add_argument("--to", required=True, help="the number, with its country code")
+        parser.add_argument(
+            "--to",
+            required=True,
+            help="the number: with its country code, or national in the account's country",
+        )
         parser.add_argument("--text", required=True)
         parser.add_argument("--sender", default="")
         parser.add_argument(
@@ -33,7 +37,7 @@ class Command(BaseCommand):
         provider_account = self._provider(options["provider"])
         account = self._account(options["account"])
         try:
-            recipient = normalize(options["to"])
+            recipient = normalize(options["to"], account.region)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         if not options["text"].strip():

@@ -1,0 +1,676 @@
+"""Importing contacts from a CSV file or a pasted list, and exporting them as CSV.
+
+An import is three steps on one page: choose a file (or paste a list), map its columns, import.
+The file is kept on disk between the steps under a random name known only to the uploader's
+session (a pasted list is saved as a file too) and read as a stream. The import runs in the
+request, as compose's campaign import does: the page polls a progress fragment fed from the
+cache after each batch, and the answer is the summary (created, updated, skipped, duplicates,
+bad rows with their lines). Operators and account admins import; only account admins add
+custom fields, so only they can map a column to a new one.
+
+Exports (a list, a segment, every contact) are streamed: contacts are read in pages along the
+primary key, so any number of them goes out in constant memory.
+"""
+
+import csv
+import logging
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import asdict
+from pathlib import Path
+
+from django import forms
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET
+
+from campaigns.views.shared import get_for_account
+
+from . import importing, segments
+from .fields import cast, shown
+from .merge import column_key
+from .models import BUILT_IN, Contact, ContactField, ContactList, Membership, Segment, validate_key
+from .views.common import EDIT, READ, allowed, can_manage
+
+logger = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_PASTED = 2 * 1024 * 1024  # characters
+UPLOADS_KEY = "contact_imports"
+KEPT_UPLOADS = 3  # per session; older ones are deleted
+UPLOAD_MAX_AGE = 24 * 3600  # seconds an upload is kept on disk at most
+PROGRESS_SECONDS = 3600
+DONE_SECONDS = 3600  # an import's summary is remembered (a second click shows it)
+RUNNING = "running"
+EXPORT_CHUNK = 2000
+
+
+# --- uploads kept between the steps -------------------------------------------------------
+
+
+def upload_dir() -> Path:
+    return Path(settings.SMSHUB_UPLOAD_DIR) / "contacts"
+
+
+def _token_ok(token: str) -> bool:
+    return (
+        8 <= len(token or "") <= 64
+        and token.isascii()
+        and token.replace("-", "").replace("_", "").isalnum()
+    )
+
+
+class Upload:
+    """A file uploaded (or a list pasted) in this session, for this account."""
+
+    def __init__(self, token: str, entry: dict) -> None:
+        self.token = token
+        self.filename: str = entry["filename"]
+        self.size: int = entry["size"]
+        self.info = importing.FileInfo(**entry["info"])
+
+    @property
+    def path(self) -> Path:
+        return upload_dir() / f"{self.token}.csv"
+
+
+def _uploads(request: HttpRequest) -> dict:
+    return request.session.get(UPLOADS_KEY, {})
+
+
+def get_upload(request: HttpRequest, token: str) -> Upload | None:
+    entry = _uploads(request).get(token) if _token_ok(token) else None
+    if entry is None or entry["account"] != request.membership.account_id:
+        return None
+    upload = Upload(token, entry)
+    return upload if upload.path.exists() else None
+
+
+def save_upload(request: HttpRequest, chunks, filename: str, size: int) -> Upload:
+    """Keep the file (written in chunks, never read whole) and inspect its first lines.
+
+    Raises FileError for a file that is too large or not CSV."""
+    if size > MAX_UPLOAD_BYTES:
+        raise importing.FileError(
+            f"The file is {filesizeformat(size)}; at most {filesizeformat(MAX_UPLOAD_BYTES)} "
+            "can be uploaded. Split it in parts."
+        )
+    folder = upload_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale(folder)
+    token = secrets.token_urlsafe(24)
+    path = folder / f"{token}.csv"
+    with open(path, "wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+    account = request.membership.account
+    try:
+        with open(path, "rb") as stream:
+            info = importing.inspect_file(stream, account.region)
+    except importing.FileError:
+        path.unlink(missing_ok=True)
+        raise
+    # Shown in the mapping step: keep the session small.
+    info.headers = [cell[:100] for cell in info.headers[: importing.MAX_COLUMNS]]
+    info.samples = [[cell[:100] for cell in row[: importing.MAX_COLUMNS]] for row in info.samples]
+    uploads = _uploads(request)
+    uploads[token] = {
+        "account": account.pk,
+        "filename": Path(filename or "upload.csv").name[:100],
+        "size": size,
+        "at": time.time(),
+        "info": asdict(info),
+    }
+    for old in sorted(uploads, key=lambda t: uploads[t]["at"])[:-KEPT_UPLOADS]:
+        (folder / f"{old}.csv").unlink(missing_ok=True)
+        del uploads[old]
+    request.session[UPLOADS_KEY] = uploads
+    logger.info(
+        "contacts file uploaded: account=%s size=%s lines=%s user=%s",
+        account.pk,
+        size,
+        info.lines,
+        request.user.pk,
+    )
+    return Upload(token, uploads[token])
+
+
+def discard_upload(request: HttpRequest, token: str) -> None:
+    uploads = _uploads(request)
+    if token in uploads:
+        (upload_dir() / f"{token}.csv").unlink(missing_ok=True)
+        del uploads[token]
+        request.session[UPLOADS_KEY] = uploads
+
+
+def _remove_stale(folder: Path) -> None:
+    cutoff = time.time() - UPLOAD_MAX_AGE
+    for path in folder.glob("*.csv"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+# --- forms ------------------------------------------------------------------------------------
+
+
+class UploadForm(forms.Form):
+    csv_file = forms.FileField(
+        label="CSV file",
+        required=False,
+        help_text="One contact per line; a first line of column names helps. UTF-8, or "
+        "Excel's CSV.",
+    )
+    pasted = forms.CharField(
+        label="Or paste a list",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false"}),
+        help_text="One contact per line: a number, then other values separated by commas, "
+        "semicolons or tabs.",
+    )
+
+    def clean_pasted(self) -> str:
+        pasted = self.cleaned_data["pasted"]
+        if len(pasted) > MAX_PASTED:
+            raise ValidationError(
+                f"At most {MAX_PASTED:,} characters can be pasted: upload a file instead."
+            )
+        return pasted
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("csv_file") and not (data.get("pasted") or "").strip():
+            raise ValidationError("Choose a file, or paste a list.")
+        return data
+
+
+NUMBER, NAME, LANGUAGE, IGNORE, NEW = "number", "name", "language", "ignore", "new"
+FIELD = "field:"
+
+
+class MappingForm(forms.Form):
+    """What each column holds, whether existing contacts are updated, and the list to add
+    them to. Built for one file: `column_<i>`, and `key_<i>`, `label_<i>`, `type_<i>` for a
+    column that becomes a new custom field."""
+
+    upload = forms.CharField(widget=forms.HiddenInput)
+    has_header = forms.BooleanField(label="The first line holds column names", required=False)
+    mode = forms.ChoiceField(
+        label="Contacts that exist already",
+        choices=[
+            ("update", "Update them with the file's values (empty cells change nothing)"),
+            ("skip", "Leave them as they are"),
+        ],
+        initial="update",
+        widget=forms.RadioSelect,
+    )
+    contact_list = forms.ChoiceField(label="Add the contacts to a list", required=False)
+    new_list = forms.CharField(
+        label="New list's name", required=False, max_length=100, help_text="With “A new list”."
+    )
+
+    def __init__(self, *args, account, upload: Upload, admin: bool, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.account, self.upload, self.admin = account, upload, admin
+        self.custom = {f.key: f for f in ContactField.objects.filter(account=account)}
+        lists = ContactList.objects.filter(account=account).values_list("pk", "name")
+        self.fields["contact_list"].choices = [
+            ("", "No list"),
+            *((str(pk), name) for pk, name in lists),
+            (NEW, "A new list…"),
+        ]
+        choices = [
+            (IGNORE, "Ignore"),
+            (NUMBER, "Number"),
+            (NAME, "Name"),
+            (LANGUAGE, "Language"),
+            *((f"{FIELD}{key}", f"{f.label} ({{{key}}})") for key, f in self.custom.items()),
+        ]
+        if admin:
+            choices.append((NEW, "A new custom field…"))
+        info = upload.info
+        self.columns = []
+        for i in range(info.columns):
+            header = info.headers[i] if i < len(info.headers) else ""
+            self.fields[f"column_{i}"] = forms.ChoiceField(
+                label=header or f"Column {i + 1}", choices=choices
+            )
+            self.fields[f"key_{i}"] = forms.CharField(label="Key", required=False, max_length=40)
+            self.fields[f"label_{i}"] = forms.CharField(
+                label="Label", required=False, max_length=100
+            )
+            self.fields[f"type_{i}"] = forms.ChoiceField(
+                label="Type", choices=ContactField.Type.choices, required=False
+            )
+            self.columns.append(
+                {
+                    "index": i,
+                    "header": header,
+                    "samples": [row[i] if i < len(row) else "" for row in info.samples],
+                    "choice": self[f"column_{i}"],
+                    "key": self[f"key_{i}"],
+                    "label": self[f"label_{i}"],
+                    "type": self[f"type_{i}"],
+                }
+            )
+
+    @classmethod
+    def guessed(cls, upload: Upload, account, admin: bool) -> dict:
+        """The initial mapping: the number column, name and language by their header, a
+        column named like a custom field to it, others to a new field (account admins) of the
+        type their samples suggest."""
+        info = upload.info
+        custom = dict(ContactField.objects.filter(account=account).values_list("key", "type"))
+        labels = {
+            label.strip().lower(): key
+            for key, label in ContactField.objects.filter(account=account).values_list(
+                "key", "label"
+            )
+        }
+        number = importing.Numbers(account.region)
+        initial = {
+            "has_header": info.has_header,
+            "mode": "update",
+            "upload": upload.token,
+        }
+        headers = [info.headers[i] if i < len(info.headers) else "" for i in range(info.columns)]
+        samples = [
+            [row[i].strip() for row in info.samples if i < len(row) and row[i].strip()]
+            for i in range(info.columns)
+        ]
+        # The numbers: the first column with one, else the first with a header that says so.
+        numbers = [
+            i
+            for i in range(info.columns)
+            if any(importing.is_number(number, sample) for sample in samples[i])
+        ] or [i for i, header in enumerate(headers) if importing.NUMBER_HEADERS.search(header)]
+        taken, new_keys = set(), set()
+        for i in range(info.columns):
+            header = headers[i]
+            key = column_key(header)
+            choice = IGNORE
+            if numbers and i == numbers[0]:
+                choice = NUMBER
+            elif key in importing.NAME_KEYS:
+                choice = NAME
+            elif key in importing.LANGUAGE_KEYS:
+                choice = LANGUAGE
+            elif key in custom or header.strip().lower() in labels:
+                choice = f"{FIELD}{key if key in custom else labels[header.strip().lower()]}"
+            elif admin and header and key and key not in BUILT_IN and key not in new_keys:
+                choice = NEW
+                initial[f"type_{i}"] = str(_type_of(samples[i]))
+                new_keys.add(key)
+            if choice in taken:
+                choice = IGNORE
+            if choice not in (NEW, IGNORE):
+                taken.add(choice)
+            initial[f"column_{i}"] = choice
+            initial[f"key_{i}"] = key
+            initial[f"label_{i}"] = header.strip()[:100]
+        return initial
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        chosen: dict[str, list[int]] = defaultdict(list)
+        new_keys: dict[str, int] = {}
+        for column in self.columns:
+            i = column["index"]
+            choice = data.get(f"column_{i}", IGNORE)
+            if choice == NEW:
+                if not self.admin:
+                    self.add_error(f"column_{i}", "Only account admins can add custom fields.")
+                    continue
+                key = (data.get(f"key_{i}") or "").strip() or column_key(column["header"])
+                try:
+                    validate_key(key)
+                except ValidationError as error:
+                    self.add_error(f"key_{i}", error)
+                    continue
+                if key in self.custom:
+                    self.add_error(
+                        f"key_{i}",
+                        f"This account already has a field “{key}”: choose it in the list "
+                        "instead, or give another key.",
+                    )
+                elif key in new_keys:
+                    self.add_error(f"key_{i}", f"Two columns cannot both be new field “{key}”.")
+                else:
+                    new_keys[key] = i
+                    data[f"key_{i}"] = key
+                    label = (data.get(f"label_{i}") or "").strip() or column["header"] or key
+                    data[f"label_{i}"] = label[:100]
+                    data[f"type_{i}"] = data.get(f"type_{i}") or ContactField.Type.TEXT
+            elif choice != IGNORE:
+                chosen[choice].append(i)
+        if not chosen[NUMBER]:
+            self.add_error(None, "Choose the column that holds the numbers.")
+        for choice, columns in chosen.items():
+            if len(columns) > 1:
+                what = choice.removeprefix(FIELD)
+                for i in columns[1:]:
+                    self.add_error(
+                        f"column_{i}", f"Another column is “{what}” already: choose one."
+                    )
+        if data.get("contact_list") == NEW:
+            name = (data.get("new_list") or "").strip()
+            if not name:
+                self.add_error("new_list", "Give the new list a name.")
+            elif ContactList.objects.filter(account=self.account, name__iexact=name).exists():
+                self.add_error("new_list", "A list with this name exists: choose it above.")
+            data["new_list"] = name
+        return data
+
+    def mapping(self) -> importing.Mapping:
+        data = self.cleaned_data
+        mapping = importing.Mapping(number=-1)
+        for column in self.columns:
+            i = column["index"]
+            choice = data[f"column_{i}"]
+            if choice == NUMBER:
+                mapping.number = i
+            elif choice == NAME:
+                mapping.name = i
+            elif choice == LANGUAGE:
+                mapping.language = i
+            elif choice == NEW:
+                mapping.fields.append((i, data[f"key_{i}"]))
+            elif choice.startswith(FIELD):
+                mapping.fields.append((i, choice.removeprefix(FIELD)))
+        return mapping
+
+    def new_fields(self) -> list[ContactField]:
+        data = self.cleaned_data
+        return [
+            ContactField(
+                account=self.account,
+                key=data[f"key_{c['index']}"],
+                label=data[f"label_{c['index']}"],
+                type=data[f"type_{c['index']}"],
+            )
+            for c in self.columns
+            if data[f"column_{c['index']}"] == NEW
+        ]
+
+
+def _type_of(samples: list[str]) -> str:
+    """The type a column's sample values suggest."""
+    for type_ in (ContactField.Type.NUMBER, ContactField.Type.DATE):
+        try:
+            if samples and all(cast(s, type_) is not None for s in samples):
+                return type_
+        except ValidationError:
+            continue
+    return ContactField.Type.TEXT
+
+
+# --- the import page --------------------------------------------------------------------------
+
+
+def _progress_key(request: HttpRequest, token: str) -> str:
+    return f"contacts-import-progress:{request.user.pk}:{token}"
+
+
+def _done_key(request: HttpRequest, token: str) -> str:
+    return f"contacts-import-done:{request.membership.account_id}:{request.user.pk}:{token}"
+
+
+@allowed(EDIT, "Only operators and account admins can import contacts.")
+def contact_import(request: HttpRequest) -> HttpResponse:
+    """GET: choose a file. POST `upload`: keep it and show the mapping; POST `import`: import
+    it as mapped; POST `cancel`: forget the file."""
+    if request.method != "POST":
+        return _page(request, "upload", form=UploadForm())
+    action = request.POST.get("action", "upload")
+    if action == "cancel":
+        discard_upload(request, request.POST.get("upload", ""))
+        return _page(request, "upload", form=UploadForm())
+    if action == "import":
+        return _import(request)
+    return _upload(request)
+
+
+def _page(request: HttpRequest, step: str, status: int = 200, **context) -> HttpResponse:
+    """The page at `step` (upload, map, done); for htmx, its card alone, and a form's errors
+    with a 200 (htmx swaps no 4xx answer)."""
+    template = "contacts/import.html"
+    if request.htmx:
+        template += "#import-card"
+        status = 200 if status == 400 else status
+    return render(
+        request,
+        template,
+        {"step": step, "can_manage": can_manage(request), **context},
+        status=status,
+    )
+
+
+def _upload(request: HttpRequest) -> HttpResponse:
+    form = UploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _page(request, "upload", form=form, status=400)
+    file = form.cleaned_data["csv_file"]
+    try:
+        if file:
+            upload = save_upload(request, file.chunks(), file.name, file.size)
+        else:
+            data = form.cleaned_data["pasted"].encode()
+            upload = save_upload(request, [data], "pasted list", len(data))
+    except importing.FileError as error:
+        form.add_error("csv_file" if file else "pasted", str(error))
+        return _page(request, "upload", form=form, status=400)
+    account = request.membership.account
+    admin = can_manage(request)
+    mapping = MappingForm(
+        account=account,
+        upload=upload,
+        admin=admin,
+        initial=MappingForm.guessed(upload, account, admin),
+    )
+    return _page(request, "map", form=mapping, upload=upload)
+
+
+def _import(request: HttpRequest) -> HttpResponse:
+    token = request.POST.get("upload", "")
+    done = cache.get(_done_key(request, token)) if _token_ok(token) else None
+    if done is not None:
+        # The same import confirmed twice (a double click, a page sent again): done once.
+        return _page(request, "done", summary=done, again=True)
+    upload = get_upload(request, token)
+    if upload is None:
+        return _page(
+            request,
+            "upload",
+            form=UploadForm(),
+            problem="This file is no longer on the server: choose it again.",
+            status=400,
+        )
+    account = request.membership.account
+    form = MappingForm(request.POST, account=account, upload=upload, admin=can_manage(request))
+    if not form.is_valid():
+        return _page(request, "map", form=form, upload=upload, status=400)
+    if not cache.add(_done_key(request, token), RUNNING, DONE_SECONDS):
+        return _page(request, "done", summary=RUNNING, again=True)
+    try:
+        summary = _run(request, form, upload)
+    except BaseException:
+        cache.delete(_done_key(request, token))
+        raise
+    if summary is None:  # the form got an error meanwhile (a field or list added by someone)
+        cache.delete(_done_key(request, token))
+        return _page(request, "map", form=form, upload=upload, status=400)
+    cache.set(_done_key(request, token), summary, DONE_SECONDS)
+    discard_upload(request, token)
+    return _page(request, "done", summary=summary)
+
+
+def _run(request: HttpRequest, form: MappingForm, upload: Upload) -> dict | None:
+    account = request.membership.account
+    data = form.cleaned_data
+    new_fields = form.new_fields()
+    try:
+        with transaction.atomic():
+            for new in new_fields:
+                new.save()
+            contact_list = None
+            if data["contact_list"] == NEW:
+                contact_list = ContactList.objects.create(account=account, name=data["new_list"])
+            elif data["contact_list"]:
+                contact_list = ContactList.objects.get(account=account, pk=data["contact_list"])
+    except (IntegrityError, ContactList.DoesNotExist):
+        form.add_error(
+            None, "A field or list was added or removed meanwhile: check the mapping again."
+        )
+        return None
+    info = form.upload.info
+    info.has_header = data["has_header"]
+    rows = importing.CsvRows(upload.path, form.mapping(), info)
+    key = _progress_key(request, upload.token)
+
+    def progress(result: importing.UpsertResult) -> None:
+        cache.set(key, {"done": rows.line, "total": info.lines}, PROGRESS_SECONDS)
+
+    cache.set(key, {"done": 0, "total": info.lines}, PROGRESS_SECONDS)
+    started = time.monotonic()
+    result = importing.upsert_rows(
+        account,
+        rows,
+        update_existing=data["mode"] == "update",
+        contact_list=contact_list,
+        progress=progress,
+    )
+    cache.delete(key)
+    logger.info(
+        "contacts imported: account=%s rows=%s created=%s updated=%s skipped=%s duplicates=%s "
+        "rejected=%s list=%s seconds=%.1f user=%s",
+        account.pk,
+        result.rows,
+        result.created,
+        result.updated,
+        result.skipped,
+        result.duplicates,
+        result.rejected_count,
+        contact_list.pk if contact_list else None,
+        time.monotonic() - started,
+        request.user.pk,
+    )
+    return {
+        "filename": upload.filename,
+        "rows": result.rows,
+        "created": result.created,
+        "updated": result.updated,
+        "skipped": result.skipped,
+        "duplicates": result.duplicates,
+        "rejected_count": result.rejected_count,
+        "rejected": [asdict(row) for row in result.rejected],
+        "added_to_list": result.added_to_list,
+        "list": {"pk": contact_list.pk, "name": contact_list.name} if contact_list else None,
+        "new_fields": [f"{{{new.key}}}" for new in new_fields],
+        "mode": data["mode"],
+    }
+
+
+@allowed(EDIT, "Only operators and account admins can import contacts.")
+@require_GET
+def import_progress(request: HttpRequest, token: str) -> HttpResponse:
+    """How far the import of this file has got (polled while it runs)."""
+    state = cache.get(_progress_key(request, token)) if _token_ok(token) else None
+    if state and state.get("total"):
+        state["done"] = min(state["done"], state["total"])
+    return render(request, "contacts/import.html#progress", {"progress": state})
+
+
+# --- exports ----------------------------------------------------------------------------------
+
+# A cell starting with one of these is a formula to a spreadsheet: it is prefixed with an
+# apostrophe so that it stays text (numbers such as +33 6... and -12.5 stay as they are).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: str) -> str:
+    if value.startswith(FORMULA_START):
+        rest = value[1:].replace(" ", "")
+        if not (rest.replace(".", "", 1).isdigit() and rest.isascii()):
+            return "'" + value
+    return value
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _export(request: HttpRequest, contacts: QuerySet[Contact], name: str) -> StreamingHttpResponse:
+    """The contacts as CSV: number, name, language, each custom field by key, their lists."""
+    account = request.membership.account
+    keys = list(ContactField.objects.filter(account=account).values_list("key", flat=True))
+    contacts = contacts.order_by("pk").values_list("pk", "number", "name", "language", "values")
+
+    def lines():
+        writer = csv.writer(_Echo())
+        yield "\ufeff" + writer.writerow(["number", "name", "language", *keys, "lists"])
+        last = 0
+        while True:
+            chunk = list(contacts.filter(pk__gt=last)[:EXPORT_CHUNK])
+            if not chunk:
+                return
+            last = chunk[-1][0]
+            lists = defaultdict(list)
+            memberships = (
+                Membership.objects.filter(contact_id__in=[row[0] for row in chunk])
+                .order_by("contact_list__name")
+                .values_list("contact_id", "contact_list__name")
+            )
+            for contact_id, list_name in memberships:
+                lists[contact_id].append(list_name)
+            out = []
+            for pk, number, contact_name, language, values in chunk:
+                values = values if isinstance(values, dict) else {}
+                cells = [number, contact_name, language]
+                cells += [shown(values.get(key)) for key in keys]
+                cells.append("; ".join(lists[pk]))
+                out.append(writer.writerow([_cell(cell) for cell in cells]))
+            yield "".join(out)
+
+    stamp = timezone.localdate().isoformat()
+    filename = f"contacts-{slugify(name)[:40] or 'export'}-{stamp}.csv"
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    logger.info("contacts exported: account=%s what=%s user=%s", account.pk, name, request.user.pk)
+    return response
+
+
+@allowed(READ)
+@require_GET
+def export_all(request: HttpRequest) -> StreamingHttpResponse:
+    """Every contact of the account."""
+    return _export(request, Contact.objects.filter(account=request.membership.account), "all")
+
+
+@allowed(READ)
+@require_GET
+def export_list(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    contact_list = get_for_account(ContactList.objects, request, pk=pk)
+    members = Contact.objects.filter(account=request.membership.account, lists=contact_list)
+    return _export(request, members, contact_list.name)
+
+
+@allowed(READ)
+@require_GET
+def export_segment(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    segment = get_for_account(Segment.objects, request, pk=pk)
+    account = request.membership.account
+    return _export(request, segments.contacts(account, segment.rules), segment.name)
