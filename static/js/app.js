@@ -32,6 +32,24 @@
     }
   });
 
+  // <button data-copy="#field">: copies that field's value, and says so on the button.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy]");
+    var field = button && document.querySelector(button.getAttribute("data-copy"));
+    if (!field) return;
+    var done = function () {
+      button.textContent = button.getAttribute("data-copied") || "Copied";
+    };
+    field.select();
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(done, function () {
+        if (document.execCommand("copy")) done();
+      });
+    } else if (document.execCommand("copy")) {
+      done();
+    }
+  });
+
   // <form hx-post data-upload-progress="#progress">: the <progress> follows the upload.
   document.addEventListener("htmx:xhr:progress", function (event) {
     var form = event.target.closest && event.target.closest("[data-upload-progress]");

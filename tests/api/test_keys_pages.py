@@ -128,3 +128,12 @@ def test_admin_revoke_action(admin_client, account):
     active.refresh_from_db()
     other.refresh_from_db()
     assert active.revoked_at is not None and other.revoked_at is None
+
+
+def test_a_new_key_has_a_copy_button_and_the_site_an_icon(client, account):
+    client.force_login(MembershipFactory(account=account, role=Membership.Role.ADMIN).user)
+    page = client.post("/api-keys/new/", {"name": "Shop"}, follow=True).content.decode()
+    assert 'data-copy="#new-key-value"' in page
+    assert 'rel="icon"' in page
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 301 and icon["Location"].endswith(".svg")
