@@ -33,6 +33,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
+from campaigns.views.compose import remove_stale_uploads
 from campaigns.views.shared import get_for_account
 
 from . import importing, segments
@@ -47,7 +48,6 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_PASTED = 2 * 1024 * 1024  # characters
 UPLOADS_KEY = "contact_imports"
 KEPT_UPLOADS = 3  # per session; older ones are deleted
-UPLOAD_MAX_AGE = 24 * 3600  # seconds an upload is kept on disk at most
 PROGRESS_SECONDS = 3600
 DONE_SECONDS = 3600  # an import's summary is remembered (a second click shows it)
 RUNNING = "running"
@@ -106,7 +106,7 @@ def save_upload(request: HttpRequest, chunks, filename: str, size: int) -> Uploa
         )
     folder = upload_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    _remove_stale(folder)
+    remove_stale_uploads(folder)
     token = secrets.token_urlsafe(24)
     path = folder / f"{token}.csv"
     with open(path, "wb") as out:
@@ -150,16 +150,6 @@ def discard_upload(request: HttpRequest, token: str) -> None:
         (upload_dir() / f"{token}.csv").unlink(missing_ok=True)
         del uploads[token]
         request.session[UPLOADS_KEY] = uploads
-
-
-def _remove_stale(folder: Path) -> None:
-    cutoff = time.time() - UPLOAD_MAX_AGE
-    for path in folder.glob("*.csv"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-        except FileNotFoundError:
-            pass
 
 
 # --- forms ------------------------------------------------------------------------------------

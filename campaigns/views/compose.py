@@ -108,7 +108,7 @@ def save_upload(request: HttpRequest, file, account: Account) -> Upload:
         )
     folder = upload_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    _remove_stale(folder)
+    remove_stale_uploads(folder)
     token = secrets.token_urlsafe(24)
     path = folder / f"{token}.csv"
     with open(path, "wb") as out:
@@ -153,8 +153,8 @@ def discard_upload(request: HttpRequest, token: str) -> None:
         request.session[UPLOADS_KEY] = uploads
 
 
-def _remove_stale(folder: Path) -> None:
-    """Uploads nobody confirmed: removed after a day."""
+def remove_stale_uploads(folder: Path) -> None:
+    """Uploads nobody confirmed, in `folder`: removed after a day (contact imports too)."""
     cutoff = time.time() - UPLOAD_MAX_AGE
     for path in folder.glob("*.csv"):
         try:
