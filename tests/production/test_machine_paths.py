@@ -8,6 +8,7 @@ application with a WSGI environ, as gunicorn does.
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from io import BytesIO
 from urllib.parse import urlsplit
@@ -93,6 +94,26 @@ def staff_cookie(client, operator) -> str:
 
 
 pytestmark = pytest.mark.django_db(transaction=True)  # each request commits, as in production
+
+
+@pytest.fixture(autouse=True)
+def _worker_done_before_the_tables_are_emptied():
+    """A send or a webhook here wakes the session's live worker, if one runs (tests/conftest.py
+    celery_worker): this test's tables are truncated when it ends, and a TRUNCATE meeting that
+    worker's claim or apply can deadlock on PostgreSQL. So the test ends once nothing is left
+    on its way or waiting to be applied (at most a few seconds), and a moment more for the
+    worker's last transaction to end."""
+    yield
+    from campaigns.models import WebhookRequest
+    from campaigns.statuses import ON_ITS_WAY
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (
+        Message.objects.filter(status__in=ON_ITS_WAY).exists()
+        or WebhookRequest.objects.filter(status=WebhookRequest.Status.RECEIVED).exists()
+    ):
+        time.sleep(0.1)
+    time.sleep(0.3)
 
 
 def test_an_api_send_works_without_sessions(app, account, staff_cookie):
