@@ -13,6 +13,7 @@ so the request may be sent again with the same key, corrected or not; other answ
 409) are. A one-time code checked wrong (422) still counts as a try.
 """
 
+import contextlib
 import hashlib
 import json
 import re
@@ -109,10 +110,14 @@ def render(request: HttpRequest, status: int, body: Any) -> HttpResponse:
     return HttpResponse(content, status=status, content_type=content_type)
 
 
-def _execute(request: HttpRequest, operation: Callable[[], Outcome]) -> HttpResponse:
-    """Run the operation in a savepoint: an ApiError undoes what it did and becomes its answer."""
+def _execute(
+    request: HttpRequest, operation: Callable[[], Outcome], atomic: bool = True
+) -> HttpResponse:
+    """Run the operation in a savepoint: an ApiError undoes what it did and becomes its answer.
+    Without `atomic`, the operation must make its writes all or nothing itself, and raise an
+    ApiError only before its first write."""
     try:
-        with transaction.atomic():
+        with transaction.atomic() if atomic else contextlib.nullcontext():
             outcome = operation()
     except ApiError as error:
         response = render(request, error.status, error.body())
@@ -122,11 +127,14 @@ def _execute(request: HttpRequest, operation: Callable[[], Outcome]) -> HttpResp
     return render(request, outcome.status, outcome.body)
 
 
-def run(request: HttpRequest, operation: Callable[[], Outcome]) -> HttpResponse:
-    """Run a state-changing operation, once per Idempotency-Key when the request has one."""
+def run(
+    request: HttpRequest, operation: Callable[[], Outcome], atomic: bool = True
+) -> HttpResponse:
+    """Run a state-changing operation, once per Idempotency-Key when the request has one
+    (`atomic`: see `_execute`; with a key, the operation runs in the key's transaction)."""
     key = request.headers.get(HEADER)
     if key is None:
-        return _execute(request, operation)
+        return _execute(request, operation, atomic)
     _check(key)
     print_ = fingerprint(request)
     with transaction.atomic():

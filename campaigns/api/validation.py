@@ -155,6 +155,8 @@ def window(send_at: datetime | None, window_end: datetime | None, errors: Errors
 def _owned(model, account: Account, ids: list[int], name: str, errors: Errors) -> list:
     """The account's objects with these ids, in the order given; an id of none of them is
     named (another account's object is as unknown as a missing one)."""
+    if not ids:  # most sends name none: no query to build
+        return []
     found = {obj.pk: obj for obj in model.objects.filter(account=account, pk__in=ids)}
     for index, pk in enumerate(ids):
         if pk not in found:

@@ -118,10 +118,11 @@ def enqueue_message(account: Account, *, send_at=None, window_end=None, **kwargs
         )
     if send_at is not None or window_end is not None:
         kwargs.update(window_start=send_at, window_end=window_end)
-    with transaction.atomic(savepoint=False):
-        message = create_message(account, **kwargs)
-        if message is not None and message.status == Message.Status.QUEUED:
-            transaction.on_commit(nudge_dispatcher, robust=True)
+    # No transaction of its own: `create_message` writes the message and its event atomically
+    # (one statement on PostgreSQL, which autocommit makes one round trip instead of three).
+    message = create_message(account, **kwargs)
+    if message is not None and message.status == Message.Status.QUEUED:
+        transaction.on_commit(nudge_dispatcher, robust=True)  # at once outside a transaction
     return message
 
 

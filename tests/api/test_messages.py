@@ -464,3 +464,21 @@ def test_a_body_too_large_is_a_json_413(api, settings):
     assert response.status_code == 413
     assert error_of(response)["code"] == "too_large"
     assert not Message.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_single_send_writes_in_one_statement_on_postgresql(api, account):
+    """The hot path of the API: one number, one autocommitted statement (the message, its first
+    event and the opt-out check together), no transaction of its own around it."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("one statement is PostgreSQL's path; SQLite writes through the ORM")
+    api.post("/messages", {"to": "+33612345670", "text": "Warm-up"})  # caches filled
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post("/messages", {"to": "+33612345678", "text": "One statement"})
+    assert response.status_code == 201, response.content
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["WITH"]
+    message = Message.objects.get(recipient="+33612345678")
+    assert [e.to_status for e in message.events.all()] == [Status.QUEUED]

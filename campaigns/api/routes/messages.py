@@ -3,6 +3,7 @@
 import itertools
 import logging
 
+from django.db import transaction
 from django.http import HttpRequest
 from ninja import Query, Router
 
@@ -74,7 +75,11 @@ def send(request: HttpRequest, payload: MessageIn, idempotency_key: IdempotencyK
             return Outcome(201, _send_one(api_key, out).model_dump())
         return Outcome(201, _send_many(api_key, out).model_dump())
 
-    return idempotency.run(request, operation)
+    # One number: a single autocommitted insert, written all or nothing by `_send_one`.
+    one = isinstance(payload.to, str) and not (
+        payload.lists or payload.segments or payload.campaign
+    )
+    return idempotency.run(request, operation, atomic=not one)
 
 
 def _send_one(api_key: ApiKey, out: validation.Outgoing) -> SendOut:
@@ -104,15 +109,16 @@ def _send_one(api_key: ApiKey, out: validation.Outgoing) -> SendOut:
         unless_opted_out=True,
     )
     if message is None:  # opted out: checked in the same statement as the insert
-        message = create_message(
-            account,
-            **common,
-            status=Status.BLOCKED,
-            detail=OPTED_OUT,
-            error_code="opted_out",
-            error_reason=OPTED_OUT,
-        )
-        forwarding.enqueue_status(message)
+        with transaction.atomic(savepoint=False):  # the message and its forward, or neither
+            message = create_message(
+                account,
+                **common,
+                status=Status.BLOCKED,
+                detail=OPTED_OUT,
+                error_code="opted_out",
+                error_reason=OPTED_OUT,
+            )
+            forwarding.enqueue_status(message)
     blocked = message.status == Status.BLOCKED
     return SendOut.model_construct(
         message=MessageOut.of(message),
