@@ -21,7 +21,7 @@ from .exceptions import (
     provider_error,
     reason,
 )
-from .options import Option
+from .options import Credential, Option
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,10 @@ class BaseProvider:
     multi_recipient: ClassVar[bool] = False
     # Non-secret credentials that admin shows as labelled choices (see `providers.options`).
     options: ClassVar[tuple[Option, ...]] = ()
+    # Every credential key admin asks for, as a labelled field (`providers.options.Credential`);
+    # the options above are asked for after them. Keep `required_credentials` and
+    # `secret_credentials` in step (tests/providers/test_admin_credentials.py checks).
+    credential_fields: ClassVar[tuple[Credential, ...]] = ()
     # True when the provider's send answer gives no message id: its delivery reports are then
     # matched by the number they carry (`DeliveryReport.to_number`) to the oldest message of that
     # provider account still awaiting a report to it (`campaigns.services.delivery`).

@@ -90,6 +90,7 @@ from typing import Any, ClassVar
 
 import requests
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from providers.base import BaseProvider, ProviderRequest
 from providers.events import DeliveryReport, DeliveryStatus, InboundSMS, OutboundSMS, SendResult
@@ -99,6 +100,7 @@ from providers.exceptions import (
     ProviderRejected,
     WebhookValidationError,
 )
+from providers.options import Credential
 
 logger = logging.getLogger(__name__)
 
@@ -260,6 +262,29 @@ class ExpertflowProvider(BaseProvider):
     credentials_help = (
         "channel: the connector channel to send through (e.g. smpp); username and password: "
         "optional HTTP basic auth of the connector (set both or neither)."
+    )
+    credential_fields = (
+        Credential(
+            "channel",
+            _("Channel"),
+            help=_("The connector channel to send through, as configured on the connector."),
+            required=True,
+            placeholder="smpp",
+            max_length=100,
+        ),
+        Credential(
+            "username",
+            _("User name"),
+            help=_("Optional HTTP basic auth of the connector: set both or neither."),
+            requires="password",
+        ),
+        Credential(
+            "password",
+            _("Password"),
+            help=_("Optional HTTP basic auth of the connector: set both or neither."),
+            secret=True,
+            requires="username",
+        ),
     )
     status_map: ClassVar[dict[str, DeliveryStatus]] = TWILIO_STATUS_MAP
     # The send answer has no content: reports are matched by their `To` (see the docstring).

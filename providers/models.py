@@ -16,6 +16,7 @@ import binascii
 import copy
 import hmac
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,12 +25,16 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.signals import post_delete, post_save
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from smshub.crypto import EncryptedJSONField, EncryptedTextField, digest
 from smshub.memory import Remembered
 
 from . import registry
 from .base import BaseProvider
+from .exceptions import ErrorClass, ProviderError
 
 # Optional HTTP basic auth that providers must send with their webhooks, kept with the credentials.
 WEBHOOK_USERNAME, WEBHOOK_PASSWORD = "webhook_username", "webhook_password"
@@ -54,40 +59,54 @@ def mask(value: Any) -> str:
 class ProviderAccount(models.Model):
     name = models.CharField(max_length=100, unique=True)
     slug = models.CharField(
-        "provider", max_length=40, choices=registry.choices, help_text="Which provider this is."
+        _("provider"),
+        max_length=40,
+        choices=registry.choices,
+        help_text=_("Which provider this is."),
     )
-    base_url = models.URLField("base URL", max_length=300)
+    base_url = models.URLField(_("base URL"), max_length=300)
     credentials = EncryptedJSONField(default=dict, blank=True)
     webhook_token = EncryptedTextField(default=new_webhook_token, editable=False)
     # SHA-256 of the token, for the webhook's lookup; kept in step by save() (not by update()).
     webhook_token_digest = models.CharField(max_length=64, unique=True, editable=False)
     enabled = models.BooleanField(default=True)
     priority = models.PositiveSmallIntegerField(
-        default=100, help_text="Lower goes first when several accounts can send."
+        default=100, help_text=_("Lower goes first when several accounts can send.")
     )
     max_per_second = models.PositiveIntegerField(
-        "max messages per second", null=True, blank=True, help_text="Empty: no limit."
+        _("max messages per second"), null=True, blank=True, help_text=_("Empty: no limit.")
     )
     max_in_flight = models.PositiveIntegerField(
-        "calls in flight at most",
+        _("calls in flight at most"),
         null=True,
         blank=True,
-        help_text="Messages sent through it at the same moment, by all workers together (providers "
-        "cap concurrent connections). Empty: no limit.",
+        help_text=_(
+            "Messages sent through it at the same moment, by all workers together (providers "
+            "cap concurrent connections). Empty: no limit."
+        ),
     )
     # Set when the provider refused the provider account itself (credentials refused, account
     # suspended, misconfigured): nothing is sent through it until the hold is released in admin.
-    held_since = models.DateTimeField("on hold since", null=True, blank=True, editable=False)
+    held_since = models.DateTimeField(_("on hold since"), null=True, blank=True, editable=False)
     hold_reason = models.TextField(
         blank=True,
         editable=False,
-        help_text="Why the provider account is on hold, in the provider's words.",
+        help_text=_("Why the provider account is on hold, in the provider's words."),
+    )
+    # Health, as admin shows it (`note_answers`): the provider's last success and last error.
+    last_success_at = models.DateTimeField(_("last success"), null=True, blank=True, editable=False)
+    last_error_at = models.DateTimeField(_("last error at"), null=True, blank=True, editable=False)
+    last_error_code = models.CharField(max_length=50, blank=True, editable=False)
+    last_error = models.TextField(
+        blank=True,
+        editable=False,
+        help_text=_("The last connection or provider account error, in the provider's words."),
     )
     inbound_cursor = models.CharField(
         max_length=200,
         blank=True,
         editable=False,
-        help_text="Where polling for replies stopped (providers whose replies are polled).",
+        help_text=_("Where polling for replies stopped (providers whose replies are polled)."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -140,6 +159,39 @@ class ProviderAccount(models.Model):
         self.save(update_fields=["held_since", "hold_reason", "updated_at"])
         return True
 
+    def note_answers(self, errors: list[ProviderError | None], at: datetime | None = None) -> None:
+        """Keep the provider's last success and last error (its health in admin) after calls
+        through this account: `errors` in call order, None for a call the provider accepted.
+
+        Only errors of the connection or of the account count (temporary, account problems): a
+        refusal of one message (a bad number) is that message's. One UPDATE at most, none when
+        this instance says the same was noted less than `HEALTH_EVERY` ago (the hot path calls
+        it once per batch). Secrets the provider's words echo are masked.
+        """
+        at = at or timezone.now()
+        fields: dict[str, Any] = {}
+        if any(error is None for error in errors) and _due(self.last_success_at, at):
+            fields["last_success_at"] = at
+        problems = [e for e in errors if e is not None and e.error_class != ErrorClass.REJECTED]
+        if problems and _due(self.last_error_at, at):
+            error = problems[-1]
+            fields.update(
+                last_error_at=at,
+                last_error_code=str(error.code or "")[:50],
+                last_error=self.without_secrets(error.message)[:2000],
+            )
+        if fields:
+            type(self).objects.filter(pk=self.pk).update(**fields)
+            for name, value in fields.items():
+                setattr(self, name, value)
+
+    def without_secrets(self, text: str) -> str:
+        """`text` with any secret credential it holds masked."""
+        for key, value in (self.credentials or {}).items():
+            if self.is_secret_credential(key) and len(str(value)) >= 4:
+                text = text.replace(str(value), mask(value))
+        return text
+
     @property
     def adapter_class(self) -> type[BaseProvider]:
         return registry.get_adapter_class(self.slug)
@@ -186,15 +238,30 @@ class ProviderAccount(models.Model):
     def clean(self) -> None:
         if urlsplit(self.base_url or "").username is not None:
             raise ValidationError(
-                {"base_url": "Put user names and passwords in the credentials, not in the URL."}
+                {
+                    "base_url": gettext(
+                        "Put user names and passwords in the credentials, not in the URL."
+                    )
+                }
             )
         if not isinstance(self.credentials, dict):
-            raise ValidationError({"credentials": "Credentials must be a JSON object."})
+            raise ValidationError({"credentials": gettext("Credentials must be a JSON object.")})
         if self.slug in registry.adapters():
             missing = self.adapter_class.missing_credentials(self.credentials)
             if missing:
-                needs = f"{self.adapter_class.display_name} needs: {', '.join(missing)}."
+                needs = gettext("%(provider)s needs: %(keys)s.") % {
+                    "provider": self.adapter_class.display_name,
+                    "keys": ", ".join(missing),
+                }
                 raise ValidationError({"credentials": needs})
+
+
+# How often an account's health is written at most (see `note_answers`).
+HEALTH_EVERY = timedelta(seconds=5)
+
+
+def _due(noted: datetime | None, at: datetime) -> bool:
+    return noted is None or not timedelta(0) <= at - noted < HEALTH_EVERY
 
 
 def webhook_version() -> object:

@@ -178,6 +178,7 @@ import requests
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_xml_bytes
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
 
 from providers.base import BaseProvider, ProviderRequest
 from providers.events import DeliveryStatus, InboundSMS, OutboundSMS, SendResult
@@ -188,6 +189,7 @@ from providers.exceptions import (
     ProviderRejected,
     reason,
 )
+from providers.options import CHOICE, NUMBER, Credential
 
 logger = logging.getLogger(__name__)
 
@@ -471,6 +473,61 @@ class OgangiProvider(BaseProvider):
         "method; default null: Ogangi chooses for ordinary messages), signature_segments "
         "(encoded, the default, or decoded) and signature_encoding (hex, the default, or "
         "base64): Test connection finds the signature reading Ogangi accepts."
+    )
+    credential_fields = (
+        Credential(
+            "instance_id",
+            _("Instance id"),
+            help=_("Your Ogangi workspace (instance) number; ask Ogangi's support if unknown."),
+            required=True,
+            kind=NUMBER,
+            min_value=1,
+        ),
+        Credential(
+            "public_key",
+            _("Public key"),
+            help=_("The API public key (it travels in every call's path)."),
+            required=True,
+        ),
+        Credential(
+            "private_key",
+            _("Private key"),
+            help=_("The API private key: it signs each call and is never sent."),
+            required=True,
+            secret=True,
+        ),
+        Credential(
+            "carrier",
+            _("Carrier"),
+            help=_(
+                "The carrier's name, case sensitive: needed for one-time codes (Ogangi's PIN "
+                "method). Empty: Ogangi chooses the carrier for ordinary messages."
+            ),
+            placeholder=NO_CARRIER,
+            max_length=100,
+        ),
+        Credential(
+            "signature_segments",
+            _("Signature: text signed"),
+            help=_("Test connection finds the reading Ogangi accepts and names it."),
+            kind=CHOICE,
+            choices=(
+                ("encoded", _("The path segments as sent, percent-encoded (default)")),
+                ("decoded", _("The values before percent-encoding")),
+            ),
+            default="encoded",
+        ),
+        Credential(
+            "signature_encoding",
+            _("Signature: digest written as"),
+            help=_("Test connection finds the reading Ogangi accepts and names it."),
+            kind=CHOICE,
+            choices=(
+                ("hex", _("Lower-case hexadecimal (default)")),
+                ("base64", _("Base64")),
+            ),
+            default="hex",
+        ),
     )
     # Ogangi's SMS state words (lower-cased) → ours.
     status_map: ClassVar[dict[str, DeliveryStatus]] = {

@@ -9,6 +9,8 @@ before: an option only says which stored values mean what.
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -68,3 +70,59 @@ def _same(stored: Any, value: Any) -> bool:
     if stored is None or isinstance(stored, bool):
         return False
     return str(stored).strip().lower() == str(value).lower()
+
+
+# --- credentials as labelled fields ------------------------------------------------------------
+TEXT, URL, NUMBER, CHOICE = "text", "url", "number", "choice"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One credential key of a provider kind, as admin asks for it: a labelled form field.
+
+    An adapter lists its keys in `credential_fields` (plain data); admin builds the provider
+    account's form from them. A secret is typed into a password input, never shown back, and
+    keeps its stored value when left empty (a "clear" box removes it). `default` is what the
+    adapter uses when the key is absent: a field left at it stores nothing.
+    """
+
+    key: str
+    label: str
+    help: str = ""
+    required: bool = False
+    secret: bool = False
+    kind: str = TEXT  # TEXT, URL, NUMBER or CHOICE
+    # CHOICE: (stored value, label), in order.
+    choices: tuple[tuple[str, str], ...] = ()
+    default: Any = None
+    placeholder: str = ""
+    min_value: int | None = None
+    max_value: int | None = None
+    # A regular expression the whole value must match, and what to say when it does not.
+    pattern: str = ""
+    pattern_message: str = ""
+    # The key of another credential that must be set whenever this one is.
+    requires: str = ""
+    max_length: int = 500
+
+
+# Optional HTTP basic auth that a provider must send with its webhooks: every kind has it.
+WEBHOOK_AUTH: tuple[Credential, ...] = (
+    Credential(
+        "webhook_username",
+        _("Webhook user name"),
+        help=_(
+            "Optional. When set, the provider must call the webhook URLs with HTTP basic auth "
+            "using this user name and the password below."
+        ),
+        max_length=200,
+    ),
+    Credential(
+        "webhook_password",
+        _("Webhook password"),
+        help=_("Optional: the basic auth password the provider sends with its webhooks."),
+        secret=True,
+        requires="webhook_username",
+        max_length=200,
+    ),
+)

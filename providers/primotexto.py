@@ -72,10 +72,12 @@ from typing import Any, ClassVar
 
 import requests
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from providers.base import BaseProvider, ProviderRequest
 from providers.events import DeliveryStatus, OutboundSMS, SendResult
 from providers.exceptions import ErrorClass, ProviderConfigurationError, ProviderRejected
+from providers.options import Credential
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +119,21 @@ class PrimotextoProvider(BaseProvider):
     credentials_help = (
         "api_key: the API key generated in Primotexto's web app (developer keys), "
         "sent in the X-Primotexto-ApiKey header."
+    )
+    credential_fields = (
+        Credential(
+            "api_key",
+            _("API key"),
+            help=_(
+                "Generated in Primotexto's web app (developer keys); sent in the "
+                "X-Primotexto-ApiKey header."
+            ),
+            required=True,
+            secret=True,
+            # An HTTP header carries it: printable ASCII, no spaces.
+            pattern=r"[\x21-\x7e]+",
+            pattern_message=_("An API key is printable ASCII characters without spaces."),
+        ),
     )
     # The doc documents no status words (no delivery report format): nothing to map.
     status_map: ClassVar[dict[str, DeliveryStatus]] = {}

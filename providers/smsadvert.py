@@ -78,6 +78,7 @@ import requests
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 from providers.base import BaseProvider, ProviderRequest
 from providers.events import DeliveryReport, DeliveryStatus, OutboundSMS, SendResult
@@ -88,7 +89,7 @@ from providers.exceptions import (
     ProviderRejected,
     WebhookValidationError,
 )
-from providers.options import Choice, Option, flag
+from providers.options import Choice, Credential, Option, flag
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ E164_RE = re.compile(r"\+[1-9]\d{1,14}", re.ASCII)  # used with fullmatch()
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
-NO_REPORT_WARNING = (
+NO_REPORT_WARNING = _(
     "Messages with the same text are sent together, up to 1000 numbers per call: SMSAdvert "
     "gives such a call one msgId for all its numbers, so those messages get no delivery report "
     "and stay “sent”. Choose one number per call for every message to get its report."
@@ -164,31 +165,44 @@ class SmsAdvertProvider(BaseProvider):
         "call, each message with its delivery report): true sends up to 1000 numbers per call "
         "for the same text, and those messages get no delivery report."
     )
+    credential_fields = (
+        Credential(
+            "token",
+            _("API token"),
+            help=_("The API token of your SMSAdvert account (sent as the Authorization header)."),
+            required=True,
+            secret=True,
+        ),
+    )
     # The non-secret credentials, as admin shows them: labelled choices (the first: absent).
     options = (
         flag(
             "send_as_short",
-            "Sent through",
-            absent="Your own devices (sendAsShort absent: the doc's default)",
-            true="SMSAdvert's network (sendAsShort: true)",
-            help="The doc: without sendAsShort (or with false) the message is sent through your "
-            "own devices connected to SMSAdvert; with true, through SMSAdvert's network.",
+            _("Sent through"),
+            absent=_("Your own devices (sendAsShort absent: the doc's default)"),
+            true=_("SMSAdvert's network (sendAsShort: true)"),
+            help=_(
+                "The doc: without sendAsShort (or with false) the message is sent through your "
+                "own devices connected to SMSAdvert; with true, through SMSAdvert's network."
+            ),
         ),
         Option(
             "failover",
-            "When your devices cannot send",
+            _("When your devices cannot send"),
             (
-                Choice(None, "The message is not sent another way (no failover)", same_as=("",)),
-                Choice("short", 'Fall back to SMSAdvert\'s network (failover: "short")'),
+                Choice(None, _("The message is not sent another way (no failover)"), same_as=("",)),
+                Choice("short", _('Fall back to SMSAdvert\'s network (failover: "short")')),
             ),
-            help="Only with your own devices: if none is connected or the operator refuses the "
-            "message, SMSAdvert's network sends it.",
+            help=_(
+                "Only with your own devices: if none is connected or the operator refuses the "
+                "message, SMSAdvert's network sends it."
+            ),
         ),
         flag(
             "multi_recipient",
-            "Numbers per call",
-            absent="One number per call: every message gets its delivery report",
-            true="Up to 1000 numbers per call for the same text: NO delivery report for those",
+            _("Numbers per call"),
+            absent=_("One number per call: every message gets its delivery report"),
+            true=_("Up to 1000 numbers per call for the same text: NO delivery report for those"),
             warning=NO_REPORT_WARNING,
         ),
     )

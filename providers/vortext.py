@@ -68,10 +68,12 @@ from typing import Any, ClassVar
 import requests
 from django.http import HttpRequest
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
 
 from providers.base import BaseProvider, ProviderRequest
 from providers.events import DeliveryStatus, InboundSMS, OutboundSMS, SendResult
 from providers.exceptions import ErrorClass, ProviderRejected, WebhookValidationError
+from providers.options import Credential
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +107,21 @@ class VortextProvider(BaseProvider):
     credentials_help = (
         "username: the Vortext account's user name; password: its password "
         "(both given by Cegedim, sent as HTTP Basic auth)."
+    )
+    credential_fields = (
+        Credential(
+            "username",
+            _("User name"),
+            help=_("The Vortext account's user name, given by Cegedim (HTTP Basic auth)."),
+            required=True,
+        ),
+        Credential(
+            "password",
+            _("Password"),
+            help=_("The Vortext account's password, given by Cegedim."),
+            required=True,
+            secret=True,
+        ),
     )
     # Vortext documents no status words (no delivery reports); a send that succeeds is "sent".
     status_map: ClassVar[dict[str, DeliveryStatus]] = {}

@@ -114,7 +114,18 @@ def _specs() -> dict[type[models.Model], Spec]:
     return {
         ProviderAccount: Spec(
             exclude=frozenset(
-                {"id", "inbound_cursor", "created_at", "updated_at", "webhook_token_digest"}
+                {
+                    "id",
+                    "inbound_cursor",
+                    "created_at",
+                    "updated_at",
+                    "webhook_token_digest",
+                    # Health bookkeeping (`note_answers`), not a change anyone made.
+                    "last_success_at",
+                    "last_error_at",
+                    "last_error_code",
+                    "last_error",
+                }
             ),
             secrets=frozenset({"webhook_token"}),
             account_id=lambda instance: None,

@@ -11,10 +11,12 @@ import json
 
 import requests
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
 
 from providers.base import BaseProvider, ProviderRequest
 from providers.events import DeliveryReport, DeliveryStatus, InboundSMS, OutboundSMS, SendResult
 from providers.exceptions import ProviderRejected, WebhookValidationError
+from providers.options import Credential
 
 
 class SimulatorProvider(BaseProvider):
@@ -23,6 +25,15 @@ class SimulatorProvider(BaseProvider):
     required_credentials = ("api_key",)
     secret_credentials = frozenset({"api_key"})
     credentials_help = "api_key: the key the simulator was started with (--api-key)."
+    credential_fields = (
+        Credential(
+            "api_key",
+            _("API key"),
+            help=_("The key the simulator was started with (--api-key)."),
+            required=True,
+            secret=True,
+        ),
+    )
     status_map = {
         "accepted": DeliveryStatus.SENT,
         "sent": DeliveryStatus.SENT,

@@ -71,6 +71,22 @@ def test_an_unreachable_provider_is_retried_later_not_failed(db):
     assert message.status == Status.QUEUED
 
 
+def test_a_batch_leaves_its_provider_accounts_health_for_admin(account, simulator):
+    """The last success and the last error admin shows come from real sends."""
+    enqueue_message(account, recipient="+33612345678", text="Health")
+    dispatch_batch()
+    provider = Message.objects.get().provider_account
+    provider.refresh_from_db()
+    assert provider.last_success_at is not None and provider.last_error_at is None
+
+    closed = ProviderAccountFactory(base_url="http://127.0.0.1:9")
+    enqueue_message(AccountFactory(route=[closed]), recipient="+33612345679", text="Unreachable")
+    dispatch_batch()
+    closed.refresh_from_db()
+    assert closed.last_success_at is None
+    assert closed.last_error_at is not None and "could not reach" in closed.last_error
+
+
 def test_retries_stop_after_the_configured_attempts(db, settings):
     settings.SMSHUB_MAX_ATTEMPTS = 2
     closed = ProviderAccountFactory(base_url="http://127.0.0.1:9")

@@ -171,6 +171,7 @@ def test_admin_shows_the_hold_and_releases_it(admin_client, simulator):
 
 def test_new_credentials_saved_in_admin_release_the_hold(admin_client, simulator):
     provider = revoked(simulator)
+    assert provider.slug == "simulator"  # its key is typed into the simulator's field
     hold(provider, "credentials refused by Simulator (HTTP 401)")
     response = admin_client.post(
         f"/admin/providers/provideraccount/{provider.pk}/change/",
@@ -178,7 +179,7 @@ def test_new_credentials_saved_in_admin_release_the_hold(admin_client, simulator
             "name": provider.name,
             "slug": "simulator",
             "base_url": provider.base_url,
-            "credentials": '{"api_key": "simulator-key"}',
+            "simulator__api_key": "simulator-key",
             "enabled": "on",
             "priority": "100",
             "max_per_second": "",

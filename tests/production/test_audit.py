@@ -18,6 +18,8 @@ from campaigns.audit.recorder import update as audit_update
 from campaigns.models import Account, OptOut, RouteEntry, SenderName
 from campaigns.services.inbound import receive_inbound
 from providers.events import InboundSMS
+from providers.exceptions import ProviderTemporaryError
+from providers.forms import ProviderAccountForm
 from providers.models import ProviderAccount
 
 from ..factories import AccountFactory, ProviderAccountFactory, SenderNameFactory, UserFactory
@@ -90,8 +92,12 @@ def test_admin_change_to_a_provider_account(admin_client, admin_user, provider):
     url = reverse("admin:providers_provideraccount_change", args=[provider.pk])
     data = admin_form_data(admin_client.get(url))
     data["priority"] = "5"
-    data["credentials"] = json.dumps({"api_key": "pk-live-replaced-9999", "region": "us"})
+    assert provider.slug == "simulator"
+    data["simulator__api_key"] = "pk-live-replaced-9999"
     assert admin_client.post(url, data).status_code == 302
+    provider.refresh_from_db()
+    # "region" is no field of the form: kept as it was, so not a change.
+    assert provider.credentials == {"api_key": "pk-live-replaced-9999", "region": "eu"}
 
     entry = last_entry(provider)
     assert (entry.action, entry.via, entry.actor, entry.actor_name) == (
@@ -100,12 +106,34 @@ def test_admin_change_to_a_provider_account(admin_client, admin_user, provider):
         admin_user,
         admin_user.username,
     )
-    assert entry.changes == {
-        "credentials.api_key": "changed",
-        "credentials.region": ["eu", "us"],
-        "priority": [100, 5],
-    }
+    assert entry.changes == {"credentials.api_key": "changed", "priority": [100, 5]}
     assert no_secret_in(entries_for(provider), API_KEY, "pk-live-replaced-9999")
+
+
+def test_health_noted_during_an_admin_save_is_not_logged_as_a_change(
+    admin_client, provider, monkeypatch
+):
+    """A worker notes the account's health (last success, last error) while an admin saves it:
+    the admin's entry holds what the admin changed, not the health bookkeeping."""
+    url = reverse("admin:providers_provideraccount_change", args=[provider.pk])
+    data = admin_form_data(admin_client.get(url))
+    data["priority"] = "5"
+    clean = ProviderAccountForm.clean
+
+    def clean_while_a_worker_notes_health(form):
+        worker_copy = ProviderAccount.objects.get(pk=provider.pk)
+        worker_copy.note_answers(
+            [None, ProviderTemporaryError("timed out after 10s", code="network")]
+        )
+        return clean(form)
+
+    monkeypatch.setattr(ProviderAccountForm, "clean", clean_while_a_worker_notes_health)
+    assert admin_client.post(url, data).status_code == 302
+
+    entry = last_entry(provider)
+    assert entry.via == Via.ADMIN
+    assert entry.changes == {"priority": [100, 5]}
+    assert not AuditEntry.objects.filter(changes__has_key="last_error_code").exists()
 
 
 def test_admin_rotating_secrets_records_them_as_changed(admin_client, provider, account):

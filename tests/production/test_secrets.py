@@ -239,17 +239,14 @@ def test_admin_shows_secrets_masked_only(admin_client, secrets_saved):
 def test_admin_replaces_a_secret_without_showing_it(admin_client, secrets_saved):
     provider, _ = secrets_saved
     url = reverse("admin:providers_provideraccount_change", args=[provider.pk])
+    assert provider.slug == "simulator"
     data = {
         "name": provider.name,
         "slug": provider.slug,
         "base_url": provider.base_url,
-        "credentials": json.dumps(
-            {
-                "api_key": "a-replacement-key-9999",
-                "webhook_username": "hub",
-                "webhook_password": "••••••••4567",  # left masked: kept
-            }
-        ),
+        "simulator__api_key": "a-replacement-key-9999",
+        "webhook__webhook_username": "hub",
+        "webhook__webhook_password": "",  # left empty: kept
         "enabled": "on",
         "priority": "100",
         "max_per_second": "",

@@ -254,12 +254,20 @@ def _update_circuits(outcomes: list[Outcome]) -> None:
     """Each provider account's answers in send order: a refusal is an answer too; only
     temporary errors (network, 5xx, 429) count as failures."""
     results: dict[int, list[bool]] = {}
+    health: dict[int, tuple] = {}  # provider account id → (it, its errors: None for a success)
     for outcome in outcomes:
-        if outcome.provider_account is not None:
+        if (provider := outcome.provider_account) is not None:
             failed = outcome.error is not None and outcome.error.retryable
-            results.setdefault(outcome.provider_account.pk, []).append(not failed)
+            results.setdefault(provider.pk, []).append(not failed)
+            if outcome.result is not None or outcome.error is not None:
+                health.setdefault(provider.pk, (provider, []))[1].append(outcome.error)
     for provider_id, answers in results.items():
         circuit.record_batch(provider_id, answers)
+    for provider, errors in health.values():  # admin's health columns; one UPDATE in 5 s at most
+        try:
+            provider.note_answers(errors)
+        except DatabaseError:
+            logger.exception("could not note the health of provider account %s", provider.pk)
 
 
 def apply_waiting_reports(outcomes: list[Outcome]) -> int:
