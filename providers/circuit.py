@@ -56,12 +56,16 @@ def record_batch(provider_account_id: int, results: list[bool]) -> None:
     if not results:
         return
     failures_key, open_key, probe_key = _keys(provider_account_id)
-    was = state(provider_account_id)
-    run, longest = cache.get(failures_key) or 0, 0  # an earlier run counts if this one extends it
+    stored = cache.get_many([failures_key, open_key])  # one round trip for a healthy batch
+    until = stored.get(open_key)
+    was = CLOSED if until is None else OPEN if until > time.time() else HALF_OPEN
+    run = before = stored.get(failures_key) or 0  # an earlier run counts if this one extends it
+    longest = 0
     for answered in results:
         run = 0 if answered else run + 1
         longest = max(longest, run)
-    cache.set(failures_key, run, timeout=None)
+    if run != before:
+        cache.set(failures_key, run, timeout=None)
     if was == HALF_OPEN and results[0]:
         cache.delete_many([open_key, probe_key])
     if longest >= settings.SMSHUB_CIRCUIT_FAILURES or (was == HALF_OPEN and not results[0]):

@@ -23,9 +23,6 @@ class Batch:
     retry_at: datetime | None = None
 
 
-# A claim that found less than a batch is not followed by another for this long: messages
-# arriving one by one (single API sends) gather into batches, like a campaign's.
-GATHER = 0.05
 # How often a lingering loop looks for new work.
 POLL = 0.05
 
@@ -49,6 +46,9 @@ def dispatch_for(
     """
     deadline = time.monotonic() + seconds
     size, room = settings.SMSHUB_DISPATCH_BATCH_SIZE, settings.SMSHUB_SEND_CONCURRENCY
+    # A claim that found less than a batch is not followed by another for this long: messages
+    # arriving one by one (single API sends) gather into batches, like a campaign's.
+    gather = settings.SMSHUB_DISPATCH_GATHER
     total, pending = 0, []
     last_work = next_claim = time.monotonic()
     idle = False
@@ -67,7 +67,7 @@ def dispatch_for(
                     pending.append(start_sending(claim))
                     last_work = time.monotonic()
                     if len(claim.messages) < size:
-                        next_claim = last_work + GATHER
+                        next_claim = last_work + gather
                 if after_batch is not None:
                     after_batch(Batch(len(claim.messages), claim.waiting, claim.retry_at))
             if claim is not None and claim.messages:
