@@ -6,9 +6,13 @@ from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import translation
 from django.utils.html import format_html
 from django.utils.text import Truncator
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
+from providers.errors import meaning
 from providers.models import mask
 from smshub.admin_lists import DateSafeMixin
 
@@ -28,6 +32,7 @@ from .models import (
     Reply,
     RouteEntry,
     SenderName,
+    UserPreference,
     WebhookRequest,
     new_secret,
 )
@@ -36,8 +41,214 @@ from .services import campaign_control, webhook_log
 from .services.dispatch import resend
 
 
-def _plural(count: int, singular: str, plural: str) -> str:
-    return f"{count} {singular if count == 1 else plural}"
+def translate_labels(model: type[Model], name=None, plural=None, /, **fields) -> None:
+    """Give the names Django derives (a field's from its attribute, "created_at": "created at";
+    a model's from its class) translatable text, in the admin and in the model's forms.
+
+    Written in the model, even the same English text would be a migration (a derived name is
+    not part of the migration state): they are set here, once, when the admin loads. The
+    English text is the derived one."""
+    options = model._meta
+    if name is not None:
+        options.verbose_name = name
+    if plural is not None:
+        options.verbose_name_plural = plural
+    for field, label in fields.items():
+        options.get_field(field).verbose_name = label
+
+
+translate_labels(
+    Account,
+    _("account"),
+    _("accounts"),
+    name=_("name"),
+    timezone=_("timezone"),
+    flood_limit_per_minute=_("flood limit per minute"),
+    flood_limit_per_hour=_("flood limit per hour"),
+    quiet_hours_start=_("quiet hours start"),
+    quiet_hours_end=_("quiet hours end"),
+    reply_window_hours=_("reply window hours"),
+    forward_secret=_("forward secret"),
+    created_at=_("created at"),
+    default_route=_("default route"),
+)
+translate_labels(
+    RouteEntry,
+    _("route entry"),
+    account=_("account"),
+    category=_("category"),
+    provider_account=_("provider account"),
+    position=_("position"),
+)
+translate_labels(
+    Membership,
+    _("membership"),
+    _("memberships"),
+    user=_("user"),
+    account=_("account"),
+    role=_("role"),
+)
+translate_labels(
+    SenderName,
+    _("sender name"),
+    _("sender names"),
+    account=_("account"),
+    name=_("name"),
+    status=_("status"),
+    created_at=_("created at"),
+)
+translate_labels(Category, _("category"), account=_("account"), name=_("name"), tag=_("tag"))
+translate_labels(
+    Campaign,
+    _("campaign"),
+    _("campaigns"),
+    account=_("account"),
+    name=_("name"),
+    category=_("category"),
+    sender=_("sender"),
+    text=_("text"),
+    status=_("status"),
+    created_by=_("created by"),
+    created_at=_("created at"),
+    archived_counts=_("archived counts"),
+)
+translate_labels(
+    Message,
+    _("message"),
+    _("messages"),
+    id=_("ID"),
+    account=_("account"),
+    campaign=_("campaign"),
+    category=_("category"),
+    recipient=_("recipient"),
+    sender=_("sender"),
+    text=_("text"),
+    secret_text=_("secret text"),
+    encoding=_("encoding"),
+    segments=_("segments"),
+    status=_("status"),
+    provider_account=_("provider account"),
+    provider_message_id=_("provider message id"),
+    attempts=_("attempts"),
+    route_step=_("route step"),
+    step_attempts=_("step attempts"),
+    next_attempt_at=_("next attempt at"),
+    claimed_at=_("claimed at"),
+    claim_token=_("claim token"),
+    scheduled_at=_("scheduled at"),
+    window_start=_("window start"),
+    window_end=_("window end"),
+    sent_at=_("sent at"),
+    delivered_at=_("delivered at"),
+    error_code=_("error code"),
+    error_reason=_("error reason"),
+    cost=_("cost"),
+    created_by=_("created by"),
+    created_at=_("created at"),
+    updated_at=_("updated at"),
+)
+translate_labels(
+    MessageEvent,
+    _("message event"),
+    _("message events"),
+    message=_("message"),
+    at=_("at"),
+    from_status=_("from status"),
+    to_status=_("to status"),
+    source=_("source"),
+    detail=_("detail"),
+    payload=_("payload"),
+)
+translate_labels(
+    Reply,
+    _("reply"),
+    account=_("account"),
+    message=_("message"),
+    provider_account=_("provider account"),
+    provider_message_id=_("provider message id"),
+    from_number=_("from number"),
+    to_number=_("to number"),
+    text=_("text"),
+    received_at=_("received at"),
+    raw=_("raw"),
+    read_at=_("read at"),
+)
+translate_labels(
+    OptOut,
+    None,
+    _("opt-outs"),
+    account=_("account"),
+    number=_("number"),
+    source=_("source"),
+    keyword=_("keyword"),
+    created_at=_("created at"),
+)
+translate_labels(
+    WebhookRequest,
+    _("webhook request"),
+    _("webhook requests"),
+    id=_("ID"),
+    provider_account=_("provider account"),
+    kind=_("kind"),
+    received_at=_("received at"),
+    method=_("method"),
+    content_type=_("content type"),
+    headers=_("headers"),
+    body=_("body"),
+    status=_("status"),
+    error=_("error"),
+    events=_("events"),
+    applied=_("applied"),
+    processed_at=_("processed at"),
+    replays=_("replays"),
+)
+translate_labels(
+    PendingDeliveryReport,
+    None,
+    _("unmatched delivery reports"),
+    provider_account=_("provider account"),
+    provider_message_id=_("provider message id"),
+    recipient=_("recipient"),
+    status=_("status"),
+    occurred_at=_("occurred at"),
+    error_code=_("error code"),
+    error_reason=_("error reason"),
+    raw=_("raw"),
+    webhook_request=_("webhook request"),
+    received_at=_("received at"),
+)
+translate_labels(
+    Forward,
+    _("forward"),
+    _("forwards"),
+    id=_("ID"),
+    account=_("account"),
+    event=_("event"),
+    payload=_("payload"),
+    status=_("status"),
+    attempts=_("attempts"),
+    next_attempt_at=_("next attempt at"),
+    created_at=_("created at"),
+    delivered_at=_("delivered at"),
+)
+translate_labels(
+    ForwardAttempt,
+    _("forward attempt"),
+    _("forward attempts"),
+    forward=_("forward"),
+    at=_("at"),
+    url=_("URL"),
+    response_status=_("response status"),
+    error=_("error"),
+    duration_ms=_("duration ms"),
+)
+translate_labels(
+    UserPreference,
+    _("user preference"),
+    _("user preferences"),
+    user=_("user"),
+    language=_("language"),
+)
 
 
 def _message_link(message_id: int | None) -> str:
@@ -93,7 +304,7 @@ class RouteEntryInline(admin.TabularInline):
         formset = super().get_formset(request, obj, **kwargs)
         category = formset.form.base_fields["category"]
         category.queryset = Category.objects.filter(account=obj) if obj else Category.objects.none()
-        category.empty_label = "— default route —"
+        category.empty_label = gettext("— default route —")
         return formset
 
 
@@ -119,16 +330,16 @@ class AccountAdmin(admin.ModelAdmin):
     readonly_fields = ["forward_secret_masked", "audit_trail"]
     actions = ["rotate_forward_secret"]
 
-    @admin.display(description="audit trail")
+    @admin.display(description=_("audit trail"))
     def audit_trail(self, obj: Account) -> str:
         """Every recorded change to the account and its routes, sender names and opt-outs."""
         return trail_link(obj, whole_account=True)
 
-    @admin.display(description="forwarding signature key")
+    @admin.display(description=_("forwarding signature key"))
     def forward_secret_masked(self, obj: Account) -> str:
-        return mask(obj.forward_secret) if obj.pk else "Created when the account is saved."
+        return mask(obj.forward_secret) if obj.pk else gettext("Created when the account is saved.")
 
-    @admin.action(description="Rotate forwarding signature key", permissions=["change"])
+    @admin.action(description=_("Rotate forwarding signature key"), permissions=["change"])
     def rotate_forward_secret(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
         for account in queryset:
             account.forward_secret = new_secret()
@@ -137,8 +348,11 @@ class AccountAdmin(admin.ModelAdmin):
             # Shown this once, so that it can be given to the receiver; never again.
             self.message_user(
                 request,
-                f"{account}: new forwarding signature key {account.forward_secret} "
-                "(copy it now: it will not be shown again).",
+                gettext(
+                    "%(account)s: new forwarding signature key %(key)s "
+                    "(copy it now: it will not be shown again)."
+                )
+                % {"account": account, "key": account.forward_secret},
                 messages.WARNING,
             )
 
@@ -166,16 +380,27 @@ class SenderNameAdmin(admin.ModelAdmin):
     ) -> None:
         total = queryset.count()
         changed = audit.update(queryset.exclude(status=status), status=status)
-        text = f"{_plural(changed, 'sender name', 'sender names')} {status.label.lower()}."
+        if status == SenderName.Status.APPROVED:
+            text = ngettext(
+                "%(count)d sender name approved.", "%(count)d sender names approved.", changed
+            )
+        else:
+            text = ngettext(
+                "%(count)d sender name rejected.", "%(count)d sender names rejected.", changed
+            )
+        text %= {"count": changed}
         if changed < total:
-            text += f" {total - changed} already {'was' if total - changed == 1 else 'were'}."
+            unchanged = total - changed
+            text += " " + ngettext(
+                "%(count)d already was.", "%(count)d already were.", unchanged
+            ) % {"count": unchanged}
         self.message_user(request, text, messages.SUCCESS)
 
-    @admin.action(description="Approve selected sender names", permissions=["change"])
+    @admin.action(description=_("Approve selected sender names"), permissions=["change"])
     def approve(self, request: HttpRequest, queryset: QuerySet[SenderName]) -> None:
         self._set_status(request, queryset, SenderName.Status.APPROVED)
 
-    @admin.action(description="Reject selected sender names", permissions=["change"])
+    @admin.action(description=_("Reject selected sender names"), permissions=["change"])
     def reject(self, request: HttpRequest, queryset: QuerySet[SenderName]) -> None:
         self._set_status(request, queryset, SenderName.Status.REJECTED)
 
@@ -207,17 +432,20 @@ class CampaignAdmin(DateSafeMixin, admin.ModelAdmin):
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
 
-    @admin.display(description="messages by status")
+    @admin.display(description=_("messages by status"))
     def messages_by_status(self, obj: Campaign) -> str:
         if not obj.pk:
             return "—"
         counts = campaign_control.counts(obj)
         total = counts.pop("total")
         if not total:
-            return "No messages."
+            return gettext("No messages.")
         labels = dict(Message.Status.choices)
-        parts = [f"{n} {labels[status].lower()}" for status, n in counts.items() if n]
-        return f"{', '.join(parts)} ({_plural(total, 'message', 'messages')})"
+        parts = [f"{n} {str(labels[status]).lower()}" for status, n in counts.items() if n]
+        return gettext("%(counts)s (%(total)s)") % {
+            "counts": ", ".join(parts),
+            "total": ngettext("%(count)d message", "%(count)d messages", total) % {"count": total},
+        }
 
     def _control(self, request: HttpRequest, queryset: QuerySet[Campaign], verb, done) -> None:
         """Apply `verb` to each campaign; report each one's outcome, refusals included."""
@@ -228,35 +456,47 @@ class CampaignAdmin(DateSafeMixin, admin.ModelAdmin):
                 self.message_user(request, str(exc), messages.ERROR)
                 continue
             text = done(campaign, result)
-            self.log_change(request, campaign, text)
-            self.message_user(request, f"{campaign}: {text}", messages.SUCCESS)
+            with translation.override("en"):  # the history keeps one language
+                self.log_change(request, campaign, done(campaign, result))
+            self.message_user(
+                request,
+                gettext("%(campaign)s: %(done)s") % {"campaign": campaign, "done": text},
+                messages.SUCCESS,
+            )
 
-    @admin.action(description="Pause", permissions=["change"])
+    @admin.action(description=_("Pause"), permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         self._control(
             request,
             queryset,
             campaign_control.pause,
-            lambda campaign, _: "paused; its waiting messages wait until it is resumed.",
+            lambda campaign, _result: gettext(
+                "paused; its waiting messages wait until it is resumed."
+            ),
         )
 
-    @admin.action(description="Resume", permissions=["change"])
+    @admin.action(description=_("Resume"), permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        def done(campaign: Campaign, _) -> str:
+        def done(campaign: Campaign, _result) -> str:
             if campaign.status == Campaign.Status.COMPLETED:
-                return "resumed; nothing was left to send, so it is completed."
-            return "resumed; its waiting messages are being sent."
+                return gettext("resumed; nothing was left to send, so it is completed.")
+            return gettext("resumed; its waiting messages are being sent.")
 
         self._control(request, queryset, campaign_control.resume, done)
 
-    @admin.action(description="Cancel (remaining messages canceled)", permissions=["change"])
+    @admin.action(description=_("Cancel (remaining messages canceled)"), permissions=["change"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         self._control(
             request,
             queryset,
             campaign_control.cancel,
             lambda campaign, canceled: (
-                f"canceled; {_plural(canceled, 'message', 'messages')} will not be sent."
+                ngettext(
+                    "canceled; %(count)d message will not be sent.",
+                    "canceled; %(count)d messages will not be sent.",
+                    canceled,
+                )
+                % {"count": canceled}
             ),
         )
 
@@ -301,7 +541,7 @@ class MessageAdmin(DateSafeMixin, ReadOnlyMixin, PhoneSearchMixin, admin.ModelAd
     inlines = [MessageEventInline]
     actions = ["resend_unknown"]
 
-    @admin.action(description="Send again (messages whose outcome is unknown)")
+    @admin.action(description=_("Send again (messages whose outcome is unknown)"))
     def resend_unknown(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         """Explicit only: an `unknown` message may have reached the phone already."""
         sent, skipped = 0, 0
@@ -310,13 +550,28 @@ class MessageAdmin(DateSafeMixin, ReadOnlyMixin, PhoneSearchMixin, admin.ModelAd
                 sent += 1
             else:
                 skipped += 1
-        text = f"{_plural(sent, 'message', 'messages')} queued to send again."
+        text = ngettext(
+            "%(count)d message queued to send again.",
+            "%(count)d messages queued to send again.",
+            sent,
+        ) % {"count": sent}
         if skipped:
-            text += f" {skipped} skipped: only messages whose outcome is unknown can be resent."
+            text += " " + ngettext(
+                "%(count)d skipped: only messages whose outcome is unknown can be resent.",
+                "%(count)d skipped: only messages whose outcome is unknown can be resent.",
+                skipped,
+            ) % {"count": skipped}
         self.message_user(request, text, messages.SUCCESS if sent else messages.WARNING)
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.is_superuser
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        return [*super().get_readonly_fields(request, obj), "error_meaning"]
+
+    @admin.display(description=_("Error meaning"))
+    def error_meaning(self, obj: Message) -> str | None:
+        return meaning(obj.error_code) or self.get_empty_value_display()
 
     fieldsets = [
         (
@@ -338,7 +593,7 @@ class MessageAdmin(DateSafeMixin, ReadOnlyMixin, PhoneSearchMixin, admin.ModelAd
             },
         ),
         (
-            "Sending",
+            _("Sending"),
             {
                 "fields": [
                     "provider_account",
@@ -348,13 +603,14 @@ class MessageAdmin(DateSafeMixin, ReadOnlyMixin, PhoneSearchMixin, admin.ModelAd
                     "claimed_at",
                     "claim_token",
                     "error_code",
+                    "error_meaning",
                     "error_reason",
                     "cost",
                 ]
             },
         ),
         (
-            "Times",
+            _("Times"),
             {
                 "fields": [
                     "scheduled_at",
@@ -379,7 +635,7 @@ class MessageEventAdmin(DateSafeMixin, ReadOnlyMixin, admin.ModelAdmin):
     raw_id_fields = ["message"]
     show_full_result_count = False
 
-    @admin.display(description="message", ordering="message_id")
+    @admin.display(description=_("message"), ordering="message_id")
     def message_link(self, obj: MessageEvent) -> str:
         return _message_link(obj.message_id)
 
@@ -395,11 +651,11 @@ class ReplyAdmin(DateSafeMixin, ReadOnlyMixin, PhoneSearchMixin, admin.ModelAdmi
     raw_id_fields = ["account", "message", "provider_account"]
     show_full_result_count = False
 
-    @admin.display(description="message", ordering="message_id")
+    @admin.display(description=_("message"), ordering="message_id")
     def message_link(self, obj: Reply) -> str:
         return _message_link(obj.message_id)
 
-    @admin.display(description="text")
+    @admin.display(description=_("text"))
     def excerpt(self, obj: Reply) -> str:
         return Truncator(obj.text).chars(60)
 
@@ -426,20 +682,28 @@ class WebhookRequestAdmin(DateSafeMixin, ReadOnlyMixin, admin.ModelAdmin):
     show_full_result_count = False
     actions = ["replay"]
 
-    @admin.action(description="Replay (parse and apply again)", permissions=["replay"])
+    @admin.action(description=_("Replay (parse and apply again)"), permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[WebhookRequest]) -> None:
         for log in queryset.select_related("provider_account"):
             result = webhook_log.replay(log)
             if result.error:
                 self.message_user(request, f"#{log.pk}: {result.error}", messages.ERROR)
             else:
-                self.message_user(
-                    request,
-                    f"#{log.pk}: {result.events} read, {result.applied} applied"
-                    + (f", {result.pending} waiting for their message" if result.pending else "")
-                    + ".",
-                    messages.SUCCESS,
+                numbers = {
+                    "id": log.pk,
+                    "read": result.events,
+                    "applied": result.applied,
+                    "waiting": result.pending,
+                }
+                text = (
+                    gettext(
+                        "#%(id)s: %(read)d read, %(applied)d applied, %(waiting)d waiting for "
+                        "their message."
+                    )
+                    if result.pending
+                    else gettext("#%(id)s: %(read)d read, %(applied)d applied.")
                 )
+                self.message_user(request, text % numbers, messages.SUCCESS)
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser
@@ -478,3 +742,13 @@ class ForwardAdmin(DateSafeMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ["account"]
     date_hierarchy = "created_at"
     inlines = [ForwardAttemptInline]
+
+
+@admin.register(UserPreference)
+class UserPreferenceAdmin(admin.ModelAdmin):
+    """A staff user's own choices (the language of the pages; empty: the browser's)."""
+
+    list_display = ["user", "language"]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]

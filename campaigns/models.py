@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 
 from providers.models import ProviderAccount
 from smshub.crypto import EncryptedTextField
@@ -35,60 +36,78 @@ class Account(models.Model):
     name = models.CharField(max_length=100, unique=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     country = models.CharField(
-        "default country",
+        gettext_lazy("default country"),
         max_length=2,
         blank=True,
         choices=country_choices,
-        help_text="Numbers typed without + and a country code (06 12 34 56 78) are read as "
-        "numbers of this country, wherever they come in. Empty: every number needs its + and "
-        "country code.",
+        help_text=gettext_lazy(
+            "Numbers typed without + and a country code (06 12 34 56 78) are read as "
+            "numbers of this country, wherever they come in. Empty: every number needs its + "
+            "and country code."
+        ),
     )
     flood_limit_per_minute = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="SMS segments per minute for the whole account. Empty: no limit.",
+        help_text=gettext_lazy("SMS segments per minute for the whole account. Empty: no limit."),
     )
     flood_limit_per_hour = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="SMS segments per hour for the whole account. Empty: no limit.",
+        help_text=gettext_lazy("SMS segments per hour for the whole account. Empty: no limit."),
     )
     default_route = models.ManyToManyField(
         ProviderAccount, through="RouteEntry", blank=True, related_name="routed_accounts"
     )
     quiet_hours_start = models.TimeField(
-        null=True, blank=True, help_text="No sends from this local time (e.g. 21:00)…"
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("No sends from this local time (e.g. 21:00)…"),
     )
     quiet_hours_end = models.TimeField(
-        null=True, blank=True, help_text="…until this local time (e.g. 08:00): messages wait."
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("…until this local time (e.g. 08:00): messages wait."),
     )
     reply_window_hours = models.PositiveIntegerField(
         default=72,
-        help_text="A reply without the provider's reference is linked to the latest message sent "
-        "to that number within this many hours.",
+        help_text=gettext_lazy(
+            "A reply without the provider's reference is linked to the latest message sent "
+            "to that number within this many hours."
+        ),
     )
     price_per_segment = models.DecimalField(
-        "price per SMS segment",
+        gettext_lazy("price per SMS segment"),
         max_digits=8,
         decimal_places=4,
         null=True,
         blank=True,
-        help_text="What one SMS segment costs this account, for the estimate shown before "
-        "sending. Empty: no estimate (segments only).",
+        help_text=gettext_lazy(
+            "What one SMS segment costs this account, for the estimate shown before "
+            "sending. Empty: no estimate (segments only)."
+        ),
     )
     price_currency = models.CharField(
-        "currency", max_length=3, blank=True, default="EUR", help_text="e.g. EUR, RON, USD."
+        gettext_lazy("currency"),
+        max_length=3,
+        blank=True,
+        default="EUR",
+        help_text=gettext_lazy("e.g. EUR, RON, USD."),
     )
     forward_url = models.URLField(
-        "forwarding URL",
+        gettext_lazy("forwarding URL"),
         max_length=500,
         blank=True,
-        help_text="Every reply and every final status is POSTed here as JSON, signed. Empty: off.",
+        help_text=gettext_lazy(
+            "Every reply and every final status is POSTed here as JSON, signed. Empty: off."
+        ),
     )
     forward_secret = EncryptedTextField(
         default=new_secret,
         editable=False,
-        help_text="Key of the HMAC-SHA256 signature in the X-SMSHub-Signature header.",
+        help_text=gettext_lazy(
+            "Key of the HMAC-SHA256 signature in the X-SMSHub-Signature header."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -144,15 +163,17 @@ class RouteEntry(models.Model):
         null=True,
         blank=True,
         related_name="route_entries",
-        help_text="Empty: the account's default route. Set: the route of this category's "
-        "messages (the default route serves a category that has none).",
+        help_text=gettext_lazy(
+            "Empty: the account's default route. Set: the route of this category's "
+            "messages (the default route serves a category that has none)."
+        ),
     )
     provider_account = models.ForeignKey(ProviderAccount, on_delete=models.PROTECT)
     position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["position", "id"]
-        verbose_name_plural = "route entries"
+        verbose_name_plural = gettext_lazy("route entries")
         constraints = [
             models.UniqueConstraint(
                 fields=["account", "provider_account"],
@@ -177,9 +198,9 @@ class RouteEntry(models.Model):
 
 class Membership(models.Model):
     class Role(models.TextChoices):
-        ADMIN = "admin", "Account admin"
-        OPERATOR = "operator", "Operator"
-        VIEWER = "viewer", "Viewer"
+        ADMIN = "admin", gettext_lazy("Account admin")
+        OPERATOR = "operator", gettext_lazy("Operator")
+        VIEWER = "viewer", gettext_lazy("Viewer")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
@@ -195,7 +216,11 @@ class Membership(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} in {self.account} ({self.get_role_display()})"
+        return gettext("%(user)s in %(account)s (%(role)s)") % {
+            "user": self.user,
+            "account": self.account,
+            "role": self.get_role_display(),
+        }
 
     @property
     def can_send(self) -> bool:
@@ -215,9 +240,9 @@ def validate_sender_name(value: str) -> None:
 
 class SenderName(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending approval"
-        APPROVED = "approved", "Approved"
-        REJECTED = "rejected", "Rejected"
+        PENDING = "pending", pgettext_lazy("sender name status", "Pending approval")
+        APPROVED = "approved", pgettext_lazy("sender name status", "Approved")
+        REJECTED = "rejected", pgettext_lazy("sender name status", "Rejected")
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sender_names")
     name = models.CharField(max_length=15, validators=[validate_sender_name])
@@ -241,11 +266,13 @@ class Category(models.Model):
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="categories")
     name = models.CharField(max_length=100)
-    tag = models.SlugField(max_length=50, help_text="Short tag passed to providers that take one.")
+    tag = models.SlugField(
+        max_length=50, help_text=gettext_lazy("Short tag passed to providers that take one.")
+    )
 
     class Meta:
         ordering = ["name"]
-        verbose_name_plural = "categories"
+        verbose_name_plural = gettext_lazy("categories")
         constraints = [
             models.UniqueConstraint(fields=["account", "name"], name="category_unique_name"),
             models.UniqueConstraint(fields=["account", "tag"], name="category_unique_tag"),
@@ -259,14 +286,14 @@ class Campaign(models.Model):
     """A batch of messages sent together, with one text, for statistics and control."""
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
+        DRAFT = "draft", pgettext_lazy("campaign status", "Draft")
         # Its messages are being written: nothing is sent and nothing can be done to it yet.
-        IMPORTING = "importing", "Importing"
-        SCHEDULED = "scheduled", "Scheduled"
-        RUNNING = "running", "Running"
-        PAUSED = "paused", "Paused"
-        COMPLETED = "completed", "Completed"
-        CANCELED = "canceled", "Canceled"
+        IMPORTING = "importing", pgettext_lazy("campaign status", "Importing")
+        SCHEDULED = "scheduled", pgettext_lazy("campaign status", "Scheduled")
+        RUNNING = "running", pgettext_lazy("campaign status", "Running")
+        PAUSED = "paused", pgettext_lazy("campaign status", "Paused")
+        COMPLETED = "completed", pgettext_lazy("campaign status", "Completed")
+        CANCELED = "canceled", pgettext_lazy("campaign status", "Canceled")
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="campaigns")
     name = models.CharField(max_length=200)
@@ -282,7 +309,9 @@ class Campaign(models.Model):
         default=dict,
         blank=True,
         editable=False,
-        help_text="Messages purged by retention, by status: campaign counts add them.",
+        help_text=gettext_lazy(
+            "Messages purged by retention, by status: campaign counts add them."
+        ),
     )
 
     class Meta:
@@ -420,7 +449,7 @@ class Message(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"SMS {self.pk} to {self.recipient}"
+        return gettext("SMS %(id)s to %(number)s") % {"id": self.pk, "number": self.recipient}
 
     @property
     def is_final(self) -> bool:
@@ -435,12 +464,12 @@ class MessageEvent(models.Model):
     """One step of a message's timeline: a status change or something worth knowing."""
 
     class Source(models.TextChoices):
-        STAFF = "staff", "Staff"
-        API = "api", "API"
-        DISPATCH = "dispatch", "Dispatch"
-        PROVIDER = "provider", "Provider"
-        WEBHOOK = "webhook", "Webhook"
-        SYSTEM = "system", "System"
+        STAFF = "staff", pgettext_lazy("event source", "Staff")
+        API = "api", pgettext_lazy("event source", "API")
+        DISPATCH = "dispatch", pgettext_lazy("event source", "Dispatch")
+        PROVIDER = "provider", pgettext_lazy("event source", "Provider")
+        WEBHOOK = "webhook", pgettext_lazy("event source", "Webhook")
+        SYSTEM = "system", pgettext_lazy("event source", "System")
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(default=timezone.now)
@@ -462,8 +491,26 @@ class MessageEvent(models.Model):
 UNKNOWN_NUMBER = "unknown"
 
 
+UNREAD_SHOWN_AT_MOST = 99  # more unread conversations than this show as "99+"
+
+
+class ReplyQuerySet(models.QuerySet):
+    def unread(self) -> "ReplyQuerySet":
+        return self.filter(read_at__isnull=True)
+
+    def unread_conversations(self) -> int:
+        """How many conversations (numbers) have a reply nobody opened, counted up to
+        `UNREAD_SHOWN_AT_MOST + 1` (the partial index `reply_unread_idx` keeps it cheap).
+        Called from templates as `account.replies.unread_conversations`."""
+        numbers = self.unread().order_by().values("from_number").distinct()
+        return len(numbers[: UNREAD_SHOWN_AT_MOST + 1])
+
+
 class Reply(models.Model):
-    """An SMS a recipient sent back (MO), linked to the message it answers when known."""
+    """An SMS a recipient sent back (MO), linked to the message it answers when known.
+
+    Unread (`read_at` empty) until someone on the account opens its conversation: staff share
+    an account's inbox, so one person reading a reply reads it for all."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="replies")
     message = models.ForeignKey(
@@ -479,10 +526,13 @@ class Reply(models.Model):
     text = models.TextField(blank=True)
     received_at = models.DateTimeField(default=timezone.now)
     raw = models.JSONField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)  # empty: nobody opened it yet
+
+    objects = ReplyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        verbose_name_plural = "replies"
+        verbose_name_plural = gettext_lazy("replies")
         constraints = [
             models.UniqueConstraint(
                 fields=["provider_account", "provider_message_id"],
@@ -497,10 +547,18 @@ class Reply(models.Model):
             ),
             models.Index(fields=["received_at"], name="reply_received_idx"),  # retention
             models.Index(fields=["account", "-id"], name="reply_account_id_idx"),  # keyset pages
+            # Unread counts (nav badge, inbox heading): only the few unread rows are indexed.
+            models.Index(
+                fields=["account", "from_number"],
+                condition=Q(read_at__isnull=True),
+                name="reply_unread_idx",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"Reply from {self.from_number or 'an unknown number'}"
+        if not self.from_number:
+            return gettext("Reply from an unknown number")
+        return gettext("Reply from %(number)s") % {"number": self.from_number}
 
     @property
     def conversation(self) -> str:
@@ -512,10 +570,10 @@ class OptOut(models.Model):
     """A number that asked not to be sent to again by this account."""
 
     class Source(models.TextChoices):
-        REPLY = "reply", "Reply keyword"
-        STAFF = "staff", "Staff"
-        API = "api", "API"
-        IMPORT = "import", "Import"
+        REPLY = "reply", pgettext_lazy("opt-out source", "Reply keyword")
+        STAFF = "staff", pgettext_lazy("opt-out source", "Staff")
+        API = "api", pgettext_lazy("opt-out source", "API")
+        IMPORT = "import", pgettext_lazy("opt-out source", "Import")
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="opt_outs")
     number = PhoneNumberField()
@@ -525,7 +583,7 @@ class OptOut(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name = "opt-out"
+        verbose_name = gettext_lazy("opt-out")
         constraints = [
             models.UniqueConstraint(fields=["account", "number"], name="opt_out_unique_number")
         ]
@@ -543,16 +601,16 @@ class WebhookRequest(models.Model):
     """
 
     class Kind(models.TextChoices):
-        DLR = "dlr", "Delivery report"
-        INBOUND = "inbound", "Reply"
-        QUEUE = "queue", "Queue delivery report"
-        POLL = "poll", "Polled replies"
+        DLR = "dlr", gettext_lazy("Delivery report")
+        INBOUND = "inbound", pgettext_lazy("webhook kind", "Reply")
+        QUEUE = "queue", gettext_lazy("Queue delivery report")
+        POLL = "poll", gettext_lazy("Polled replies")
 
     class Status(models.TextChoices):
-        RECEIVED = "received", "Received"
-        APPLIED = "applied", "Applied"
-        UNMATCHED = "unmatched", "Waiting for its message"
-        FAILED = "failed", "Failed"
+        RECEIVED = "received", pgettext_lazy("webhook status", "Received")
+        APPLIED = "applied", pgettext_lazy("webhook status", "Applied")
+        UNMATCHED = "unmatched", gettext_lazy("Waiting for its message")
+        FAILED = "failed", pgettext_lazy("webhook status", "Failed")
 
     provider_account = models.ForeignKey(
         ProviderAccount, on_delete=models.CASCADE, related_name="webhook_requests"
@@ -565,8 +623,12 @@ class WebhookRequest(models.Model):
     body = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
     error = models.TextField(blank=True)
-    events = models.PositiveIntegerField(default=0, help_text="Reports or replies it carried.")
-    applied = models.PositiveIntegerField(default=0, help_text="How many changed something.")
+    events = models.PositiveIntegerField(
+        default=0, help_text=gettext_lazy("Reports or replies it carried.")
+    )
+    applied = models.PositiveIntegerField(
+        default=0, help_text=gettext_lazy("How many changed something.")
+    )
     processed_at = models.DateTimeField(null=True, blank=True)
     replays = models.PositiveSmallIntegerField(default=0)
 
@@ -604,7 +666,7 @@ class PendingDeliveryReport(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        verbose_name = "unmatched delivery report"
+        verbose_name = gettext_lazy("unmatched delivery report")
         indexes = [
             models.Index(
                 fields=["provider_account", "provider_message_id"], name="pending_dlr_lookup_idx"
@@ -620,9 +682,9 @@ class Forward(models.Model):
     """A reply or a final status to POST to the account's forwarding URL, until it is taken."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Gave up"
+        PENDING = "pending", pgettext_lazy("forward status", "Pending")
+        DELIVERED = "delivered", pgettext_lazy("forward status", "Delivered")
+        FAILED = "failed", gettext_lazy("Gave up")
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="forwards")
     event = models.CharField(max_length=20)
@@ -659,3 +721,16 @@ class ForwardAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.response_status or self.error[:40]} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class UserPreference(models.Model):
+    """A staff user's own choices. `language`: a code of settings.LANGUAGES, or "" for the
+    browser's (Accept-Language); applied by campaigns.language.UserLanguageMiddleware."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
+    )
+    language = models.CharField(max_length=10, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.language or 'browser'})"

@@ -4,6 +4,8 @@ import phonenumbers
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import get_language, gettext
+from django.utils.translation import gettext_lazy as _
 from phonenumbers.geocoder import _region_display_name
 
 
@@ -35,18 +37,19 @@ _valid: set[str] = set()
 def expected(region: str | None = None) -> str:
     """What a number may look like, for error messages and help texts."""
     if not region:
-        return "Start it with + and the country code."
-    return (
-        f"Write it with + and the country code, or as a number of {country_name(region)} "
-        f"({example(region)})."
-    )
+        return gettext("Start it with + and the country code.")
+    return gettext(
+        "Write it with + and the country code, or as a number of %(country)s (%(example)s)."
+    ) % {"country": country_name(region), "example": example(region)}
 
 
 def help_text(region: str | None = None) -> str:
     """The help beside a number field."""
     if not region:
-        return "With + and the country code, e.g. +33 6 12 34 56 78."
-    return f"e.g. {example(region)}, or any number with + and its country code."
+        return gettext("With + and the country code, e.g. +33 6 12 34 56 78.")
+    return gettext("e.g. %(example)s, or any number with + and its country code.") % {
+        "example": example(region)
+    }
 
 
 def example(region: str) -> str:
@@ -57,9 +60,11 @@ def example(region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
 
 
-def country_name(region: str, language: str = "en") -> str:
-    """`France` for `FR` (in `language` where phonenumbers knows it), else the code itself."""
-    return _region_display_name(region, language) or region
+def country_name(region: str, language: str | None = None) -> str:
+    """`France` for `FR` (in `language`, by default the active one, where phonenumbers knows
+    it), else the code itself."""
+    language = (language or get_language() or "en").split("-")[0]
+    return _region_display_name(region, language) or _region_display_name(region, "en") or region
 
 
 def country_choices() -> list[tuple[str, str]]:
@@ -77,7 +82,7 @@ def country_choices() -> list[tuple[str, str]]:
 def _check(value: str, region: str | None) -> str:
     raw = (value or "").strip()
     if not raw:
-        raise ValidationError("Enter a phone number.", code="required")
+        raise ValidationError(_("Enter a phone number."), code="required")
     if raw.startswith("00"):
         raw = "+" + raw[2:]
     try:
@@ -85,14 +90,14 @@ def _check(value: str, region: str | None) -> str:
     except phonenumbers.NumberParseException:
         hint = "" if raw.startswith("+") else " " + expected(region)
         raise ValidationError(
-            "“%(value)s” is not a phone number.%(hint)s",
+            _("“%(value)s” is not a phone number.%(hint)s"),
             code="invalid_phone",
             params={"value": value, "hint": hint},
         ) from None
     if not phonenumbers.is_valid_number(parsed):
         if region and not raw.startswith("+"):
             raise ValidationError(
-                "“%(value)s” is not a valid number of %(country)s.%(hint)s",
+                _("“%(value)s” is not a valid number of %(country)s.%(hint)s"),
                 code="invalid_national_phone",
                 params={
                     "value": value,
@@ -101,7 +106,7 @@ def _check(value: str, region: str | None) -> str:
                 },
             )
         raise ValidationError(
-            "“%(value)s” is not a valid phone number for its country.",
+            _("“%(value)s” is not a valid phone number for its country."),
             code="invalid_phone",
             params={"value": value},
         )

@@ -17,21 +17,22 @@ a move this table does not allow.
 """
 
 from django.db import models
+from django.utils.translation import pgettext_lazy
 
 
 class Status(models.TextChoices):
-    SCHEDULED = "scheduled", "Scheduled"
-    QUEUED = "queued", "Queued"
-    SENDING = "sending", "Sending"
-    RETRYING = "retrying", "Retrying"
-    SENT = "sent", "Sent"
-    DELIVERED = "delivered", "Delivered"
-    UNDELIVERED = "undelivered", "Undelivered"
-    EXPIRED = "expired", "Expired"
-    FAILED = "failed", "Failed"
-    BLOCKED = "blocked", "Blocked"
-    CANCELED = "canceled", "Canceled"
-    UNKNOWN = "unknown", "Unknown"
+    SCHEDULED = "scheduled", pgettext_lazy("message status", "Scheduled")
+    QUEUED = "queued", pgettext_lazy("message status", "Queued")
+    SENDING = "sending", pgettext_lazy("message status", "Sending")
+    RETRYING = "retrying", pgettext_lazy("message status", "Retrying")
+    SENT = "sent", pgettext_lazy("message status", "Sent")
+    DELIVERED = "delivered", pgettext_lazy("message status", "Delivered")
+    UNDELIVERED = "undelivered", pgettext_lazy("message status", "Undelivered")
+    EXPIRED = "expired", pgettext_lazy("message status", "Expired")
+    FAILED = "failed", pgettext_lazy("message status", "Failed")
+    BLOCKED = "blocked", pgettext_lazy("message status", "Blocked")
+    CANCELED = "canceled", pgettext_lazy("message status", "Canceled")
+    UNKNOWN = "unknown", pgettext_lazy("message status", "Unknown")
 
 
 S = Status

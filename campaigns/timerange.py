@@ -11,6 +11,8 @@ to another time zone, so one stored as given would break every page that shows i
 
 from datetime import UTC, date, datetime, timedelta
 
+from django.utils.translation import gettext, gettext_lazy
+
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2099, 12, 31)
@@ -19,7 +21,8 @@ MAX_AHEAD = timedelta(days=366)
 # A provider's clock may run a little fast; a report from further in the future is not.
 CLOCK_SKEW = timedelta(days=1)
 
-TOO_FAR = "Too far ahead: choose a time within a year from now."
+# Lazy: the staff pages show it in the user's language, the API (no LocaleMiddleware) in English.
+TOO_FAR = gettext_lazy("Too far ahead: choose a time within a year from now.")
 
 
 def _comparable(value: datetime) -> datetime:
@@ -46,7 +49,10 @@ def clamp(value: datetime) -> datetime:
 
 def day_problem(value: date) -> str:
     if not EARLIEST_DAY <= value <= LATEST_DAY:
-        return f"Choose a day from {EARLIEST_DAY.year} to {LATEST_DAY.year}."
+        return gettext("Choose a day from %(first)s to %(last)s.") % {
+            "first": EARLIEST_DAY.year,
+            "last": LATEST_DAY.year,
+        }
     return ""
 
 

@@ -9,6 +9,7 @@ from .views import (
     inbox,
     messages,
     optouts,
+    reports,
     senders,
 )
 
@@ -16,6 +17,7 @@ app_name = "campaigns"
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
+    path("reports/", reports.reports_page, name="reports"),
     path("compose/", compose.compose, name="compose"),
     path("compose/counter/", compose.text_counter, name="text_counter"),
     path("compose/template/", compose.compose_template, name="compose_template"),
@@ -27,9 +29,11 @@ urlpatterns = [
     path("campaigns/<int:pk>/cancel/", campaigns.campaign_cancel, name="campaign_cancel"),
     path("campaigns/<int:pk>/export.csv", campaigns.campaign_export, name="campaign_export"),
     path("messages/", messages.message_list, name="message_list"),
+    path("messages/live/", messages.message_live, name="message_live"),
     path("messages/<int:pk>/", messages.message_detail, name="message_detail"),
     path("messages/<int:pk>/status/", messages.message_status, name="message_status"),
     path("account/switch/", accounts.switch_account, name="switch_account"),
+    path("account/language/", accounts.language, name="language"),
     path("inbox/", inbox.inbox, name="inbox"),
     path("inbox/<str:number>/", inbox.thread, name="thread"),
     path("inbox/<str:number>/reply/", inbox.reply, name="reply"),

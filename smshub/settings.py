@@ -77,6 +77,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's LocaleMiddleware (Accept-Language) plus the user's saved language: after the
+    # user is known. Pages only: MACHINE_MIDDLEWARE (API, webhooks) stays English.
+    "campaigns.language.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -159,6 +162,14 @@ LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The staff pages' languages, named in their own language (the choice on /account/language/;
+# else the browser's). Translations: locale/<code>/LC_MESSAGES/django.po, compiled .mo beside.
+LANGUAGES = [("en", "English"), ("fr", "Français"), ("ro", "Română")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# Off: numbers shown to people go through `intcomma` (grouped per language: 1,851 / 1 851 /
+# 1.851); raw numbers in templates are ids, sizes and counts in attributes and URLs (value=,
+# max=, maxlength=, ?after=) that grouping would break.
+USE_THOUSAND_SEPARATOR = False
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -216,6 +227,10 @@ SMSHUB_SEND_CONCURRENCY = env.int("SMSHUB_SEND_CONCURRENCY", default=300)
 # Dispatch tasks the sweep keeps running or queued at most (more worker processes than this
 # would sit idle while messages are due).
 SMSHUB_DISPATCHERS = env.int("SMSHUB_DISPATCHERS", default=16)
+# Seconds a worker waits after a claim that found less than a batch before the next: single
+# messages gather into batches (a claim's fixed cost, ~10 queries, shared by more of them) at
+# the price of that much latency at most.
+SMSHUB_DISPATCH_GATHER = env.float("SMSHUB_DISPATCH_GATHER", default=0.2)
 # Seconds a dispatch task stays after its last work, for messages queued meanwhile.
 SMSHUB_DISPATCH_LINGER = env.float("SMSHUB_DISPATCH_LINGER", default=0.5)
 CELERY_BEAT_SCHEDULE = {

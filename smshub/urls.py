@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.translation import gettext_lazy
 
 from campaigns.webhooks import webhook
 
@@ -15,7 +16,7 @@ def favicon(request: HttpRequest) -> HttpResponse:
     return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
-admin.site.site_header = "SMS Hub administration"
+admin.site.site_header = gettext_lazy("SMS Hub administration")
 admin.site.site_title = "SMS Hub"
 # Both login pages count failed attempts and lock out (smshub.lockout).
 admin.site.login_form = LockoutAdminAuthenticationForm

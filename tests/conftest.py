@@ -135,6 +135,26 @@ def _no_dispatch_slots_of_other_tests(request, django_db_blocker):
             wake.release_slot(slot)
 
 
+@pytest.fixture
+def dispatch_by_hand(django_db_blocker):
+    """The test dispatches itself (`dispatch_batch`): every dispatch slot is held as if a task
+    were awake, so no message it queues wakes the session's live worker (started by an earlier
+    test) to send it first."""
+    from django.conf import settings
+
+    from campaigns.services import wake
+
+    slots = range(settings.SMSHUB_DISPATCHERS)
+    with django_db_blocker.unblock():
+        for slot in slots:
+            wake.hold_slot(slot)
+    wake.forget()
+    yield
+    with django_db_blocker.unblock():
+        for slot in slots:
+            wake.release_slot(slot)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_dispatch_state():
     """What a dispatching process keeps between claims (accounts held for a moment, blocked

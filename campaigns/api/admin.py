@@ -6,17 +6,35 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from campaigns.admin import translate_labels
 
 from . import keys
 from .models import ApiKey
 
+# Names Django derives from attribute and class names, translatable (see `translate_labels`).
+translate_labels(
+    ApiKey,
+    None,
+    _("API keys"),
+    account=_("account"),
+    name=_("name"),
+    prefix=_("prefix"),
+    created_by=_("created by"),
+    created_at=_("created at"),
+    last_used_at=_("last used at"),
+    revoked_at=_("revoked at"),
+)
+
 
 class ActiveFilter(admin.SimpleListFilter):
-    title = "status"
+    title = _("status")
     parameter_name = "status"
 
     def lookups(self, request, model_admin):
-        return [("active", "Active"), ("revoked", "Revoked")]
+        return [("active", _("Active")), ("revoked", _("Revoked"))]
 
     def queryset(self, request, queryset):
         if self.value() == "active":
@@ -34,13 +52,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_select_related = ["account", "created_by"]
     actions = ["revoke"]
 
-    @admin.display(description="key")
+    @admin.display(description=_("key"))
     def shown(self, obj: ApiKey) -> str:
         return f"{obj.prefix}…" if obj.prefix else "—"
 
-    @admin.display(description="status")
+    @admin.display(description=_("status"))
     def state(self, obj: ApiKey) -> str:
-        return "Revoked" if obj.revoked_at else "Active"
+        return gettext("Revoked") if obj.revoked_at else gettext("Active")
 
     def get_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
         if obj is None:
@@ -74,7 +92,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"API key “{obj.name}” created",
+            "title": gettext("API key “%(name)s” created") % {"name": obj.name},
             "api_key": obj,
             "secret": secret,
         }
@@ -82,7 +100,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         add_never_cache_headers(response)
         return response
 
-    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    @admin.action(description=_("Revoke selected API keys"), permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = 0
         for api_key in queryset:
@@ -91,6 +109,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 self.log_change(request, api_key, "Revoked.")
         self.message_user(
             request,
-            f"{revoked} API key{'s' if revoked != 1 else ''} revoked.",
+            ngettext("%(count)d API key revoked.", "%(count)d API keys revoked.", revoked)
+            % {"count": revoked},
             messages.SUCCESS if revoked else messages.INFO,
         )

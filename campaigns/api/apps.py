@@ -1,11 +1,12 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_delete, post_save
+from django.utils.translation import gettext_lazy as _
 
 
 class ApiConfig(AppConfig):
     name = "campaigns.api"
     label = "api"
-    verbose_name = "JSON API"
+    verbose_name = _("JSON API")
 
     def ready(self) -> None:
         from campaigns.models import Account

@@ -1,4 +1,5 @@
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from .models import ApiKey
 
@@ -7,5 +8,6 @@ class ApiKeyForm(forms.ModelForm):
     class Meta:
         model = ApiKey
         fields = ["name"]
-        labels = {"name": "Name"}
+        labels = {"name": _("Name")}
+        help_texts = {"name": _("What uses this key, e.g. “Booking site”.")}
         widgets = {"name": forms.TextInput(attrs={"autocomplete": "off"})}

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Account, Message
 from campaigns.phone import PhoneNumberField
@@ -17,7 +18,7 @@ class ApiKey(models.Model):
     """
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=100, help_text="What uses this key, e.g. “Booking site”.")
+    name = models.CharField(max_length=100, help_text=_("What uses this key, e.g. “Booking site”."))
     prefix = models.CharField(max_length=16, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_by = models.ForeignKey(
@@ -30,13 +31,13 @@ class ApiKey(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="Updated at most once a minute."
+        null=True, blank=True, editable=False, help_text=_("Updated at most once a minute.")
     )
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-id"]
-        verbose_name = "API key"
+        verbose_name = _("API key")
         indexes = [models.Index(fields=["account", "-id"], name="api_key_account_idx")]
 
     def __str__(self) -> str:
@@ -54,7 +55,7 @@ class IdempotencyRecord(models.Model):
 
     api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    fingerprint = models.CharField(max_length=64, help_text=_("SHA-256 of method, path and body."))
     status_code = models.PositiveSmallIntegerField(default=0)
     body = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -73,8 +74,8 @@ class OneTimeCode(models.Model):
     """A code sent to a number, to be typed back. Only an HMAC of the code is stored."""
 
     class Channel(models.TextChoices):
-        SMS = "sms", "SMS from the hub"
-        OGANGI_PIN = "ogangi_pin", "Ogangi PIN"
+        SMS = "sms", _("SMS from the hub")
+        OGANGI_PIN = "ogangi_pin", _("Ogangi PIN")
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
     api_key = models.ForeignKey(
@@ -85,7 +86,7 @@ class OneTimeCode(models.Model):
     salt = models.CharField(max_length=32)
     code_hash = models.CharField(max_length=64)
     length = models.PositiveSmallIntegerField()
-    template = models.TextField(help_text="The text with {code} where the code went.")
+    template = models.TextField(help_text=_("The text with {code} where the code went."))
     message = models.ForeignKey(
         Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -95,12 +96,12 @@ class OneTimeCode(models.Model):
     max_attempts = models.PositiveSmallIntegerField()
     verified_at = models.DateTimeField(null=True, blank=True)
     redacted = models.BooleanField(
-        default=False, help_text="Whether the code was masked in its message's text."
+        default=False, help_text=_("Whether the code was masked in its message's text.")
     )
 
     class Meta:
         ordering = ["-id"]
-        verbose_name = "one-time code"
+        verbose_name = _("one-time code")
         indexes = [
             models.Index(fields=["account", "recipient", "-id"], name="otp_number_idx"),
             models.Index(fields=["expires_at"], condition=Q(redacted=False), name="otp_redact_idx"),

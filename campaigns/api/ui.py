@@ -10,6 +10,7 @@ import logging
 from django.contrib import messages as flash
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -71,9 +72,13 @@ def key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
             api_key.account_id,
             request.user.pk,
         )
-        flash.success(request, f"Key “{api_key.name}” ({api_key.prefix}…) revoked.")
+        flash.success(
+            request,
+            _("Key “%(name)s” (%(prefix)s…) revoked.")
+            % {"name": api_key.name, "prefix": api_key.prefix},
+        )
     else:
-        flash.info(request, f"Key “{api_key.name}” was already revoked.")
+        flash.info(request, _("Key “%(name)s” was already revoked.") % {"name": api_key.name})
     if request.htmx:
         return _render(request)
     return redirect("api_keys:list")

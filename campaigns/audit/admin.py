@@ -8,10 +8,26 @@ from django.db.models import Model
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from smshub.admin_lists import DateSafeMixin
 
 from .models import SECRET_CHANGED, AuditEntry
+
+# Names Django derives from attribute names, translatable (see campaigns.admin.translate_labels,
+# which this module cannot import: campaigns.admin imports it).
+for _field, _label in {
+    "at": _("at"),
+    "actor": _("actor"),
+    "via": _("via"),
+    "action": _("action"),
+    "content_type": _("content type"),
+    "object_id": _("object id"),
+    "account_id": _("account id"),
+    "changes": _("changes"),
+}.items():
+    AuditEntry._meta.get_field(_field).verbose_name = _label
 
 
 def _shown(value) -> str:
@@ -22,7 +38,7 @@ def changes_html(entry: AuditEntry) -> str:
     rows = []
     for field, change in (entry.changes or {}).items():
         if change == SECRET_CHANGED:
-            rows.append((field, "changed (secret, not recorded)"))
+            rows.append((field, gettext("changed (secret, not recorded)")))
         else:
             old, new = change
             rows.append((field, f"{_shown(old)} → {_shown(new)}"))
@@ -46,11 +62,10 @@ def trail_link(obj: Model, *, whole_account: bool = False) -> str:
         query = {"content_type__id__exact": content_type.pk, "object_id": str(obj.pk)}
     count = AuditEntry.objects.filter(**query).count()
     return format_html(
-        '<a href="{}?{}">{} change{}</a>',
+        '<a href="{}?{}">{}</a>',
         reverse("admin:audit_auditentry_changelist"),
         urlencode(query),
-        count,
-        "" if count == 1 else "s",
+        ngettext("%(count)d change", "%(count)d changes", count) % {"count": count},
     )
 
 
@@ -76,19 +91,22 @@ class AuditEntryAdmin(DateSafeMixin, admin.ModelAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(description="who", ordering="actor_name")
+    @admin.display(description=_("who"), ordering="actor_name")
     def who(self, obj: AuditEntry) -> str:
-        return obj.actor_name or "system"
+        return obj.actor_name or gettext("system")
 
-    @admin.display(description="object")
+    @admin.display(description=_("object"))
     def what(self, obj: AuditEntry) -> str:
-        return f"{obj.content_type.name} “{obj.object_repr}”"
+        return gettext("%(type)s “%(object)s”") % {
+            "type": obj.content_type.name,
+            "object": obj.object_repr,
+        }
 
-    @admin.display(description="changes")
+    @admin.display(description=_("changes"))
     def summary(self, obj: AuditEntry) -> str:
         return changes_html(obj)
 
-    @admin.display(description="changes")
+    @admin.display(description=_("changes"))
     def changes_list(self, obj: AuditEntry) -> str:
         return changes_html(obj)
 

@@ -8,11 +8,74 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
-from campaigns.admin import PhoneSearchMixin
+from campaigns.admin import PhoneSearchMixin, translate_labels
 
 from . import segments, services
 from .models import Contact, ContactField, ContactList, Membership, Segment, Template
+
+# Names Django derives from attribute and class names, translatable (see `translate_labels`).
+translate_labels(
+    ContactField,
+    _("custom field"),
+    _("custom fields"),
+    account=_("account"),
+    key=_("key"),
+    label=_("label"),
+    type=_("type"),
+    created_at=_("created at"),
+)
+translate_labels(
+    Contact,
+    _("contact"),
+    _("contacts"),
+    account=_("account"),
+    number=_("number"),
+    name=_("name"),
+    language=_("language"),
+    values=_("values"),
+    created_at=_("created at"),
+    updated_at=_("updated at"),
+    lists=_("lists"),
+)
+translate_labels(
+    Membership,
+    _("list membership"),
+    _("list memberships"),
+    contact=_("contact"),
+    contact_list=_("contact list"),
+    added_at=_("added at"),
+)
+translate_labels(
+    ContactList,
+    _("contact list"),
+    _("contact lists"),
+    account=_("account"),
+    name=_("name"),
+    description=_("description"),
+    created_at=_("created at"),
+)
+translate_labels(
+    Segment,
+    _("segment"),
+    _("segments"),
+    account=_("account"),
+    name=_("name"),
+    rules=_("rules"),
+    created_at=_("created at"),
+)
+translate_labels(
+    Template,
+    _("template"),
+    _("templates"),
+    account=_("account"),
+    name=_("name"),
+    text=_("text"),
+    created_at=_("created at"),
+    updated_at=_("updated at"),
+)
 
 
 @admin.register(ContactField)
@@ -76,8 +139,11 @@ class ContactAdmin(PhoneSearchMixin, admin.ModelAdmin):
             except services.StillSending:
                 self.message_user(
                     request,
-                    f"{contact}: a message to it is being sent right now; not deleted, try "
-                    "again in a moment.",
+                    gettext(
+                        "%(contact)s: a message to it is being sent right now; not deleted, "
+                        "try again in a moment."
+                    )
+                    % {"contact": contact},
                     messages.ERROR,
                 )
 
@@ -93,7 +159,7 @@ class ContactListAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[ContactList]:
         return super().get_queryset(request).annotate(member_count=Count("membership"))
 
-    @admin.display(description="contacts", ordering="member_count")
+    @admin.display(description=_("contacts"), ordering="member_count")
     def members(self, obj: ContactList) -> int:
         return obj.member_count
 

@@ -5,6 +5,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from .models import ContactField
 
@@ -23,9 +24,11 @@ def cast(raw: str, type_: str) -> str | int | float | None:
         try:
             number = Decimal(value.replace(" ", "").replace("\u00a0", "").replace(",", "."))
         except InvalidOperation:
-            raise ValidationError(f"“{value}” is not a number.") from None
+            raise ValidationError(_("“%(value)s” is not a number.") % {"value": value}) from None
         if not number.is_finite() or abs(number) >= 10**15:
-            raise ValidationError(f"“{value}” is not a number this field can keep.")
+            raise ValidationError(
+                _("“%(value)s” is not a number this field can keep.") % {"value": value}
+            )
         return int(number) if number == number.to_integral_value() else float(number)
     if type_ == Type.DATE:
         for fmt in DATE_FORMATS:
@@ -33,11 +36,13 @@ def cast(raw: str, type_: str) -> str | int | float | None:
                 return datetime.datetime.strptime(value, fmt).date().isoformat()
             except ValueError:
                 continue
-        raise ValidationError(f"“{value}” is not a date: write it 2026-05-31 or 31/05/2026.")
+        raise ValidationError(
+            _("“%(value)s” is not a date: write it 2026-05-31 or 31/05/2026.") % {"value": value}
+        )
     if len(value) > MAX_TEXT:
-        raise ValidationError(f"At most {MAX_TEXT} characters.")
+        raise ValidationError(_("At most %(n)s characters.") % {"n": MAX_TEXT})
     if "\x00" in value:
-        raise ValidationError("The NUL character is not allowed.")
+        raise ValidationError(_("The NUL character is not allowed."))
     return value
 
 

@@ -6,6 +6,9 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
+from django.utils.text import format_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from campaigns import phone
 from campaigns.models import Account
@@ -33,20 +36,25 @@ def _account_unique(model, account: Account, instance, **lookup) -> bool:
 
 class ContactFilterForm(forms.Form):
     q = forms.CharField(
-        label="Name or number",
+        label=_("Name or number"),
         required=False,
         max_length=100,
         widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
     )
-    list = forms.ChoiceField(label="In list", required=False)
-    segment = forms.ChoiceField(label="In segment", required=False)
+    list = forms.ChoiceField(label=_("In list"), required=False)
+    segment = forms.ChoiceField(label=_("In segment"), required=False)
 
     def __init__(self, *args, account: Account, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.account = account
-        self.fields["list"].choices = _choices(ContactList.objects.filter(account=account), "Any")
-        self.fields["segment"].choices = _choices(Segment.objects.filter(account=account), "Any")
-        self.fields["q"].help_text = f"A name, part of one, or a number ({_example(account)})."
+        lists, segments_ = (
+            model.objects.filter(account=account) for model in (ContactList, Segment)
+        )
+        self.fields["list"].choices = _choices(lists, gettext("Any"))
+        self.fields["segment"].choices = _choices(segments_, gettext("Any"))
+        self.fields["q"].help_text = gettext("A name, part of one, or a number (%(example)s).") % {
+            "example": _example(account)
+        }
 
     def chosen_segment(self) -> Segment | None:
         chosen = self.cleaned_data.get("segment")
@@ -79,10 +87,10 @@ def custom_input(field: ContactField) -> forms.Field:
     """The input of a custom field: typed as the field is; `fields.cast` reads what comes."""
     if field.type == ContactField.Type.NUMBER:
         widget = forms.NumberInput(attrs={"step": "any"})
-        help_text = "A number."
+        help_text = gettext("A number.")
     elif field.type == ContactField.Type.DATE:
         widget = forms.DateInput(attrs={"type": "date"})
-        help_text = "A date: 2026-05-31 or 31/05/2026."
+        help_text = gettext("A date: 2026-05-31 or 31/05/2026.")
     else:
         widget = forms.TextInput()
         help_text = ""
@@ -95,17 +103,17 @@ class ContactForm(forms.Form):
     """A contact's number, name, language and one input per custom field of the account."""
 
     number = forms.CharField(
-        label="Number",
+        label=_("Number"),
         max_length=40,
         widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}),
-        error_messages={"required": "Enter a phone number."},
+        error_messages={"required": _("Enter a phone number.")},
     )
-    name = forms.CharField(label="Name", required=False, max_length=200)
+    name = forms.CharField(label=_("Name"), required=False, max_length=200)
     language = forms.CharField(
-        label="Language",
+        label=_("Language"),
         required=False,
         max_length=8,
-        help_text="e.g. fr, ro, en: which language they read.",
+        help_text=_("e.g. fr, ro, en: which language they read."),
     )
 
     def __init__(self, *args, account: Account, contact: Contact | None = None, **kwargs):
@@ -181,7 +189,7 @@ class ListChoiceForm(forms.Form):
     """Choose one of the account's lists (to add contacts to)."""
 
     contact_list = forms.ChoiceField(
-        label="Add to list", error_messages={"required": "Choose a list."}
+        label=_("Add to list"), error_messages={"required": _("Choose a list.")}
     )
 
     def __init__(self, *args, account: Account, exclude: QuerySet | None = None, **kwargs):
@@ -190,7 +198,7 @@ class ListChoiceForm(forms.Form):
         lists = ContactList.objects.filter(account=account)
         if exclude is not None:
             lists = lists.exclude(pk__in=exclude)
-        self.fields["contact_list"].choices = _choices(lists, "Choose a list")
+        self.fields["contact_list"].choices = _choices(lists, gettext("Choose a list"))
 
     def chosen(self) -> ContactList | None:
         chosen = int(self.cleaned_data["contact_list"])
@@ -201,12 +209,12 @@ class BulkAddForm(ListChoiceForm):
     """The contacts ticked on the contacts page, and the list to add them to."""
 
     contact = IdsField(
-        required=True, error_messages={"required": "Tick the contacts to add first."}
+        required=True, error_messages={"required": _("Tick the contacts to add first.")}
     )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["contact_list"].label = "Add the ticked contacts to"
+        self.fields["contact_list"].label = gettext("Add the ticked contacts to")
 
     def contact_ids(self) -> list[int]:
         return list(
@@ -218,38 +226,52 @@ class BulkAddForm(ListChoiceForm):
 
 class BulkRemoveForm(forms.Form):
     contact = IdsField(
-        required=True, error_messages={"required": "Tick the contacts to remove first."}
+        required=True, error_messages={"required": _("Tick the contacts to remove first.")}
     )
 
 
 # Custom fields ----------------------------------------------------------------------------
 
 
+# ContactField.Type's labels, in the user's language.
+FIELD_TYPES = {
+    ContactField.Type.TEXT: _("Text"),
+    ContactField.Type.NUMBER: _("Number"),
+    ContactField.Type.DATE: _("Date"),
+}
+
+
 class FieldForm(forms.ModelForm):
     class Meta:
         model = ContactField
         fields = ["key", "label", "type"]
+        labels = {"key": _("Key"), "label": _("Label"), "type": _("Type")}
         help_texts = {
-            "key": "What goes between braces in a text: {first_name}. Lowercase letters, digits "
-            "and _. It cannot be changed later.",
-            "label": "How pages and forms name it.",
+            "key": _(
+                "What goes between braces in a text: {first_name}. Lowercase letters, digits "
+                "and _. It cannot be changed later."
+            ),
+            "label": _("How pages and forms name it."),
         }
 
     def __init__(self, *args, account: Account, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.account = account
         self.fields["key"].widget.attrs.update(autocomplete="off", spellcheck="false")
+        self.fields["type"].choices = [(value, FIELD_TYPES[value]) for value in FIELD_TYPES]
 
     def clean_key(self) -> str:
         key = self.cleaned_data["key"].strip()
         if _account_unique(ContactField, self.account, self.instance, key=key):
-            raise ValidationError(f"This account already has a field “{key}”.")
+            raise ValidationError(
+                gettext("This account already has a field “%(key)s”.") % {"key": key}
+            )
         return key
 
     def clean_label(self) -> str:
         label = self.cleaned_data["label"].strip()
         if not label:
-            raise ValidationError("Give the field a label.")
+            raise ValidationError(gettext("Give the field a label."))
         return label
 
     def save(self, commit: bool = True) -> ContactField:
@@ -261,11 +283,13 @@ class FieldLabelForm(forms.ModelForm):
     class Meta:
         model = ContactField
         fields = ["label"]
+        labels = {"label": _("Label")}
+        help_texts = {"label": _("How pages and forms name it.")}
 
     def clean_label(self) -> str:
         label = self.cleaned_data["label"].strip()
         if not label:
-            raise ValidationError("Give the field a label.")
+            raise ValidationError(gettext("Give the field a label."))
         return label
 
 
@@ -276,6 +300,7 @@ class ListForm(forms.ModelForm):
     class Meta:
         model = ContactList
         fields = ["name", "description"]
+        labels = {"name": _("Name"), "description": _("Description")}
 
     def __init__(self, *args, account: Account, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -284,9 +309,9 @@ class ListForm(forms.ModelForm):
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if not name:
-            raise ValidationError("Give the list a name.")
+            raise ValidationError(gettext("Give the list a name."))
         if _account_unique(ContactList, self.account, self.instance, name__iexact=name):
-            raise ValidationError("This account already has a list with this name.")
+            raise ValidationError(gettext("This account already has a list with this name."))
         return name
 
     def save(self, commit: bool = True) -> ContactList:
@@ -307,6 +332,7 @@ class SegmentForm(forms.ModelForm):
     class Meta:
         model = Segment
         fields = ["name"]
+        labels = {"name": _("Name")}
 
     def __init__(self, *args, account: Account, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -315,9 +341,9 @@ class SegmentForm(forms.ModelForm):
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if not name:
-            raise ValidationError("Give the segment a name.")
+            raise ValidationError(gettext("Give the segment a name."))
         if _account_unique(Segment, self.account, self.instance, name__iexact=name):
-            raise ValidationError("This account already has a segment with this name.")
+            raise ValidationError(gettext("This account already has a segment with this name."))
         return name
 
     def save(self, commit: bool = True) -> Segment:
@@ -329,46 +355,55 @@ def what_choices(account: Account, keep: str = "") -> list:
     """What a condition is about, grouped; `keep`: a stored choice no longer offered (a
     deleted field), kept so that the row shows what it was."""
     custom = list(ContactField.objects.filter(account=account).values_list("key", "label"))
-    fields = [("field:name", "Name"), ("field:language", "Language")]
+    fields = [("field:name", gettext("Name")), ("field:language", gettext("Language"))]
     fields += [(f"field:{key}", label) for key, label in custom]
     offered = {value for value, _ in fields}
     if keep.startswith("field:") and keep not in offered:
-        fields.append((keep, f"{keep.removeprefix('field:')} (deleted field)"))
+        deleted = gettext("%(key)s (deleted field)") % {"key": keep.removeprefix("field:")}
+        fields.append((keep, deleted))
     return [
-        ("", "Choose…"),
-        ("Contact field", fields),
-        ("List", [("in_list", "In list"), ("not_in_list", "Not in list")]),
-        ("Opt-out", [("not_opted_out", "Not opted out"), ("opted_out", "Opted out")]),
+        ("", gettext("Choose…")),
+        (gettext("Contact field"), fields),
         (
-            "Replies",
+            gettext("List"),
+            [("in_list", gettext("In list")), ("not_in_list", gettext("Not in list"))],
+        ),
+        (
+            gettext("Opt-out"),
+            [("not_opted_out", gettext("Not opted out")), ("opted_out", gettext("Opted out"))],
+        ),
+        (
+            gettext("Replies"),
             [
-                ("replied", "Replied in the last … days"),
-                ("no_reply", "No reply in the last … days"),
+                ("replied", gettext("Replied in the last … days")),
+                ("no_reply", gettext("No reply in the last … days")),
             ],
         ),
     ]
 
 
+# Formatted when shown: in the user's language.
+DAYS_ERROR = format_lazy(_("A whole number of days, 1 to {max}."), max=segments.MAX_DAYS)
+
+
 class RuleForm(forms.Form):
     """One condition row of the segment editor; `rule()` is its JSON for `segments.clean`."""
 
-    what = forms.ChoiceField(label="Condition", error_messages={"required": "Choose a condition."})
-    op = forms.ChoiceField(
-        label="Comparison", required=False, choices=list(segments.OP_LABELS.items())
+    what = forms.ChoiceField(
+        label=_("Condition"), error_messages={"required": _("Choose a condition.")}
     )
-    value = forms.CharField(label="Value", required=False, max_length=500)
-    list = forms.ChoiceField(label="List", required=False)
+    op = forms.ChoiceField(
+        label=_("Comparison"), required=False, choices=list(segments.OP_LABELS.items())
+    )
+    value = forms.CharField(label=_("Value"), required=False, max_length=500)
+    list = forms.ChoiceField(label=_("List"), required=False)
     days = forms.IntegerField(
-        label="Days",
+        label=_("Days"),
         required=False,
         min_value=1,
         max_value=segments.MAX_DAYS,
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
-        error_messages={
-            "invalid": f"A whole number of days, 1 to {segments.MAX_DAYS}.",
-            "min_value": f"A whole number of days, 1 to {segments.MAX_DAYS}.",
-            "max_value": f"A whole number of days, 1 to {segments.MAX_DAYS}.",
-        },
+        error_messages={"invalid": DAYS_ERROR, "min_value": DAYS_ERROR, "max_value": DAYS_ERROR},
     )
 
     def __init__(self, *args, account: Account, lists: list, **kwargs) -> None:
@@ -378,8 +413,8 @@ class RuleForm(forms.Form):
         )
         self.fields["what"].choices = what_choices(account, keep or "")
         number = int(self.prefix.rsplit("-", 1)[-1]) + 1 if self.prefix else 1
-        self.fields["what"].label = f"Condition {number}"
-        self.fields["list"].choices = [("", "Choose a list"), *lists]
+        self.fields["what"].label = gettext("Condition %(number)s") % {"number": number}
+        self.fields["list"].choices = [("", gettext("Choose a list")), *lists]
 
     def blank(self) -> bool:
         """A row left without a condition (ignored)."""
@@ -390,11 +425,13 @@ class RuleForm(forms.Form):
         what = data.get("what") or ""
         if what.startswith("field:"):
             if data.get("op") not in ("empty", "set") and not (data.get("value") or "").strip():
-                self.add_error("value", "Give a value to compare with (or use empty / set).")
+                self.add_error(
+                    "value", gettext("Give a value to compare with (or use empty / set).")
+                )
         elif what in LIST_KINDS and not data.get("list"):
-            self.add_error("list", "Choose a list.")
+            self.add_error("list", gettext("Choose a list."))
         elif what in DAYS_KINDS and data.get("days") is None and "days" not in self.errors:
-            self.add_error("days", f"A whole number of days, 1 to {segments.MAX_DAYS}.")
+            self.add_error("days", str(DAYS_ERROR))
         return data
 
     def rule(self) -> dict:
@@ -499,12 +536,12 @@ class RuleRows:
         try:
             return segments.clean(self.account, [form.rule() for form in used])
         except ValidationError as error:
-            for message in error.messages:
-                match = re.match(r"Rule (\d+): (.*)", message)
-                if match and int(match.group(1)) <= len(used):
-                    used[int(match.group(1)) - 1].add_error(None, match.group(2))
+            for item in error.error_list:
+                index = (item.params or {}).get("index", 0) if item.code == "rule" else 0
+                if 1 <= index <= len(used):
+                    used[index - 1].add_error(None, item.params["error"])
                 else:
-                    self.errors.append(message)
+                    self.errors.extend(ValidationError(item).messages)
             return None
 
     def problems(self) -> list[str]:
@@ -513,7 +550,11 @@ class RuleRows:
         for index, form in enumerate(self.forms, start=1):
             if form.is_bound and not form.blank():
                 for errors in form.errors.values():
-                    found += [f"Condition {index}: {error}" for error in errors]
+                    found += [
+                        gettext("Condition %(number)s: %(error)s")
+                        % {"number": index, "error": error}
+                        for error in errors
+                    ]
         return found
 
 
@@ -525,9 +566,13 @@ class TemplateForm(forms.ModelForm):
         model = Template
         fields = ["name", "text"]
         widgets = {"text": forms.Textarea(attrs={"rows": 5})}
+        labels = {"name": _("Name"), "text": _("Text")}
         help_texts = {
-            "text": "Merge fields are filled per recipient: {name}, {first_name|there} (a "
-            "fallback after |), any custom field by its key."
+            "name": _("How it is chosen in compose and named in the API."),
+            "text": _(
+                "Merge fields are filled per recipient: {name}, {first_name|there} (a "
+                "fallback after |), any custom field by its key."
+            ),
         }
 
     def __init__(self, *args, account: Account, **kwargs) -> None:
@@ -538,15 +583,15 @@ class TemplateForm(forms.ModelForm):
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if not name:
-            raise ValidationError("Give the template a name.")
+            raise ValidationError(gettext("Give the template a name."))
         if _account_unique(Template, self.account, self.instance, name__iexact=name):
-            raise ValidationError("This account already has a template with this name.")
+            raise ValidationError(gettext("This account already has a template with this name."))
         return name
 
     def clean_text(self) -> str:
         text = self.cleaned_data["text"]
         if not text.strip():
-            raise ValidationError("Write the text.")
+            raise ValidationError(gettext("Write the text."))
         return text
 
     def save(self, commit: bool = True) -> Template:

@@ -35,6 +35,8 @@ import phonenumbers
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext, gettext_lazy
 from phonenumbers.phonemetadata import PhoneMetadata
 
 from campaigns import phone
@@ -52,6 +54,7 @@ NAME_MAX = 200
 # A contact may be neither created nor updated when another import adds or deletes it at the
 # same moment: its row is written again, this many times at most.
 ATTEMPTS = 3
+CHANGED_MEANWHILE = gettext_lazy("Changed by another import at the same time: import it again.")
 
 
 @dataclass
@@ -278,7 +281,7 @@ class _Reader:
                 result.reject(row.line, raw, row.error)
                 continue
             if not raw:
-                result.reject(row.line, "", "No number on this line.")
+                result.reject(row.line, "", gettext("No number on this line."))
                 continue
             try:
                 number = number_of(raw)
@@ -290,7 +293,9 @@ class _Reader:
                 for key, value in row.values.items():
                     caster = casts.get(key)
                     if caster is None:
-                        raise ValidationError(f"No custom field “{key}” in this account.")
+                        raise ValidationError(
+                            gettext("No custom field “%(key)s” in this account.") % {"key": key}
+                        )
                     values[key] = caster(key, value)
                 name = _name(row.name)
                 language = _language(row.language)
@@ -340,9 +345,9 @@ def _name(raw: str | None) -> str | None:
         return None
     name = raw.strip()
     if len(name) > NAME_MAX:
-        raise ValidationError(f"name: at most {NAME_MAX} characters.")
+        raise ValidationError(gettext("name: at most %(count)s characters.") % {"count": NAME_MAX})
     if not _text_ok(name):
-        raise ValidationError("name: not valid text.")
+        raise ValidationError(gettext("name: not valid text."))
     return name or None
 
 
@@ -351,9 +356,12 @@ def _language(raw: str | None) -> str | None:
         return None
     language = raw.strip().lower()
     if len(language) > LANGUAGE_MAX:
-        raise ValidationError(f"language: at most {LANGUAGE_MAX} characters, e.g. fr or ro.")
+        raise ValidationError(
+            gettext("language: at most %(count)s characters, e.g. fr or ro.")
+            % {"count": LANGUAGE_MAX}
+        )
     if not _text_ok(language):
-        raise ValidationError("language: not valid text.")
+        raise ValidationError(gettext("language: not valid text."))
     return language or None
 
 
@@ -362,13 +370,17 @@ def _language(raw: str | None) -> str | None:
 CAST_MEMO = 20_000
 
 
+def _keyed(key: str, message: str) -> str:
+    return gettext("%(key)s: %(error)s") % {"key": key, "error": message}
+
+
 def _caster(type_: str) -> Callable[[str, object], object]:
     def slow(key: str, raw) -> object:
         text = "" if raw is None else raw if isinstance(raw, str) else str(raw)
         try:
             return cast(text, type_)
         except ValidationError as error:
-            raise ValidationError(f"{key}: {error.messages[0]}") from None
+            raise ValidationError(_keyed(key, error.messages[0])) from None
 
     if type_ == ContactField.Type.TEXT:
 
@@ -399,7 +411,7 @@ def _caster(type_: str) -> Callable[[str, object], object]:
                 memo.clear()
             memo[raw] = found
         if found.__class__ is ValidationError:
-            raise ValidationError(f"{key}: {found.messages[0]}")
+            raise ValidationError(_keyed(key, found.messages[0]))
         return found
 
     return memoized
@@ -694,7 +706,8 @@ def _insert_then_update(
         pending = rest.only(set(rest.numbers) - found.ids.keys())
     for number, line in zip(pending.numbers, pending.lines, strict=True):
         outcome.rejected.append(
-            (line, number, "Changed by another import at the same time: import it again.")
+            # Lazy: written by the writing thread, which has no language; shown in the user's.
+            (line, number, CHANGED_MEANWHILE)
         )
     return outcome
 
@@ -928,13 +941,15 @@ def inspect_file(stream: IO[bytes], region: str | None = None) -> FileInfo:
     first rows. Raises FileError for what is not a CSV file (empty, a spreadsheet, binary)."""
     head = stream.read(SNIFF_BYTES)
     if not head.strip():
-        raise FileError("The file is empty.")
+        raise FileError(gettext("The file is empty."))
     if head.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
         raise FileError(
-            "This is a spreadsheet workbook, not CSV: save it as “CSV UTF-8” and upload that."
+            gettext(
+                "This is a spreadsheet workbook, not CSV: save it as “CSV UTF-8” and upload that."
+            )
         )
     if b"\x00" in head:
-        raise FileError("This is not a text file: upload the contacts as CSV (UTF-8).")
+        raise FileError(gettext("This is not a text file: upload the contacts as CSV (UTF-8)."))
     # One pass over the file: its lines, and whether it is UTF-8.
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf8, lines, last = True, 0, b""
@@ -1048,10 +1063,19 @@ def _records(stream: IO[bytes], delimiter: str, encoding: str) -> Iterator[_Reco
             except StopIteration:
                 return
             except csv.Error as error:
-                yield _Record(start, None, f"This line cannot be read as CSV: {error}.")
+                yield _Record(
+                    start,
+                    None,
+                    gettext("This line cannot be read as CSV: %(error)s.") % {"error": error},
+                )
             else:
                 if start in lines.too_long:
-                    yield _Record(start, None, f"Longer than {MAX_LINE:,} characters: left out.")
+                    yield _Record(
+                        start,
+                        None,
+                        gettext("Longer than %(count)s characters: left out.")
+                        % {"count": number_format(MAX_LINE, force_grouping=True)},
+                    )
                 else:
                     yield _Record(start, cells)
             start = lines.number + 1

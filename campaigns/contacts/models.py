@@ -12,6 +12,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Account
 from campaigns.phone import PhoneNumberField
@@ -25,26 +27,30 @@ BUILT_IN = ("number", "name", "language")
 def validate_key(value: str) -> None:
     if not KEY.match(value or ""):
         raise ValidationError(
-            "Use lowercase letters, digits and _, starting with a letter (e.g. first_name), "
-            "at most 40 characters."
+            gettext(
+                "Use lowercase letters, digits and _, starting with a letter (e.g. first_name), "
+                "at most 40 characters."
+            )
         )
     if value in BUILT_IN:
-        raise ValidationError(f"“{value}” is a field of every contact already.")
+        raise ValidationError(
+            gettext("“%(key)s” is a field of every contact already.") % {"key": value}
+        )
 
 
 class ContactField(models.Model):
     """A custom field an account defines for its contacts (`city`, `birthday`...)."""
 
     class Type(models.TextChoices):
-        TEXT = "text", "Text"
-        NUMBER = "number", "Number"
-        DATE = "date", "Date"
+        TEXT = "text", _("Text")
+        NUMBER = "number", _("Number")
+        DATE = "date", _("Date")
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contact_fields")
     key = models.CharField(
         max_length=40,
         validators=[validate_key],
-        help_text="What goes between braces in a text: {first_name}.",
+        help_text=_("What goes between braces in a text: {first_name}."),
     )
     label = models.CharField(max_length=100)
     type = models.CharField(max_length=8, choices=Type.choices, default=Type.TEXT)
@@ -67,7 +73,7 @@ class Contact(models.Model):
     number = PhoneNumberField()
     name = models.CharField(max_length=200, blank=True)
     language = models.CharField(
-        max_length=8, blank=True, help_text="e.g. fr, ro, en: which language they read."
+        max_length=8, blank=True, help_text=_("e.g. fr, ro, en: which language they read.")
     )
     values = models.JSONField(default=dict, blank=True)
     lists = models.ManyToManyField("ContactList", through="Membership", related_name="contacts")
@@ -148,7 +154,7 @@ class Template(models.Model):
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="templates")
     name = models.CharField(
-        max_length=100, help_text="How it is chosen in compose and named in the API."
+        max_length=100, help_text=_("How it is chosen in compose and named in the API.")
     )
     text = models.TextField(max_length=1530)
     created_at = models.DateTimeField(auto_now_add=True)

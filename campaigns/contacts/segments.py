@@ -20,6 +20,8 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Account, OptOut, Reply
 
@@ -29,16 +31,16 @@ from .models import Contact, ContactField, ContactList
 TEXT_OPS = {"eq", "ne", "contains", "starts", "empty", "set"}
 ORDERED_OPS = {"eq", "ne", "gt", "lt", "empty", "set"}
 OP_LABELS = {
-    "eq": "is",
-    "ne": "is not",
-    "contains": "contains",
-    "starts": "starts with",
-    "gt": "is after / more than",
-    "lt": "is before / less than",
-    "empty": "is empty",
-    "set": "is set",
+    "eq": _("is"),
+    "ne": _("is not"),
+    "contains": _("contains"),
+    "starts": _("starts with"),
+    "gt": _("is after / more than"),
+    "lt": _("is before / less than"),
+    "empty": _("is empty"),
+    "set": _("is set"),
 }
-BUILT_IN_FIELDS = {"name": "Name", "language": "Language"}
+BUILT_IN_FIELDS = {"name": _("Name"), "language": _("Language")}
 MAX_RULES = 20
 MAX_DAYS = 3650
 
@@ -51,18 +53,19 @@ def _field_types(account: Account) -> dict[str, str]:
 
 def clean(account: Account, rules) -> list[dict]:
     """`rules` checked and normalised (values cast to their field's type); raises
-    ValidationError with one message per rule at fault (`Rule 2: ...`)."""
+    ValidationError with one message per rule at fault (`Rule 2: ...`, code "rule", its params
+    the rule's `index` and its `error`)."""
     if not isinstance(rules, list):
-        raise ValidationError("Rules are a list of conditions.")
+        raise ValidationError(gettext("Rules are a list of conditions."))
     if len(rules) > MAX_RULES:
-        raise ValidationError(f"At most {MAX_RULES} conditions.")
+        raise ValidationError(gettext("At most %(count)s conditions.") % {"count": MAX_RULES})
     types = _field_types(account)
     lists = None
     cleaned, errors = [], []
     for index, rule in enumerate(rules, start=1):
         try:
             if not isinstance(rule, dict):
-                raise ValidationError("A condition is an object.")
+                raise ValidationError(gettext("A condition is an object."))
             if "field" in rule:
                 cleaned.append(_clean_field(rule, types))
             elif "list" in rule:
@@ -73,7 +76,7 @@ def clean(account: Account, rules) -> list[dict]:
                 cleaned.append(_clean_list(rule, lists))
             elif "opted_out" in rule:
                 if not isinstance(rule["opted_out"], bool):
-                    raise ValidationError("opted_out is true or false.")
+                    raise ValidationError(gettext("opted_out is true or false."))
                 cleaned.append({"opted_out": rule["opted_out"]})
             elif "replied_within_days" in rule or "no_reply_within_days" in rule:
                 name = (
@@ -87,15 +90,26 @@ def clean(account: Account, rules) -> list[dict]:
                     or isinstance(days, bool)
                     or not (1 <= days <= MAX_DAYS)
                 ):
-                    raise ValidationError(f"{name} is a whole number of days, 1 to {MAX_DAYS}.")
+                    raise ValidationError(
+                        gettext("%(name)s is a whole number of days, 1 to %(max)s.")
+                        % {"name": name, "max": MAX_DAYS}
+                    )
                 cleaned.append({name: days})
             else:
                 raise ValidationError(
-                    "Unknown condition: use field, list, opted_out, replied_within_days or "
-                    "no_reply_within_days."
+                    gettext(
+                        "Unknown condition: use field, list, opted_out, replied_within_days or "
+                        "no_reply_within_days."
+                    )
                 )
         except ValidationError as error:
-            errors.append(f"Rule {index}: {' '.join(error.messages)}")
+            errors.append(
+                ValidationError(
+                    gettext("Rule %(index)s: %(error)s"),
+                    code="rule",
+                    params={"index": index, "error": " ".join(error.messages)},
+                )
+            )
     if errors:
         raise ValidationError(errors)
     return cleaned
@@ -104,30 +118,31 @@ def clean(account: Account, rules) -> list[dict]:
 def _clean_field(rule: dict, types: dict[str, str]) -> dict:
     key, op = rule.get("field"), rule.get("op", "eq")
     if key not in types:
-        raise ValidationError(f"No contact field “{key}” in this account.")
+        raise ValidationError(gettext("No contact field “%(key)s” in this account.") % {"key": key})
     type_ = types[key]
     allowed = TEXT_OPS if type_ == ContactField.Type.TEXT else ORDERED_OPS
     if op not in allowed:
         raise ValidationError(
-            f"“{op}” does not apply to this field: use {', '.join(sorted(allowed))}."
+            gettext("“%(op)s” does not apply to this field: use %(ops)s.")
+            % {"op": op, "ops": ", ".join(sorted(allowed))}
         )
     if op in {"empty", "set"}:
         return {"field": key, "op": op}
     value = rule.get("value")
     if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise ValidationError("Give a value to compare with.")
+        raise ValidationError(gettext("Give a value to compare with."))
     typed = cast(str(value), type_)
     if typed is None:
-        raise ValidationError("Give a value to compare with (or use empty / set).")
+        raise ValidationError(gettext("Give a value to compare with (or use empty / set)."))
     return {"field": key, "op": op, "value": typed}
 
 
 def _clean_list(rule: dict, lists: set[int]) -> dict:
     op = rule.get("op", "in")
     if op not in {"in", "not_in"}:
-        raise ValidationError("A list condition is in or not_in.")
+        raise ValidationError(gettext("A list condition is in or not_in."))
     if not isinstance(rule["list"], int) or rule["list"] not in lists:
-        raise ValidationError("No such list in this account.")
+        raise ValidationError(gettext("No such list in this account."))
     return {"list": rule["list"], "op": op}
 
 
@@ -198,12 +213,27 @@ def describe(account: Account, rules: list[dict]) -> list[str]:
             value = f" {rule['value']}" if "value" in rule else ""
             words.append(f"{label} {OP_LABELS[rule['op']]}{value}")
         elif "list" in rule:
-            name = names.get(rule["list"], "a deleted list")
-            words.append(f"{'in' if rule['op'] == 'in' else 'not in'} list “{name}”")
+            name = names.get(rule["list"]) or gettext("a deleted list")
+            if rule["op"] == "in":
+                words.append(gettext("in list “%(name)s”") % {"name": name})
+            else:
+                words.append(gettext("not in list “%(name)s”") % {"name": name})
         elif "opted_out" in rule:
-            words.append("opted out" if rule["opted_out"] else "not opted out")
+            words.append(gettext("opted out") if rule["opted_out"] else gettext("not opted out"))
         elif "replied_within_days" in rule:
-            words.append(f"replied in the last {rule['replied_within_days']} days")
+            days = rule["replied_within_days"]
+            words.append(
+                ngettext(
+                    "replied in the last %(days)s day", "replied in the last %(days)s days", days
+                )
+                % {"days": days}
+            )
         else:
-            words.append(f"no reply in the last {rule['no_reply_within_days']} days")
+            days = rule["no_reply_within_days"]
+            words.append(
+                ngettext(
+                    "no reply in the last %(days)s day", "no reply in the last %(days)s days", days
+                )
+                % {"days": days}
+            )
     return words

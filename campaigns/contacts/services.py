@@ -11,6 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import ExpressionWrapper, F, Func, JSONField, TextField, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from campaigns import phone, statuses
 from campaigns.models import Account, Message, MessageEvent, Reply
@@ -36,7 +37,9 @@ def clean_values(account: Account, raw: dict, types: dict[str, str] | None = Non
     values, errors = {}, {}
     for key, value in raw.items():
         if key not in types:
-            errors[key] = [f"No custom field “{key}” in this account: add it first."]
+            errors[key] = [
+                _("No custom field “%(key)s” in this account: add it first.") % {"key": key}
+            ]
             continue
         if (value is not None and not isinstance(value, str | int | float)) or isinstance(
             value, bool
@@ -79,7 +82,7 @@ def save_contact(
     if len(name) > 200:
         errors["name"] = ["At most 200 characters."]
     if len(language) > LANGUAGE_MAX:
-        errors["language"] = [f"At most {LANGUAGE_MAX} characters, e.g. fr or ro."]
+        errors["language"] = [_("At most %(n)s characters, e.g. fr or ro.") % {"n": LANGUAGE_MAX}]
     cleaned = {}
     try:
         cleaned = clean_values(account, values or {})

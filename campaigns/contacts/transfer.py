@@ -30,7 +30,10 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.text import slugify
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from campaigns.views.compose import remove_stale_uploads
@@ -101,8 +104,8 @@ def save_upload(request: HttpRequest, chunks, filename: str, size: int) -> Uploa
     Raises FileError for a file that is too large or not CSV."""
     if size > MAX_UPLOAD_BYTES:
         raise importing.FileError(
-            f"The file is {filesizeformat(size)}; at most {filesizeformat(MAX_UPLOAD_BYTES)} "
-            "can be uploaded. Split it in parts."
+            gettext("The file is %(size)s; at most %(max)s can be uploaded. Split it in parts.")
+            % {"size": filesizeformat(size), "max": filesizeformat(MAX_UPLOAD_BYTES)}
         )
     folder = upload_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -157,35 +160,40 @@ def discard_upload(request: HttpRequest, token: str) -> None:
 
 class UploadForm(forms.Form):
     csv_file = forms.FileField(
-        label="CSV file",
+        label=_("CSV file"),
         required=False,
-        help_text="One contact per line; a first line of column names helps. UTF-8, or "
-        "Excel's CSV.",
+        help_text=_(
+            "One contact per line; a first line of column names helps. UTF-8, or Excel's CSV."
+        ),
     )
     pasted = forms.CharField(
-        label="Or paste a list",
+        label=_("Or paste a list"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false"}),
-        help_text="One contact per line: a number, then other values separated by commas, "
-        "semicolons or tabs.",
+        help_text=_(
+            "One contact per line: a number, then other values separated by commas, "
+            "semicolons or tabs."
+        ),
     )
 
     def clean_pasted(self) -> str:
         pasted = self.cleaned_data["pasted"]
         if len(pasted) > MAX_PASTED:
             raise ValidationError(
-                f"At most {MAX_PASTED:,} characters can be pasted: upload a file instead."
+                gettext("At most %(count)s characters can be pasted: upload a file instead.")
+                % {"count": number_format(MAX_PASTED, force_grouping=True)}
             )
         return pasted
 
     def clean(self):
         data = super().clean()
         if not data.get("csv_file") and not (data.get("pasted") or "").strip():
-            raise ValidationError("Choose a file, or paste a list.")
+            raise ValidationError(gettext("Choose a file, or paste a list."))
         return data
 
 
 NUMBER, NAME, LANGUAGE, IGNORE, NEW = "number", "name", "language", "ignore", "new"
+IMPORT_REFUSAL = _("Only operators and account admins can import contacts.")
 FIELD = "field:"
 
 
@@ -195,19 +203,22 @@ class MappingForm(forms.Form):
     column that becomes a new custom field."""
 
     upload = forms.CharField(widget=forms.HiddenInput)
-    has_header = forms.BooleanField(label="The first line holds column names", required=False)
+    has_header = forms.BooleanField(label=_("The first line holds column names"), required=False)
     mode = forms.ChoiceField(
-        label="Contacts that exist already",
+        label=_("Contacts that exist already"),
         choices=[
-            ("update", "Update them with the file's values (empty cells change nothing)"),
-            ("skip", "Leave them as they are"),
+            ("update", _("Update them with the file's values (empty cells change nothing)")),
+            ("skip", _("Leave them as they are")),
         ],
         initial="update",
         widget=forms.RadioSelect,
     )
-    contact_list = forms.ChoiceField(label="Add the contacts to a list", required=False)
+    contact_list = forms.ChoiceField(label=_("Add the contacts to a list"), required=False)
     new_list = forms.CharField(
-        label="New list's name", required=False, max_length=100, help_text="With “A new list”."
+        label=_("New list's name"),
+        required=False,
+        max_length=100,
+        help_text=_("With “A new list”."),
     )
 
     def __init__(self, *args, account, upload: Upload, admin: bool, **kwargs) -> None:
@@ -216,32 +227,34 @@ class MappingForm(forms.Form):
         self.custom = {f.key: f for f in ContactField.objects.filter(account=account)}
         lists = ContactList.objects.filter(account=account).values_list("pk", "name")
         self.fields["contact_list"].choices = [
-            ("", "No list"),
+            ("", gettext("No list")),
             *((str(pk), name) for pk, name in lists),
-            (NEW, "A new list…"),
+            (NEW, gettext("A new list…")),
         ]
         choices = [
-            (IGNORE, "Ignore"),
-            (NUMBER, "Number"),
-            (NAME, "Name"),
-            (LANGUAGE, "Language"),
+            (IGNORE, gettext("Ignore")),
+            (NUMBER, gettext("Number")),
+            (NAME, gettext("Name")),
+            (LANGUAGE, gettext("Language")),
             *((f"{FIELD}{key}", f"{f.label} ({{{key}}})") for key, f in self.custom.items()),
         ]
         if admin:
-            choices.append((NEW, "A new custom field…"))
+            choices.append((NEW, gettext("A new custom field…")))
         info = upload.info
         self.columns = []
         for i in range(info.columns):
             header = info.headers[i] if i < len(info.headers) else ""
             self.fields[f"column_{i}"] = forms.ChoiceField(
-                label=header or f"Column {i + 1}", choices=choices
+                label=header or gettext("Column %(number)s") % {"number": i + 1}, choices=choices
             )
-            self.fields[f"key_{i}"] = forms.CharField(label="Key", required=False, max_length=40)
+            self.fields[f"key_{i}"] = forms.CharField(
+                label=gettext("Key"), required=False, max_length=40
+            )
             self.fields[f"label_{i}"] = forms.CharField(
-                label="Label", required=False, max_length=100
+                label=gettext("Label"), required=False, max_length=100
             )
             self.fields[f"type_{i}"] = forms.ChoiceField(
-                label="Type", choices=ContactField.Type.choices, required=False
+                label=gettext("Type"), choices=ContactField.Type.choices, required=False
             )
             self.columns.append(
                 {
@@ -322,7 +335,9 @@ class MappingForm(forms.Form):
             choice = data.get(f"column_{i}", IGNORE)
             if choice == NEW:
                 if not self.admin:
-                    self.add_error(f"column_{i}", "Only account admins can add custom fields.")
+                    self.add_error(
+                        f"column_{i}", gettext("Only account admins can add custom fields.")
+                    )
                     continue
                 key = (data.get(f"key_{i}") or "").strip() or column_key(column["header"])
                 try:
@@ -333,11 +348,17 @@ class MappingForm(forms.Form):
                 if key in self.custom:
                     self.add_error(
                         f"key_{i}",
-                        f"This account already has a field “{key}”: choose it in the list "
-                        "instead, or give another key.",
+                        gettext(
+                            "This account already has a field “%(key)s”: choose it in the list "
+                            "instead, or give another key."
+                        )
+                        % {"key": key},
                     )
                 elif key in new_keys:
-                    self.add_error(f"key_{i}", f"Two columns cannot both be new field “{key}”.")
+                    self.add_error(
+                        f"key_{i}",
+                        gettext("Two columns cannot both be new field “%(key)s”.") % {"key": key},
+                    )
                 else:
                     new_keys[key] = i
                     data[f"key_{i}"] = key
@@ -347,20 +368,24 @@ class MappingForm(forms.Form):
             elif choice != IGNORE:
                 chosen[choice].append(i)
         if not chosen[NUMBER]:
-            self.add_error(None, "Choose the column that holds the numbers.")
+            self.add_error(None, gettext("Choose the column that holds the numbers."))
         for choice, columns in chosen.items():
             if len(columns) > 1:
                 what = choice.removeprefix(FIELD)
                 for i in columns[1:]:
                     self.add_error(
-                        f"column_{i}", f"Another column is “{what}” already: choose one."
+                        f"column_{i}",
+                        gettext("Another column is “%(what)s” already: choose one.")
+                        % {"what": what},
                     )
         if data.get("contact_list") == NEW:
             name = (data.get("new_list") or "").strip()
             if not name:
-                self.add_error("new_list", "Give the new list a name.")
+                self.add_error("new_list", gettext("Give the new list a name."))
             elif ContactList.objects.filter(account=self.account, name__iexact=name).exists():
-                self.add_error("new_list", "A list with this name exists: choose it above.")
+                self.add_error(
+                    "new_list", gettext("A list with this name exists: choose it above.")
+                )
             data["new_list"] = name
         return data
 
@@ -418,7 +443,7 @@ def _done_key(request: HttpRequest, token: str) -> str:
     return f"contacts-import-done:{request.membership.account_id}:{request.user.pk}:{token}"
 
 
-@allowed(EDIT, "Only operators and account admins can import contacts.")
+@allowed(EDIT, IMPORT_REFUSAL)
 def contact_import(request: HttpRequest) -> HttpResponse:
     """GET: choose a file. POST `upload`: keep it and show the mapping; POST `import`: import
     it as mapped; POST `cancel`: forget the file."""
@@ -458,7 +483,7 @@ def _upload(request: HttpRequest) -> HttpResponse:
             upload = save_upload(request, file.chunks(), file.name, file.size)
         else:
             data = form.cleaned_data["pasted"].encode()
-            upload = save_upload(request, [data], "pasted list", len(data))
+            upload = save_upload(request, [data], gettext("pasted list"), len(data))
     except importing.FileError as error:
         form.add_error("csv_file" if file else "pasted", str(error))
         return _page(request, "upload", form=form, status=400)
@@ -485,7 +510,7 @@ def _import(request: HttpRequest) -> HttpResponse:
             request,
             "upload",
             form=UploadForm(),
-            problem="This file is no longer on the server: choose it again.",
+            problem=gettext("This file is no longer on the server: choose it again."),
             status=400,
         )
     account = request.membership.account
@@ -522,7 +547,8 @@ def _run(request: HttpRequest, form: MappingForm, upload: Upload) -> dict | None
                 contact_list = ContactList.objects.get(account=account, pk=data["contact_list"])
     except (IntegrityError, ContactList.DoesNotExist):
         form.add_error(
-            None, "A field or list was added or removed meanwhile: check the mapping again."
+            None,
+            gettext("A field or list was added or removed meanwhile: check the mapping again."),
         )
         return None
     info = form.upload.info
@@ -573,7 +599,7 @@ def _run(request: HttpRequest, form: MappingForm, upload: Upload) -> dict | None
     }
 
 
-@allowed(EDIT, "Only operators and account admins can import contacts.")
+@allowed(EDIT, IMPORT_REFUSAL)
 @require_GET
 def import_progress(request: HttpRequest, token: str) -> HttpResponse:
     """How far the import of this file has got (polled while it runs)."""

@@ -29,6 +29,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from campaigns import phone
 from campaigns.contacts import merge
@@ -119,11 +120,11 @@ def _reason(error: ValidationError) -> str:
     first = error.error_list[0]
     params = first.params or {}
     if first.code == "invalid_national_phone":
-        return f"Not a valid number of {params['country']}."
+        return gettext("Not a valid number of %(country)s.") % {"country": params["country"]}
     if "hint" in params:
-        return "Not a phone number." + params["hint"]
+        return gettext("Not a phone number.") + params["hint"]
     if first.code == "invalid_phone":
-        return "Not a valid phone number for its country."
+        return gettext("Not a valid phone number for its country.")
     return " ".join(error.messages)
 
 
@@ -152,7 +153,7 @@ def _scan(
         tally.line = line
         value = (raw or "").strip()
         if not value:
-            tally.reject(line, "", "No number on this line.")
+            tally.reject(line, "", gettext("No number on this line."))
             continue
         try:
             number = read(value)
@@ -211,7 +212,11 @@ def _written(
     for (line, _, _), text in zip(batch, personaliser.write(batch_pairs(batch)), strict=True):
         if not text.text.strip():
             fields = ", ".join(f"{{{key}}}" for key in text.missing)
-            tally.reject(line, text.number, f"The text is empty for this recipient: {fields}.")
+            tally.reject(
+                line,
+                text.number,
+                gettext("The text is empty for this recipient: %(fields)s.") % {"fields": fields},
+            )
             continue
         written.append(text)
         tally.costs.add(text)
@@ -518,6 +523,13 @@ class CsvError(ValueError):
     """The file cannot be read as CSV; the message says why and what to do."""
 
 
+def _unreadable(line: int, error: csv.Error) -> str:
+    return gettext("Line %(line)s cannot be read as CSV: %(error)s.") % {
+        "line": line,
+        "error": error,
+    }
+
+
 @dataclass
 class CsvInfo:
     """What the first lines of a CSV file say: enough to pick the column with the numbers."""
@@ -572,13 +584,15 @@ def inspect_csv(stream: IO[bytes], region: str | None = None) -> CsvInfo:
     """
     head = stream.read(SNIFF_BYTES)
     if not head.strip():
-        raise CsvError("The file is empty.")
+        raise CsvError(gettext("The file is empty."))
     if head.startswith(b"PK\x03\x04") or head.startswith(b"\xd0\xcf\x11\xe0"):
         raise CsvError(
-            "This is a spreadsheet workbook, not CSV: save it as “CSV UTF-8” and upload that."
+            gettext(
+                "This is a spreadsheet workbook, not CSV: save it as “CSV UTF-8” and upload that."
+            )
         )
     if b"\x00" in head:
-        raise CsvError("This is not a text file: upload the numbers as CSV (UTF-8).")
+        raise CsvError(gettext("This is not a text file: upload the numbers as CSV (UTF-8)."))
     lines = head.count(b"\n")
     last = head[-1:]
     while chunk := stream.read(1024 * 1024):
@@ -594,7 +608,7 @@ def inspect_csv(stream: IO[bytes], region: str | None = None) -> CsvInfo:
         first = next(reader, [])
         second = next(reader, [])
     except csv.Error as error:
-        raise CsvError(f"Line {reader.line_num} cannot be read as CSV: {error}.") from None
+        raise CsvError(_unreadable(reader.line_num, error)) from None
     finally:
         text.detach()
     stream.seek(0)
@@ -648,6 +662,6 @@ def csv_recipients(
             else:
                 yield reader.line_num, value
     except csv.Error as error:
-        raise CsvError(f"Line {reader.line_num} cannot be read as CSV: {error}.") from None
+        raise CsvError(_unreadable(reader.line_num, error)) from None
     finally:
         text.detach()

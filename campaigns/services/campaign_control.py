@@ -16,11 +16,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from campaigns import statuses
 from campaigns.models import Campaign, Forward, Message, MessageEvent
 
-from . import compose, forwarding, lifecycle
+from . import compose, forwarding, lifecycle, monitoring
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +50,43 @@ def _set_status(campaign: Campaign, locked: Campaign, status: str) -> None:
     campaign.status = locked.status = status
 
 
-def _refuse(campaign: Campaign, verb: str, allowed: str) -> CampaignStateError:
+# Why an action is refused, one sentence each (shown to staff, in their language).
+REFUSED_WHILE_IMPORTING = {
+    "pause": gettext_lazy(
+        "Campaign “%(name)s” cannot be paused while its numbers are being imported: "
+        "wait until the import is over (the campaign then starts by itself)."
+    ),
+    "resume": gettext_lazy(
+        "Campaign “%(name)s” cannot be resumed while its numbers are being imported: "
+        "wait until the import is over (the campaign then starts by itself)."
+    ),
+    "cancel": gettext_lazy(
+        "Campaign “%(name)s” cannot be canceled while its numbers are being imported: "
+        "wait until the import is over (the campaign then starts by itself)."
+    ),
+}
+REFUSED = {
+    "pause": gettext_lazy(
+        "Campaign “%(name)s” cannot be paused: its status is %(status)s. "
+        "Only scheduled or running campaigns can be paused."
+    ),
+    "resume": gettext_lazy(
+        "Campaign “%(name)s” cannot be resumed: its status is %(status)s. "
+        "Only paused campaigns can be resumed."
+    ),
+    "cancel": gettext_lazy(
+        "Campaign “%(name)s” cannot be canceled: its status is %(status)s. "
+        "Only draft, scheduled, running or paused campaigns can be canceled."
+    ),
+}
+
+
+def _refuse(campaign: Campaign, action: str) -> CampaignStateError:
     if campaign.status == CampaignStatus.IMPORTING:
-        return CampaignStateError(
-            f"Campaign “{campaign.name}” cannot be {verb} while its numbers are being imported: "
-            "wait until the import is over (the campaign then starts by itself)."
-        )
+        return CampaignStateError(REFUSED_WHILE_IMPORTING[action] % {"name": campaign.name})
     return CampaignStateError(
-        f"Campaign “{campaign.name}” cannot be {verb}: its status is "
-        f"{campaign.get_status_display().lower()}. Only {allowed} campaigns can be {verb}."
+        REFUSED[action]
+        % {"name": campaign.name, "status": str(campaign.get_status_display()).lower()}
     )
 
 
@@ -66,9 +95,10 @@ def pause(campaign: Campaign, by: AbstractBaseUser | None = None) -> Campaign:
     with transaction.atomic():
         locked = _lock(campaign)
         if locked.status not in PAUSABLE:
-            raise _refuse(locked, "paused", "scheduled or running")
+            raise _refuse(locked, "pause")
         previous = locked.status
         _set_status(campaign, locked, CampaignStatus.PAUSED)
+        monitoring.note_control(campaign, by, previous, CampaignStatus.PAUSED)
     logger.info("campaign paused: campaign=%s from=%s by=%s", campaign.pk, previous, by)
     return campaign
 
@@ -82,8 +112,9 @@ def resume(campaign: Campaign, by: AbstractBaseUser | None = None) -> Campaign:
     with transaction.atomic():
         locked = _lock(campaign)
         if locked.status != CampaignStatus.PAUSED:
-            raise _refuse(locked, "resumed", "paused")
+            raise _refuse(locked, "resume")
         _set_status(campaign, locked, CampaignStatus.RUNNING)
+        monitoring.note_control(campaign, by, CampaignStatus.PAUSED, CampaignStatus.RUNNING)
         # Looked up when the callback runs, so that tests can replace it.
         transaction.on_commit(lambda: compose.nudge_dispatcher(), robust=True)
     logger.info("campaign resumed: campaign=%s by=%s", campaign.pk, by)
@@ -107,9 +138,10 @@ def cancel(campaign: Campaign, by: AbstractBaseUser | None = None) -> int:
     with transaction.atomic():
         locked = _lock(campaign)
         if locked.status not in CANCELABLE:
-            raise _refuse(locked, "canceled", "draft, scheduled, running or paused")
+            raise _refuse(locked, "cancel")
         previous = locked.status
         _set_status(campaign, locked, CampaignStatus.CANCELED)
+        monitoring.note_control(campaign, by, previous, CampaignStatus.CANCELED)
 
         waiting = list(
             Message.objects.filter(campaign=locked, status__in=statuses.CANCELABLE)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext
 
 from campaigns.audit.recorder import record_created
 from campaigns.models import Account, OptOut
@@ -42,7 +44,11 @@ def parse_numbers(text: str, region: str | None = None) -> Parsed:
     for line_number, row in enumerate(csv.reader(io.StringIO(text), _dialect(text)), start=1):
         if line_number > MAX_IMPORT_LINES:
             parsed.errors.append(
-                (line_number, f"Too many lines: at most {MAX_IMPORT_LINES:,} at a time.")
+                (
+                    line_number,
+                    gettext("Too many lines: at most %(count)s at a time.")
+                    % {"count": number_format(MAX_IMPORT_LINES, force_grouping=True)},
+                )
             )
             break
         if line_number == 1:

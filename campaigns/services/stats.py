@@ -1,8 +1,9 @@
-"""Figures for the dashboard: what an account sent today and over the last seven days.
+"""Figures for the dashboard: what an account sent today and over a range of days (the last
+seven unless the page asks for another, `services.reports.DayRange`).
 
-Only the last seven days are read, through an index on creation time (`message_account_created_idx`,
+Only the range's days are read, through an index on creation time (`message_account_created_idx`,
 or `message_created_idx` when one account has nearly all messages), so the cost follows the
-week's traffic, not the table's size.
+range's traffic, not the table's size.
 A message counts on the day it was created, in the account's time zone:
 
 - *sent*: handed to a provider (it has a send time), whatever happened next;
@@ -19,9 +20,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Q
+from django.db import connection
+from django.db.models import Count, F, Func, IntegerField, Q, Value
 from django.db.models.functions import TruncDate
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
 
 from campaigns import statuses
 from campaigns.models import Account, Category, Message, PendingDeliveryReport, Reply
@@ -53,9 +56,12 @@ class Tally:
 
     @property
     def percent(self) -> str:
-        """The delivery rate as text: "97.5 %", or "—" when nothing was sent."""
-        rate = self.rate
-        return "—" if rate is None else f"{rate * 100:.1f} %"
+        return percent_text(self.rate)
+
+
+def percent_text(rate: float | None) -> str:
+    """A rate (0..1) as text in the page's language: "97.5 %" ("97,5 %" in French), or "—"."""
+    return "—" if rate is None else f"{formats.number_format(rate * 100, 1)} %"
 
 
 @dataclass
@@ -75,13 +81,17 @@ class Period:
 @dataclass
 class Summary:
     today: Period
-    week: Period
-    days: list[tuple[date, Tally]]  # oldest first, one per day, today last
+    period: Period  # the range's days (the last seven by default)
+    days: list[tuple[date, Tally]]  # oldest first, one per day of the range
+
+    @property
+    def week(self) -> Period:
+        return self.period
 
     def breakdown(self, by: str) -> list[tuple[str, Tally, Tally]]:
-        """(name, today, week) for each provider account (`by="provider"`) or category
-        (`by="category"`) that had traffic this week, the busiest first."""
-        week, today = getattr(self.week, f"by_{by}"), getattr(self.today, f"by_{by}")
+        """(name, today, range) for each provider account (`by="provider"`) or category
+        (`by="category"`) that had traffic in the range, the busiest first."""
+        week, today = getattr(self.period, f"by_{by}"), getattr(self.today, f"by_{by}")
         return [
             (name, today.get(name, Tally()), tally)
             for name, tally in sorted(week.items(), key=lambda item: (-item[1].sent, item[0]))
@@ -95,15 +105,68 @@ def local_today(account: Account, now: datetime | None = None) -> tuple[date, da
     return today, datetime.combine(today, time.min, tzinfo=tz)
 
 
-def summary(account: Account, now: datetime | None = None) -> Summary:
-    """Sent, delivered and failed today and over the last seven days (today included)."""
+def summary(
+    account: Account,
+    now: datetime | None = None,
+    first_day: date | None = None,
+    last_day: date | None = None,
+) -> Summary:
+    """Sent, delivered and failed today and over days `first_day` … `last_day` (both included;
+    by default the last seven days, today included). Today's figures are read in the same query
+    when the range holds today, else in a second one."""
     tz = zoneinfo.ZoneInfo(account.timezone)
-    today, _ = local_today(account, now)
-    first_day = today - timedelta(days=DAYS - 1)
+    today, _start = local_today(account, now)
+    last_day = last_day or today
+    first_day = first_day or last_day - timedelta(days=DAYS - 1)
+    result = Summary(today=Period(), period=Period(), days=[])
+    by_day: dict[date, Tally] = defaultdict(Tally)
+    for day, provider, category, tally in _tallies(account, tz, first_day, last_day):
+        result.period.add(provider, category, tally)
+        if day == today:
+            result.today.add(provider, category, tally)
+        by_day[day].add(tally)
+    if not first_day <= today <= last_day:
+        for _day, provider, category, tally in _tallies(account, tz, today, today):
+            result.today.add(provider, category, tally)
+    count = (last_day - first_day).days + 1
+    result.days = [
+        (day, by_day[day]) for day in (first_day + timedelta(days=i) for i in range(count))
+    ]
+    return result
+
+
+class _DayIndex(Func):
+    """PostgreSQL's `width_bucket(time, starts)`: which of the days (from 1) a time falls in,
+    by a binary search over the days' starts (8-byte values)."""
+
+    function = "width_bucket"
+    template = "%(function)s(%(expressions)s::timestamptz[])"
+    output_field = IntegerField()
+
+
+def day_of(field: str, tz, first_day: date, last_day: date):
+    """An expression of the day (in `tz`) that the time `field` falls in, for times from
+    `first_day` to `last_day`, and the function that reads its value back as a date.
+
+    On PostgreSQL, the day's number among the range's (the starts of the days computed here):
+    converting each row's time to local time costs several times more, and the range's
+    messages are tens of thousands of rows. Elsewhere the date itself (`TruncDate`)."""
+    if connection.vendor != "postgresql":
+        return TruncDate(field, tzinfo=tz), lambda day: day
+    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+    starts = [datetime.combine(day, time.min, tzinfo=tz) for day in days]
+    return _DayIndex(F(field), Value(starts)), lambda index: days[index - 1]
+
+
+def _tallies(account: Account, tz, first_day: date, last_day: date):
+    """(day, provider name, category name, tally) of the days' messages, grouped in the
+    database."""
     since = datetime.combine(first_day, time.min, tzinfo=tz)
+    until = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=tz)
+    day, read_day = day_of("created_at", tz, first_day, last_day)
     rows = (
-        Message.objects.filter(account=account, created_at__gte=since)
-        .annotate(day=TruncDate("created_at", tzinfo=tz))
+        Message.objects.filter(account=account, created_at__gte=since, created_at__lt=until)
+        .annotate(day=day)
         .values("day", "provider_account_id", "category_id", "status")
         .annotate(n=Count("id"), handed=Count("id", filter=Q(sent_at__isnull=False)))
         .order_by()
@@ -111,8 +174,6 @@ def summary(account: Account, now: datetime | None = None) -> Summary:
     rows = list(rows)
     providers = _names(ProviderAccount.objects, {row["provider_account_id"] for row in rows})
     categories = _names(Category.objects, {row["category_id"] for row in rows})
-    by_day: dict[date, Tally] = defaultdict(Tally)
-    result = Summary(today=Period(), week=Period(), days=[])
     for row in rows:
         tally = Tally(
             sent=row["handed"],
@@ -121,16 +182,9 @@ def summary(account: Account, now: datetime | None = None) -> Summary:
         )
         if not (tally.sent or tally.delivered or tally.failed):
             continue
-        provider = providers.get(row["provider_account_id"], "No provider yet")
-        category = categories.get(row["category_id"], "No category")
-        result.week.add(provider, category, tally)
-        if row["day"] == today:
-            result.today.add(provider, category, tally)
-        by_day[row["day"]].add(tally)
-    result.days = [
-        (day, by_day[day]) for day in (first_day + timedelta(days=i) for i in range(DAYS))
-    ]
-    return result
+        provider = providers.get(row["provider_account_id"], _("No provider yet"))
+        category = categories.get(row["category_id"], _("No category"))
+        yield read_day(row["day"]), provider, category, tally
 
 
 def _names(manager, ids: set[int | None]) -> dict[int, str]:

@@ -8,76 +8,25 @@ The list pages by keyset on the id (`?after=<id>`: older than that campaign, new
 
 import csv
 import zoneinfo
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.contrib import messages
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import statuses
 from ..models import Campaign, Message
-from ..services import campaign_control
+from ..services import campaign_control, monitoring
 from ..services.campaign_control import CampaignStateError
 from .shared import READ, SEND, can_send, for_account, get_for_account, role_required
 
 PAGE_SIZE = 25
 SHOWN_MESSAGES = 50
-# How often the detail page refreshes while messages move, and while only delivery reports
-# are awaited (for a day at most: some providers never send them).
-POLL_ACTIVE, POLL_REPORTS = "2s", "5s"
-REPORTS_AWAITED = timedelta(days=1)
-
-Status = Message.Status
-WAITING = statuses.WAITING
-# The order the counts are shown in.
-STATUS_ORDER = [
-    Status.SCHEDULED,
-    Status.QUEUED,
-    Status.RETRYING,
-    Status.SENDING,
-    Status.SENT,
-    Status.DELIVERED,
-    Status.UNDELIVERED,
-    Status.EXPIRED,
-    Status.FAILED,
-    Status.BLOCKED,
-    Status.CANCELED,
-    Status.UNKNOWN,
-]
-LABELS = dict(Status.choices)
-
-
-def progress(counts: dict[str, int]) -> dict:
-    """What the progress bar shows: messages done with sending (handed over or final)."""
-    total = counts["total"]
-    pending = sum(counts[s] for s in WAITING) + counts[Status.SENDING]
-    done = total - pending
-    return {
-        "total": total,
-        "done": done,
-        "percent": round(100 * done / total) if total else 100,
-        "delivered": counts[Status.DELIVERED],
-        "rows": [(s, LABELS[s], counts[s]) for s in STATUS_ORDER if counts[s]],
-    }
-
-
-def _poll(campaign: Campaign, counts: dict[str, int]) -> str | None:
-    """How often the live part refreshes itself, or None once nothing will change."""
-    if campaign.status in (
-        Campaign.Status.IMPORTING,
-        Campaign.Status.SCHEDULED,
-        Campaign.Status.RUNNING,
-    ):
-        return POLL_ACTIVE
-    if counts[Status.SENDING]:
-        return POLL_ACTIVE
-    if counts[Status.SENT] and campaign.created_at > timezone.now() - REPORTS_AWAITED:
-        return POLL_REPORTS
-    return None
 
 
 def _cursor(request: HttpRequest, name: str) -> int | None:
@@ -114,25 +63,13 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
     if (request.GET.get("after") and after is None) or (
         request.GET.get("before") and before is None
     ):
-        cursor_error = "That page link is not valid: showing the newest campaigns."
+        cursor_error = _("That page link is not valid: showing the newest campaigns.")
     page = page_of(for_account(Campaign.objects.select_related("category"), request), after, before)
-    ids = [c.pk for c in page["rows"]]
-    by_campaign: dict[int, dict[str, int]] = {pk: dict.fromkeys(Status.values, 0) for pk in ids}
-    rows = (
-        Message.objects.filter(campaign_id__in=ids)
-        .order_by()
-        .values_list("campaign_id", "status")
-        .annotate(n=Count("id"))
-    )
-    for campaign_id, status, n in rows:
-        by_campaign[campaign_id][status] = n
+    account = request.membership.account
+    # Every row's state from a fixed number of queries (see monitoring.monitor_many).
+    monitors = monitoring.monitor_many(page["rows"], account)
     for campaign in page["rows"]:
-        counts = by_campaign[campaign.pk]
-        # Messages purged by retention still count, as in campaign_control.counts.
-        for status, n in (getattr(campaign, "archived_counts", None) or {}).items():
-            counts[status] = counts.get(status, 0) + n
-        counts["total"] = sum(counts.values())
-        campaign.progress = progress(counts)
+        campaign.monitor = monitors[campaign.pk]
     return render(
         request,
         "campaigns/campaign_list.html",
@@ -142,18 +79,36 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
 
 def _campaign(request: HttpRequest, pk: int) -> Campaign:
     return get_for_account(
-        Campaign.objects.select_related("category", "created_by"), request, pk=pk
+        Campaign.objects.select_related("category", "created_by", "account"), request, pk=pk
     )
 
 
 @role_required(READ)
 @require_GET
 def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The campaign page; polled by htmx, its live part alone, or 204 when nothing changed since
+    the version the page shows (`v`), so that an open page costs two small queries a second."""
     campaign = _campaign(request, pk)
-    counts = campaign_control.counts(campaign)
+    now = timezone.now()
+    shown_version = request.GET.get("v", "")
+    since = monitoring.stamp(request.GET.get("t", ""))
+    interval = monitoring.stamp(request.GET.get("p", ""))
+    base = monitoring.stamp(request.GET.get("b", ""))
+    if request.htmx and shown_version and since is not None:
+        counts = campaign_control.counts(campaign)
+        unchanged = monitoring.version(campaign.status, counts, base) == shown_version
+        idle = now.timestamp() - since
+        if unchanged and monitoring.backoff(base, idle) == interval:
+            return HttpResponse(status=204)
+    monitor = monitoring.monitor(campaign, now)
+    changed = monitor.version != shown_version
+    since = int(now.timestamp()) if changed or since is None else since
+    poll = monitoring.backoff(monitor.poll, now.timestamp() - since)
     shown = list(
         campaign.messages.select_related("provider_account").order_by("id")[:SHOWN_MESSAGES]
     )
+    # The first messages' table is swapped (out of band) only when one of their statuses moved.
+    shown_version = monitoring.version("", {f"{m.pk}.{m.status}": 1 for m in shown}, None)
     template = "campaigns/campaign_detail.html"
     # The status the page showed when it polled: its buttons change only when that changes.
     controls_changed = request.GET.get("shown", campaign.status) != campaign.status
@@ -164,10 +119,13 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
         template,
         {
             "campaign": campaign,
-            "counts": counts,
-            "progress": progress(counts),
-            "poll": _poll(campaign, counts),
+            "monitor": monitor,
+            "counts": monitor.counts,
+            "poll": poll,
+            "since": since,
             "shown": shown,
+            "shown_version": shown_version,
+            "shown_oob": request.htmx and request.GET.get("m") != shown_version,
             "can_send": can_send(request.membership),
             "controls_oob": request.htmx and controls_changed,
             "pausable": campaign.status in campaign_control.PAUSABLE,
@@ -192,7 +150,7 @@ def _control(request: HttpRequest, pk: int, action) -> HttpResponse:
 def campaign_pause(request: HttpRequest, pk: int) -> HttpResponse:
     def pause(campaign: Campaign) -> str:
         campaign_control.pause(campaign, by=request.user)
-        return f"Campaign “{campaign.name}” paused: its waiting messages wait."
+        return _("Campaign “%(name)s” paused: its waiting messages wait.") % {"name": campaign.name}
 
     return _control(request, pk, pause)
 
@@ -203,8 +161,10 @@ def campaign_resume(request: HttpRequest, pk: int) -> HttpResponse:
     def resume(campaign: Campaign) -> str:
         campaign_control.resume(campaign, by=request.user)
         if campaign.status == Campaign.Status.COMPLETED:
-            return f"Campaign “{campaign.name}” had nothing left to send: it is completed."
-        return f"Campaign “{campaign.name}” resumed."
+            return _("Campaign “%(name)s” had nothing left to send: it is completed.") % {
+                "name": campaign.name
+            }
+        return _("Campaign “%(name)s” resumed.") % {"name": campaign.name}
 
     return _control(request, pk, resume)
 
@@ -214,10 +174,11 @@ def campaign_resume(request: HttpRequest, pk: int) -> HttpResponse:
 def campaign_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     def cancel(campaign: Campaign) -> str:
         canceled = campaign_control.cancel(campaign, by=request.user)
-        return (
-            f"Campaign “{campaign.name}” canceled: {canceled} waiting "
-            f"message{'s' if canceled != 1 else ''} will not be sent."
-        )
+        return ngettext(
+            "Campaign “%(name)s” canceled: %(n)s waiting message will not be sent.",
+            "Campaign “%(name)s” canceled: %(n)s waiting messages will not be sent.",
+            canceled,
+        ) % {"name": campaign.name, "n": canceled}
 
     return _control(request, pk, cancel)
 

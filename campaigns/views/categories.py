@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.text import slugify
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from ..models import Campaign, Category, Message
@@ -17,9 +19,12 @@ class CategoryForm(forms.ModelForm):
     class Meta:
         model = Category
         fields = ["name", "tag"]
+        labels = {"name": _("Name"), "tag": _("Tag")}
         help_texts = {
-            "tag": "Letters, digits and hyphens, passed to providers that take one. "
-            "Empty: made from the name."
+            "tag": _(
+                "Letters, digits and hyphens, passed to providers that take one. "
+                "Empty: made from the name."
+            )
         }
 
     def __init__(self, *args, account, **kwargs) -> None:
@@ -30,21 +35,27 @@ class CategoryForm(forms.ModelForm):
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if not name:
-            raise ValidationError("Give the category a name.")
+            raise ValidationError(gettext("Give the category a name."))
         taken = Category.objects.filter(account=self.account, name__iexact=name)
         if taken.exclude(pk=self.instance.pk).exists():
-            raise ValidationError("This account already has a category with this name.")
+            raise ValidationError(gettext("This account already has a category with this name."))
         return name
 
     def clean(self):
         cleaned = super().clean()
         tag = cleaned.get("tag") or slugify(cleaned.get("name") or "")
         if cleaned.get("name") and not tag:
-            self.add_error("tag", "Give a tag: the name has no letters or digits to make one.")
+            self.add_error(
+                "tag", gettext("Give a tag: the name has no letters or digits to make one.")
+            )
         elif tag:
             taken = Category.objects.filter(account=self.account, tag=tag)
             if taken.exclude(pk=self.instance.pk).exists():
-                self.add_error("tag", f"The tag “{tag}” is already used by another category.")
+                self.add_error(
+                    "tag",
+                    gettext("The tag “%(tag)s” is already used by another category.")
+                    % {"tag": tag},
+                )
             cleaned["tag"] = tag
         return cleaned
 
@@ -78,7 +89,7 @@ def category_add(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _page(request, form, status=400)
     category = form.save()
-    flash.success(request, f"Category “{category.name}” added.")
+    flash.success(request, gettext("Category “%(name)s” added.") % {"name": category.name})
     return redirect("campaigns:category_list")
 
 
@@ -94,10 +105,13 @@ def category_remove(request: HttpRequest, pk: int) -> HttpResponse:
     if used:
         flash.error(
             request,
-            f"“{category.name}” is used by messages or campaigns: it stays, so that their "
-            "statistics keep it.",
+            gettext(
+                "“%(name)s” is used by messages or campaigns: it stays, so that their "
+                "statistics keep it."
+            )
+            % {"name": category.name},
         )
     else:
         category.delete()
-        flash.success(request, f"Category “{category.name}” removed.")
+        flash.success(request, gettext("Category “%(name)s” removed.") % {"name": category.name})
     return redirect("campaigns:category_list")

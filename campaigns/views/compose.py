@@ -17,13 +17,16 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext, pgettext
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -49,6 +52,14 @@ PROGRESS_SECONDS = 3600
 CONFIRM_SECONDS = 24 * 3600  # how long a confirmation is remembered (the session aside)
 CLAIMED = "claimed"  # a confirmation taken, whose result is not known yet
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# What a send's progress counts (see `_extent`), in words.
+UNITS = {
+    "lines": gettext_lazy("lines"),
+    "numbers": gettext_lazy("numbers"),
+    "contacts": gettext_lazy("contacts"),
+    "lines and contacts": gettext_lazy("lines and contacts"),
+    "numbers and contacts": gettext_lazy("numbers and contacts"),
+}
 
 
 # --- uploads kept between preview and confirmation --------------------------------------------
@@ -103,8 +114,8 @@ def save_upload(request: HttpRequest, file, account: Account) -> Upload:
     """
     if file.size > MAX_UPLOAD_BYTES:
         raise bulk.CsvError(
-            f"The file is {filesizeformat(file.size)}; at most "
-            f"{filesizeformat(MAX_UPLOAD_BYTES)} can be uploaded. Split it in parts."
+            _("The file is %(size)s; at most %(most)s can be uploaded. Split it in parts.")
+            % {"size": filesizeformat(file.size), "most": filesizeformat(MAX_UPLOAD_BYTES)}
         )
     folder = upload_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -225,6 +236,8 @@ def compose_progress(request: HttpRequest, compose_id: str) -> HttpResponse:
     state = cache.get(_progress_key(request, compose_id)) if TOKEN.match(compose_id) else None
     if state and state.get("total"):
         state["done"] = min(state["done"], state["total"])
+    if state:
+        state["unit_text"] = UNITS.get(state.get("unit"), state.get("unit"))
     return render(request, "campaigns/compose.html#progress", {"progress": state})
 
 
@@ -237,7 +250,7 @@ def compose(request: HttpRequest) -> HttpResponse:
     account = membership.account
     if request.method == "POST":
         if not can_send(membership):
-            raise PermissionDenied("Only operators and account admins can send messages.")
+            raise PermissionDenied(_("Only operators and account admins can send messages."))
         return _post(request, account)
     form = ComposeForm(account=account, initial={"compose_id": secrets.token_urlsafe(12)})
     return _render(request, form)
@@ -294,7 +307,7 @@ def _post(request: HttpRequest, account: Account) -> HttpResponse:
     elif data.get("upload"):
         upload = get_upload(request, data["upload"], account)
         if upload is None:
-            upload_error = "This file is no longer on the server: choose it again."
+            upload_error = _("This file is no longer on the server: choose it again.")
             data["upload"] = ""
 
     upload_info = upload.info if upload else None
@@ -323,7 +336,7 @@ def _post(request: HttpRequest, account: Account) -> HttpResponse:
                     request, account, form, None, compose_id, recipient=preview.single_recipient
                 )
             return _confirm(request, account, form, None, compose_id)
-        notice = "Something changed since the preview: check it again, then confirm."
+        notice = _("Something changed since the preview: check it again, then confirm.")
     else:
         notice = ""
     form.data["previewed"] = fingerprint
@@ -342,18 +355,27 @@ def when_text(form: ComposeForm, account: Account) -> str:
     cleaned = form.cleaned_data
     send_at, window_end = cleaned.get("send_at"), cleaned.get("window_end")
 
-    def local(moment) -> str:
-        return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
-
+    tz = account.timezone
     if window_end is not None:
-        start = local(send_at) if send_at else "now"
-        return (
-            f"From {start} until {local(window_end)} ({account.timezone}); "
-            "what is not sent by then expires."
-        )
+        if send_at is None:
+            return _("From now until %(end)s (%(tz)s); what is not sent by then expires.") % {
+                "end": local(window_end),
+                "tz": tz,
+            }
+        return _("From %(start)s until %(end)s (%(tz)s); what is not sent by then expires.") % {
+            "start": local(send_at),
+            "end": local(window_end),
+            "tz": tz,
+        }
     if send_at is not None:
-        return f"At {local(send_at)} ({account.timezone})."
-    return "Now."
+        return _("At %(time)s (%(tz)s).") % {"time": local(send_at), "tz": tz}
+    return _("Now.")
+
+
+def local(moment) -> str:
+    """A time in the current time zone, as the current language writes one in a sentence."""
+    # Translators: a date and time in a sentence, in Django's date format syntax.
+    return formats.date_format(timezone.localtime(moment), pgettext("in a sentence", "Y-m-d H:i"))
 
 
 def _recipients(form: ComposeForm, upload: Upload | None, reached: Reached):
@@ -396,18 +418,35 @@ def _preview(
         return None
     field = "column" if upload else "recipients"
     if not preview.recipients:
-        left_out = []
-        if preview.rejected_count:
-            left_out.append(f"{preview.rejected_count} invalid")
-        if preview.duplicates:
-            left_out.append(f"{preview.duplicates} duplicate")
-        if preview.opted_out:
-            left_out.append(f"{preview.opted_out} opted out")
-        why = f" ({', '.join(left_out)})" if left_out else ""
-        form.add_error(field, f"No number to send to{why}.")
+        left_out = _left_out(
+            ("invalid", preview.rejected_count),
+            ("duplicates", preview.duplicates),
+            ("opted_out", preview.opted_out),
+        )
+        if left_out:
+            form.add_error(
+                field, _("No number to send to (%(left_out)s).") % {"left_out": left_out}
+            )
+        else:
+            form.add_error(field, _("No number to send to."))
     elif preview.recipients > 1 and not form.cleaned_data["name"]:
-        form.add_error("name", f"Name the campaign: it goes to {preview.recipients} numbers.")
+        form.add_error(
+            "name",
+            _("Name the campaign: it goes to %(n)s numbers.") % {"n": intcomma(preview.recipients)},
+        )
     return preview
+
+
+def _left_out(*counts: tuple[str, int]) -> str:
+    """What was left out of a send, in words, in the order given ("" for nothing): each count
+    is ("invalid" | "duplicates" | "opted_out", how many)."""
+    words = {
+        "invalid": lambda n: ngettext("%(n)s invalid", "%(n)s invalid", n),
+        "duplicates": lambda n: ngettext("%(n)s duplicate", "%(n)s duplicates", n),
+        "opted_out": lambda n: ngettext("%(n)s opted out", "%(n)s opted out", n),
+    }
+    parts = [words[kind](n) % {"n": intcomma(n)} for kind, n in counts if n]
+    return ", ".join(parts)
 
 
 def _confirm_key(request: HttpRequest, account: Account, compose_id: str) -> str:
@@ -452,12 +491,14 @@ def _sent_already(request: HttpRequest, account: Account, compose_id: str) -> Ht
         _confirm_key(request, account, compose_id)
     )
     if url and url != CLAIMED:
-        messages.info(request, "This was sent already (once): here is what it became.")
+        messages.info(request, _("This was sent already (once): here is what it became."))
         return _redirect(request, url)
     messages.info(
         request,
-        "This is being sent already (once): it shows under Campaigns or in the recent "
-        "messages once it is in.",
+        _(
+            "This is being sent already (once): it shows under Campaigns or in the recent "
+            "messages once it is in."
+        ),
     )
     return _redirect(request, reverse("campaigns:compose"))
 
@@ -479,10 +520,15 @@ def _send_one(
         created_by=request.user,
     )
     if message.status == Message.Status.SCHEDULED:
-        when = timezone.localtime(message.scheduled_at).strftime("%Y-%m-%d %H:%M")
-        messages.success(request, f"Message to {message.recipient} scheduled for {when}.")
+        messages.success(
+            request,
+            _("Message to %(number)s scheduled for %(time)s.")
+            % {"number": message.recipient, "time": local(message.scheduled_at)},
+        )
     else:
-        messages.success(request, f"Message to {message.recipient} queued.")
+        messages.success(
+            request, _("Message to %(number)s queued.") % {"number": message.recipient}
+        )
     return _done(request, compose_id, reverse("campaigns:compose"))
 
 
@@ -516,19 +562,38 @@ def _create_campaign(
     if upload is not None:
         discard_upload(request, upload.token)
     campaign = result.campaign
-    left_out = []
-    if result.duplicates:
-        left_out.append(f"{result.duplicates} duplicate{'s' if result.duplicates > 1 else ''}")
-    if result.opted_out:
-        left_out.append(f"{result.opted_out} opted out")
-    if result.rejected_count:
-        left_out.append(f"{result.rejected_count} invalid")
-    verb = "scheduled" if campaign.status == campaign.Status.SCHEDULED else "queued"
-    plural = "s" if result.queued != 1 else ""
-    summary = f"Campaign “{campaign.name}”: {result.queued} message{plural} {verb}"
-    if left_out:
-        summary += f"; left out: {', '.join(left_out)}"
-    messages.success(request, summary + ".")
+    left_out = _left_out(
+        ("duplicates", result.duplicates),
+        ("opted_out", result.opted_out),
+        ("invalid", result.rejected_count),
+    )
+    values = {"name": campaign.name, "n": intcomma(result.queued), "left_out": left_out}
+    if campaign.status == campaign.Status.SCHEDULED:
+        if left_out:
+            summary = ngettext(
+                "Campaign “%(name)s”: %(n)s message scheduled; left out: %(left_out)s.",
+                "Campaign “%(name)s”: %(n)s messages scheduled; left out: %(left_out)s.",
+                result.queued,
+            )
+        else:
+            summary = ngettext(
+                "Campaign “%(name)s”: %(n)s message scheduled.",
+                "Campaign “%(name)s”: %(n)s messages scheduled.",
+                result.queued,
+            )
+    elif left_out:
+        summary = ngettext(
+            "Campaign “%(name)s”: %(n)s message queued; left out: %(left_out)s.",
+            "Campaign “%(name)s”: %(n)s messages queued; left out: %(left_out)s.",
+            result.queued,
+        )
+    else:
+        summary = ngettext(
+            "Campaign “%(name)s”: %(n)s message queued.",
+            "Campaign “%(name)s”: %(n)s messages queued.",
+            result.queued,
+        )
+    messages.success(request, summary % values)
     return _done(request, compose_id, reverse("campaigns:campaign_detail", args=[campaign.pk]))
 
 

@@ -5,16 +5,36 @@ the replies from it, in time order. The list of conversations is read from the a
 newest first, by keyset (`?before=<reply id>`), so it stays cheap however many replies there are.
 Replies whose number the provider did not give (an empty `from_number`) make one conversation,
 "unknown number", at `inbox/unknown/`: read-only, since there is no number to answer.
+
+A reply is unread until someone on the account sees its conversation (`Reply.read_at`; staff
+share an account's inbox, so it is read for everyone). Showing a conversation marks what it
+shows read: an idempotent update, skipped for a browser's prefetch.
+
+`?q=` searches: a whole number (national or international, read with the account's country)
+finds its conversation; a part of a number (3 digits or more) the numbers containing it; any
+other text the conversations whose replies or messages contain it, among the latest
+`SEARCH_DEPTH` replies and messages.
 """
+
+import re
+from datetime import datetime
 
 from django import forms
 from django.contrib import messages as flash
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from providers import gsm
+
+from .. import phone
 from ..models import UNKNOWN_NUMBER, Account, Message, OptOut, Reply, SenderName
 from ..services.compose import enqueue_message
+from .compose import highlight
 from .shared import READ, SEND, can_send, for_account, role_required
 
 THREADS_PER_PAGE = 30
@@ -22,21 +42,25 @@ SCAN = 500  # replies read at a time while gathering a page of conversations
 MAX_SCAN = 10_000  # replies read at most for one page
 THREAD_LENGTH = 50  # the latest messages and replies shown in a conversation
 MAX_TEXT_LENGTH = 1530  # ten GSM-7 segments, as on the compose page
+MAX_QUERY_LENGTH = 100
+SEARCH_DEPTH = 50_000  # the latest replies, and the latest messages, a text search reads
+SNIPPET = 40  # characters shown either side of a match
+PHONE_LIKE = re.compile(r"\+?[\d\s().\-/]+")
 
 
 class ReplyForm(forms.Form):
     text = forms.CharField(
-        label="Your answer",
+        label=gettext_lazy("Your answer"),
         max_length=MAX_TEXT_LENGTH,
         strip=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        error_messages={"required": "Write the answer to send."},
+        error_messages={"required": gettext_lazy("Write the answer to send.")},
     )
 
     def clean_text(self) -> str:
         text = self.cleaned_data["text"]
         if not text.strip():
-            raise forms.ValidationError("Write the answer to send.", code="required")
+            raise forms.ValidationError(_("Write the answer to send."), code="required")
         return text
 
 
@@ -79,22 +103,130 @@ def conversations(account: Account, before: Reply | None = None) -> dict:
         if older is None and offset >= MAX_SCAN:
             # Few numbers with very many replies: stop here, the next page goes on from here.
             older = chunk[-1].pk
-    counts = dict(
-        Reply.objects.filter(account=account, from_number__in=latest)
-        .values_list("from_number")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    counts = _counts(account, list(latest))
     threads = [
         {
             "number": number,
             "conversation": number or UNKNOWN_NUMBER,
             "latest": reply,
-            "replies": counts.get(number, 0),
+            "at": reply.received_at,
+            "text": reply.text,
+            "replies": counts.get(number, (0, 0))[0],
+            "unread": counts.get(number, (0, 0))[1],
         }
         for number, reply in latest.items()
     ]
     return {"threads": threads, "older": older}
+
+
+def _counts(account: Account, numbers: list[str]) -> dict[str, tuple[int, int]]:
+    """For each number, how many replies it sent and how many of them are unread."""
+    rows = (
+        Reply.objects.filter(account=account, from_number__in=numbers)
+        .values_list("from_number")
+        .annotate(n=Count("id"), unread=Count("id", filter=Q(read_at__isnull=True)))
+        .order_by()
+    )
+    return {number: (n, unread) for number, n, unread in rows}
+
+
+def search(account: Account, query: str) -> dict:
+    """The conversations matching `query`, latest match first (at most `THREADS_PER_PAGE`).
+
+    `kind` says how the query was read: "number" (a whole number, `number` its E.164 form),
+    "digits" (part of a number) or "text"; `limited` that the text search stopped at
+    `SEARCH_DEPTH`; `more` that more conversations match than are shown."""
+    query = query.strip()
+    digits = re.sub(r"\D", "", query)
+    found: dict[str, tuple[datetime, str, str]] = {}  # number: (when, text, "reply"|"message")
+    result = {"kind": "text", "number": "", "limited": False, "more": False}
+
+    def note(number: str, when: datetime, text: str, what: str) -> None:
+        if number not in found or found[number][0] < when:
+            found[number] = (when, text, what)
+
+    replies = Reply.objects.filter(account=account)
+    messages = Message.objects.filter(account=account)
+    if PHONE_LIKE.fullmatch(query) and len(digits) >= 3:
+        try:
+            number = phone.normalize(query, account.region)
+        except ValidationError:
+            number = ""
+        if number:
+            result.update(kind="number", number=number)
+            replies = replies.filter(from_number=number)
+            messages = messages.filter(recipient=number)
+        else:
+            # Part of a number: national forms drop their leading 0 in E.164 (06… is +336…).
+            result["kind"] = "digits"
+            part = digits.lstrip("0") or digits
+            replies = replies.filter(from_number__contains=part)
+            messages = messages.filter(recipient__contains=part)
+    else:
+        replies = replies.filter(text__icontains=query)
+        messages = messages.filter(text__icontains=query)
+    if result["kind"] != "number":
+        # No index serves a LIKE '%…%': read only the latest rows (by id, on (account, -id)).
+        replies, deep = _latest(replies, account, Reply)
+        messages, deeper = _latest(messages, account, Message)
+        result["limited"] = deep or deeper
+    scan = THREADS_PER_PAGE * 20
+    for number, when, text in replies.order_by("-id").values_list(
+        "from_number", "received_at", "text"
+    )[:scan]:
+        note(number, when, text, "reply")
+    for number, when, text in messages.order_by("-id").values_list(
+        "recipient", "created_at", "text"
+    )[:scan]:
+        note(number, when, text, "message")
+    ordered = sorted(found.items(), key=lambda item: item[1][0], reverse=True)
+    result["more"] = len(ordered) > THREADS_PER_PAGE
+    ordered = ordered[:THREADS_PER_PAGE]
+    counts = _counts(account, [number for number, _ in ordered])
+    lookfor = "" if result["kind"] != "text" else query
+    result["threads"] = [
+        {
+            "number": number,
+            "conversation": number or UNKNOWN_NUMBER,
+            "at": when,
+            "text": text,
+            "ours": what == "message",
+            "snippet": snippet(text, lookfor),
+            "replies": counts.get(number, (0, 0))[0],
+            "unread": counts.get(number, (0, 0))[1],
+        }
+        for number, (when, text, what) in ordered
+    ]
+    result.update(older=None, depth=SEARCH_DEPTH)
+    return result
+
+
+def _latest(queryset, account: Account, model) -> tuple:
+    """`queryset` limited to the account's latest `SEARCH_DEPTH` rows of `model` (found on the
+    index (account, -id)), and whether older rows were left out."""
+    beyond = list(
+        model.objects.filter(account=account)
+        .order_by("-id")
+        .values_list("id", flat=True)[SEARCH_DEPTH : SEARCH_DEPTH + 1]
+    )
+    if not beyond:
+        return queryset, False
+    return queryset.filter(id__gt=beyond[0]), True
+
+
+def snippet(text: str, query: str) -> tuple[str, str, str]:
+    """The text around the first match of `query`: (before, match, after), shortened with "…"
+    (no match, or no query: the start of the text)."""
+    at = text.lower().find(query.lower()) if query else -1
+    if at < 0:
+        short = text if len(text) <= 2 * SNIPPET else text[: 2 * SNIPPET - 1] + "…"
+        return short, "", ""
+    before, match, after = text[:at], text[at : at + len(query)], text[at + len(query) :]
+    if len(before) > SNIPPET:
+        before = "…" + before[-(SNIPPET - 1) :]
+    if len(after) > SNIPPET:
+        after = after[: SNIPPET - 1] + "…"
+    return before, match, after
 
 
 def thread_entries(account: Account, number: str) -> list[dict]:
@@ -133,31 +265,75 @@ def _number(request: HttpRequest, number: str) -> str:
 
 def _thread_context(request: HttpRequest, number: str, form: ReplyForm | None = None) -> dict:
     account = request.membership.account
+    entries = thread_entries(account, number)
+    mark_read(request, account, number, entries)
+    form = form or ReplyForm()
+    text = form["text"].value() or ""
     return {
         "number": number,
         "conversation": number or UNKNOWN_NUMBER,
-        "entries": thread_entries(account, number),
+        "entries": entries,
         "opted_out": bool(number)
         and OptOut.objects.filter(account=account, number=number).exists(),
-        "form": form or ReplyForm(),
+        "form": form,
         "can_send": can_send(request.membership),
+        # The answer's live counter: compose's own (its partial, its endpoint, providers.gsm).
+        "analysis": gsm.analyze(text),
+        "highlight": highlight(text),
     }
+
+
+def is_prefetch(request: HttpRequest) -> bool:
+    """Whether the browser fetches the page ahead of a click (nobody has seen it yet)."""
+    purpose = request.headers.get("Sec-Purpose") or request.headers.get("Purpose") or ""
+    return "prefetch" in purpose.lower() or request.headers.get("X-Moz") == "prefetch"
+
+
+def mark_read(request: HttpRequest, account: Account, number: str, entries: list[dict]) -> int:
+    """Mark read the conversation's replies up to the latest one shown in `entries` (one arriving
+    meanwhile stays unread). Idempotent; nothing for a prefetch. Returns how many were marked."""
+    shown = [entry["reply"].pk for entry in entries if entry["kind"] == "reply"]
+    if not shown or is_prefetch(request):
+        return 0
+    return Reply.objects.filter(
+        account=account, from_number=number, read_at__isnull=True, pk__lte=max(shown)
+    ).update(read_at=timezone.now())
+
+
+def _search_example(account: Account) -> str:
+    return phone.example(account.region) if account.region else "+33 6 12 34 56 78"
+
+
+def _query(request: HttpRequest) -> tuple[str, str]:
+    """The search typed (`?q=`) and what is wrong with it, if anything."""
+    query = request.GET.get("q", "").replace("\x00", "").strip()
+    if len(query) > MAX_QUERY_LENGTH:
+        return "", _("Search with %(count)s characters at most.") % {"count": MAX_QUERY_LENGTH}
+    return query, ""
 
 
 @role_required(READ)
 def inbox(request: HttpRequest) -> HttpResponse:
     account = request.membership.account
+    query, query_error = _query(request)
     before, cursor = None, request.GET.get("before", "")
-    if cursor.isdigit():
+    if cursor.isdigit() and len(cursor) < 19:
         before = for_account(Reply.objects, request).filter(pk=int(cursor)).first()
-    page = conversations(account, before)
+    page = search(account, query) if query else conversations(account, before)
     context = {
         "page": page,
-        "paged": before is not None,
-        "cursor_error": bool(cursor) and before is None,
+        "query": query,
+        "query_error": query_error,
+        "search_example": _search_example(account),
+        "paged": before is not None and not query,
+        "cursor_error": bool(cursor) and before is None and not query,
     }
-    if page["threads"] and before is None:
-        context.update(_thread_context(request, page["threads"][0]["number"]))
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "campaigns/inbox.html#results", context)
+    if page["threads"] and before is None and not query:
+        latest = page["threads"][0]
+        context.update(_thread_context(request, latest["number"]))
+        latest["unread"] = 0  # just shown beside the list
     return render(request, "campaigns/inbox.html", context)
 
 
@@ -165,10 +341,11 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def thread(request: HttpRequest, number: str) -> HttpResponse:
     number = _number(request, number)
     context = _thread_context(request, number)
-    if request.htmx:
+    if request.htmx and not request.htmx.history_restore_request:
         part = "entries" if request.GET.get("part") == "entries" else "thread"
         return render(request, f"campaigns/inbox.html#{part}", context)
     context["page"] = conversations(request.membership.account)
+    context["search_example"] = _search_example(request.membership.account)
     return render(request, "campaigns/inbox.html", context)
 
 
@@ -205,7 +382,7 @@ def reply(request: HttpRequest, number: str) -> HttpResponse:
             sender=reply_sender(account, number),
             created_by=request.user,
         )
-        notice = f"Answer to {number} queued."
+        notice = _("Answer to %(number)s queued.") % {"number": number}
         if not request.htmx:
             flash.success(request, notice)
             return redirect("campaigns:thread", number)
@@ -217,4 +394,5 @@ def reply(request: HttpRequest, number: str) -> HttpResponse:
     if request.htmx:
         return render(request, "campaigns/inbox.html#thread", context)
     context["page"] = conversations(account)
+    context["search_example"] = _search_example(account)
     return render(request, "campaigns/inbox.html", context)

@@ -15,11 +15,16 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
+from django.views.decorators.http import require_GET
 
 from providers.models import ProviderAccount
 
-from .. import phone, timerange
+from .. import phone, statuses, timerange
 from ..models import Account, Campaign, Category, Message, MessageEvent
+from ..services import monitoring
 from .shared import READ, get_for_account, role_required
 
 PAGE_SIZE = 50
@@ -37,31 +42,39 @@ class MessageFilterForm(forms.Form):
     """The list's filters. Everything optional; choices are the current account's own."""
 
     number = forms.CharField(
-        label="Number",
+        label=gettext_lazy("Number"),
         required=False,
         max_length=32,
         widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}),
     )
     status = forms.ChoiceField(
-        label="Status", required=False, choices=[("", "Any"), *Message.Status.choices]
+        label=gettext_lazy("Status"),
+        required=False,
+        choices=[("", gettext_lazy("Any")), *Message.Status.choices],
     )
     campaign = forms.TypedChoiceField(
-        label="Campaign", required=False, coerce=int, empty_value=None
+        label=gettext_lazy("Campaign"), required=False, coerce=int, empty_value=None
     )
     category = forms.ModelChoiceField(
-        label="Category", queryset=Category.objects.none(), required=False, empty_label="Any"
+        label=gettext_lazy("Category"),
+        queryset=Category.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("Any"),
     )
     provider = forms.ModelChoiceField(
-        label="Provider", queryset=ProviderAccount.objects.none(), required=False, empty_label="Any"
+        label=gettext_lazy("Provider"),
+        queryset=ProviderAccount.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("Any"),
     )
     date_from = forms.DateField(
-        label="From",
+        label=pgettext_lazy("date range", "From"),
         required=False,
         validators=[_a_day_in_range],
         widget=forms.DateInput(attrs={"type": "date"}),
     )
     date_to = forms.DateField(
-        label="To",
+        label=pgettext_lazy("date range", "To"),
         required=False,
         validators=[_a_day_in_range],
         widget=forms.DateInput(attrs={"type": "date"}),
@@ -81,13 +94,17 @@ class MessageFilterForm(forms.Form):
             campaigns += Campaign.objects.filter(account=account, pk=int(chosen)).values_list(
                 "id", "name"
             )
-        self.fields["campaign"].choices = [("", "Any"), *campaigns]
+        self.fields["campaign"].choices = [("", _("Any")), *campaigns]
         self.fields["category"].queryset = Category.objects.filter(account=account)
         self.fields["provider"].queryset = ProviderAccount.objects.filter(
             pk__in=account.route_entries.values("provider_account")
         ).order_by("name")
-        self.fields["number"].help_text = "A whole number: " + phone.help_text(account.region)
-        self.fields["date_to"].help_text = f"Days in {account.timezone}, both included."
+        self.fields["number"].help_text = _("A whole number: %(help)s") % {
+            "help": phone.help_text(account.region)
+        }
+        self.fields["date_to"].help_text = _("Days in %(timezone)s, both included.") % {
+            "timezone": account.timezone
+        }
 
     def clean_number(self) -> str:
         value = self.cleaned_data["number"].strip()
@@ -96,13 +113,15 @@ class MessageFilterForm(forms.Form):
         try:
             return phone.normalize(value, self.account.region)
         except ValidationError as exc:
-            raise ValidationError(f"{exc.messages[0]} Search a whole number.") from None
+            raise ValidationError(
+                _("%(problem)s Search a whole number.") % {"problem": exc.messages[0]}
+            ) from None
 
     def clean(self):
         cleaned = super().clean()
         start, end = cleaned.get("date_from"), cleaned.get("date_to")
         if start and end and end < start:
-            self.add_error("date_to", "Must be on or after the “From” day.")
+            self.add_error("date_to", _("Must be on or after the “From” day."))
         return cleaned
 
     def filter(self, queryset: QuerySet[Message]) -> QuerySet[Message]:
@@ -187,7 +206,7 @@ def message_list(request: HttpRequest) -> HttpResponse:
     if (request.GET.get("after") and after is None) or (
         request.GET.get("before") and before is None
     ):
-        cursor_error = "That page link is not valid: showing the newest messages."
+        cursor_error = _("That page link is not valid: showing the newest messages.")
     page = {"rows": [], "newer": None, "older": None, "paged": False}
     if form.is_valid():
         queryset = form.filter(
@@ -200,6 +219,7 @@ def message_list(request: HttpRequest) -> HttpResponse:
     template = "campaigns/messages.html"
     if request.htmx and not request.htmx.boosted:
         template += "#browser"
+    now = timezone.now()
     return render(
         request,
         template,
@@ -208,6 +228,7 @@ def message_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "filtered": any(form.data.get(name) for name in form.fields),
             "cursor_error": cursor_error,
+            **_live_context(_watched(page["rows"], now), int(now.timestamp()), now),
         },
     )
 
@@ -219,20 +240,24 @@ def _message(request: HttpRequest, pk: int) -> Message:
 
 
 RAW_LABELS = {
-    MessageEvent.Source.WEBHOOK: "Delivery report as received",
-    MessageEvent.Source.PROVIDER: "Provider's answer",
-    MessageEvent.Source.DISPATCH: "Provider's answer",
+    MessageEvent.Source.WEBHOOK: gettext_lazy("Delivery report as received"),
+    MessageEvent.Source.PROVIDER: gettext_lazy("Provider's answer"),
+    MessageEvent.Source.DISPATCH: gettext_lazy("Provider's answer"),
 }
 
 
 def timeline(message: Message) -> list[dict]:
-    """Every event of the message and every reply to it, oldest first, raw data as JSON text."""
+    """Every event of the message and every reply to it, oldest first, raw data as JSON text;
+    an event's statuses by their label ("new" before the first)."""
+    labels = {"": pgettext("message status", "new"), **dict(Message.Status.choices)}
     entries = [
         {
             "kind": "event",
             "at": event.at,
             "event": event,
-            "raw_label": RAW_LABELS.get(event.source, "Data"),
+            "from_label": labels.get(event.from_status, event.from_status),
+            "to_label": labels.get(event.to_status, event.to_status),
+            "raw_label": RAW_LABELS.get(event.source, _("Data")),
             "raw": None
             if event.payload in (None, "", {}, [])
             else json.dumps(event.payload, indent=2, ensure_ascii=False, sort_keys=True),
@@ -244,7 +269,7 @@ def timeline(message: Message) -> list[dict]:
             "kind": "reply",
             "at": reply.received_at,
             "reply": reply,
-            "raw_label": "Reply as received",
+            "raw_label": _("Reply as received"),
             "raw": None
             if reply.raw in (None, "", {}, [])
             else json.dumps(reply.raw, indent=2, ensure_ascii=False, sort_keys=True),
@@ -254,16 +279,117 @@ def timeline(message: Message) -> list[dict]:
     return sorted(entries, key=lambda entry: entry["at"])
 
 
+# --- live status ------------------------------------------------------------------------------
+# Pages poll small fragments while something is in flight: every second while a message is
+# waiting or being sent, every 3 s after 10 quiet seconds, every 5 s while only delivery reports
+# are awaited (for a while), never once every status shown is final. A poll that finds nothing
+# changed since what the page shows is answered 204 (no content): htmx then swaps nothing.
+REPORTS_WATCHED = timedelta(minutes=10)  # a sent message's badge listens for its report so long
+MOVING = frozenset(statuses.ON_ITS_WAY - {Message.Status.SCHEDULED})
+
+
+def base_poll(message_statuses: list[tuple[str, datetime]], now: datetime) -> int | None:
+    """How often to look again at messages in these (status, last change) states."""
+    if any(status in MOVING for status, _ in message_statuses):
+        return 1
+    if any(
+        status == Message.Status.SCHEDULED
+        or (status not in statuses.FINAL and updated > now - REPORTS_WATCHED)
+        for status, updated in message_statuses
+    ):
+        return 5
+    return None
+
+
+def _watched(rows: list[Message], now: datetime) -> list[Message]:
+    """The messages whose badge may still change soon."""
+    return [
+        m
+        for m in rows
+        if m.status in statuses.ON_ITS_WAY
+        or (m.status not in statuses.FINAL and m.updated_at > now - REPORTS_WATCHED)
+    ]
+
+
+def _live_context(watched: list[Message], since: int, now: datetime) -> dict:
+    base = base_poll([(m.status, m.updated_at) for m in watched], now)
+    return {
+        "watch": ",".join(f"{m.pk}.{m.status}" for m in watched),
+        "poll": monitoring.backoff(base, now.timestamp() - since),
+        "since": since,
+    }
+
+
+def _shown_statuses(value: str) -> dict[int, str]:
+    """`12.sent,13.queued` as the page sent it: {id: status}; anything else is left out."""
+    shown = {}
+    for item in value.split(",")[:PAGE_SIZE]:
+        pk, _, status = item.partition(".")
+        if pk.isdigit() and len(pk) < 19 and status in statuses.Status.values:
+            shown[int(pk)] = status
+    return shown
+
+
+@role_required(READ)
+@require_GET
+def message_live(request: HttpRequest) -> HttpResponse:
+    """The messages list's poll: the badges whose status changed since the page showed them
+    (`s=id.status,...`), swapped in place out of band, and the poller itself; 204 when none did.
+    One query on primary keys, whatever the account's size."""
+    now = timezone.now()
+    shown = _shown_statuses(request.GET.get("s", ""))
+    since = monitoring.stamp(request.GET.get("t", "")) or int(now.timestamp())
+    interval = monitoring.stamp(request.GET.get("p", ""))
+    rows = list(
+        Message.objects.filter(account=request.membership.account, pk__in=list(shown))
+        .only("id", "status", "updated_at")
+        .order_by("id")
+    )
+    changed = [m for m in rows if shown.get(m.pk) != m.status]
+    if changed:
+        since = int(now.timestamp())
+    context = _live_context(_watched(rows, now), since, now)
+    if not changed and context["poll"] == interval:
+        return HttpResponse(status=204)
+    context["changed"] = changed
+    return render(request, "campaigns/messages.html#poller", context)
+
+
 @role_required(READ)
 def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A message and its timeline; polled by htmx, its live part, or 204 when its version (the
+    time of its last change) is still the one the page shows."""
     message = _message(request, pk)
+    now = timezone.now()
+    version = str(int(message.updated_at.timestamp() * 1_000_000))
+    since = monitoring.stamp(request.GET.get("t", ""))
+    base = base_poll([(message.status, message.updated_at)], now)
+    if base is None and not message.is_final:
+        base = 30  # a report may still come, hours later: look now and then
+    if request.htmx and since is not None and request.GET.get("v") == version:
+        poll = monitoring.backoff(base, now.timestamp() - since)
+        if poll == monitoring.stamp(request.GET.get("p", "")):
+            return HttpResponse(status=204)
+    else:
+        since = int(now.timestamp())
     template = "campaigns/message_detail.html"
     if request.htmx:
         template += "#live"
-    return render(request, template, {"message": message, "timeline": timeline(message)})
+    context = {
+        "message": message,
+        "timeline": timeline(message),
+        "version": version,
+        "since": since,
+        "poll": monitoring.backoff(base, now.timestamp() - since),
+    }
+    return render(request, template, context)
 
 
 @role_required(READ)
 def message_status(request: HttpRequest, pk: int) -> HttpResponse:
-    """The status badge alone; it polls itself until the status is final."""
-    return render(request, "campaigns/_status_badge.html", {"message": _message(request, pk)})
+    """The status badge alone; it polls itself until the status is final, answered 204 while
+    the status is still the one it shows (`v`)."""
+    message = _message(request, pk)
+    if request.htmx and request.GET.get("v") == message.status:
+        return HttpResponse(status=204)
+    return render(request, "campaigns/_status_badge.html", {"message": message})

@@ -6,6 +6,8 @@ from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from .. import phone
@@ -20,7 +22,7 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 
 class SearchForm(forms.Form):
     q = forms.CharField(
-        label="Find a number",
+        label=_("Find a number"),
         required=False,
         max_length=32,
         widget=forms.TextInput(attrs={"inputmode": "tel", "type": "search"}),
@@ -37,12 +39,14 @@ class SearchForm(forms.Form):
         try:
             return phone.normalize(value, self.region)
         except ValidationError as exc:
-            raise ValidationError(f"{exc.messages[0]} Search a whole number.") from None
+            raise ValidationError(
+                gettext("%(problem)s Search a whole number.") % {"problem": exc.messages[0]}
+            ) from None
 
 
 class OptOutForm(forms.Form):
     number = PhoneNumberFormField(
-        label="Number to opt out",
+        label=_("Number to opt out"),
         widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}),
     )
 
@@ -55,22 +59,24 @@ class OptOutForm(forms.Form):
     def clean_number(self) -> str:
         number = self.cleaned_data["number"]
         if OptOut.objects.filter(account=self.account, number=number).exists():
-            raise ValidationError(f"{number} is already opted out.")
+            raise ValidationError(gettext("%(number)s is already opted out.") % {"number": number})
         return number
 
 
 class ImportForm(forms.Form):
     numbers = forms.CharField(
-        label="Paste numbers",
+        label=_("Paste numbers"),
         required=False,
-        help_text="One number per line, with its country code.",
+        help_text=_("One number per line, with its country code."),
         widget=forms.Textarea(attrs={"rows": 8}),
     )
     file = forms.FileField(
-        label="Or a CSV file",
+        label=_("Or a CSV file"),
         required=False,
-        help_text="The column headed “number” (or “phone”, “mobile”), else the first column. "
-        "At most 5 MB.",
+        help_text=_(
+            "The column headed “number” (or “phone”, “mobile”), else the first column. "
+            "At most 5 MB."
+        ),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,text/csv,text/plain"}),
     )
 
@@ -79,22 +85,24 @@ class ImportForm(forms.Form):
         if not upload:
             return ""
         if upload.size > MAX_FILE_BYTES:
-            raise ValidationError("This file is larger than 5 MB: split it in parts.")
+            raise ValidationError(gettext("This file is larger than 5 MB: split it in parts."))
         raw = upload.read()
         for encoding in ("utf-8-sig", "cp1252"):
             try:
                 return raw.decode(encoding)
             except UnicodeDecodeError:
                 continue
-        raise ValidationError("This file is not text (UTF-8 or Windows-1252).")
+        raise ValidationError(gettext("This file is not text (UTF-8 or Windows-1252)."))
 
     def clean(self):
         cleaned = super().clean()
         pasted, uploaded = cleaned.get("numbers", "").strip(), cleaned.get("file")
         if not self.errors and not pasted and not uploaded:
-            raise ValidationError("Paste some numbers or choose a CSV file.")
+            raise ValidationError(gettext("Paste some numbers or choose a CSV file."))
         if pasted and uploaded:
-            raise ValidationError("Paste numbers or choose a file, not both: import one at a time.")
+            raise ValidationError(
+                gettext("Paste numbers or choose a file, not both: import one at a time.")
+            )
         return cleaned
 
     def text(self) -> str:
@@ -138,7 +146,10 @@ def optout_add(request: HttpRequest) -> HttpResponse:
         return render(request, "campaigns/optouts.html", _list_context(request, form))
     number = form.cleaned_data["number"]
     optouts.add(request.membership.account, [number])
-    flash.success(request, f"{number} opted out: messages to it will be blocked.")
+    flash.success(
+        request,
+        gettext("%(number)s opted out: messages to it will be blocked.") % {"number": number},
+    )
     return redirect("campaigns:optout_list")
 
 
@@ -147,7 +158,11 @@ def optout_add(request: HttpRequest) -> HttpResponse:
 def optout_remove(request: HttpRequest, pk: int) -> HttpResponse:
     optout = get_for_account(OptOut.objects, request, pk=pk)
     optout.delete()
-    flash.success(request, f"{optout.number} removed from the opt-outs: it can be sent to again.")
+    flash.success(
+        request,
+        gettext("%(number)s removed from the opt-outs: it can be sent to again.")
+        % {"number": optout.number},
+    )
     return redirect("campaigns:optout_list")
 
 

@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from ..models import SenderName, validate_sender_name
@@ -15,9 +17,9 @@ from .shared import MANAGE, READ, can_manage, for_account, role_required
 
 class SenderNameRequestForm(forms.Form):
     name = forms.CharField(
-        label="Sender name",
+        label=_("Sender name"),
         max_length=15,
-        help_text="3 to 11 letters and digits (no spaces or accents), or a phone number.",
+        help_text=_("3 to 11 letters and digits (no spaces or accents), or a phone number."),
         validators=[validate_sender_name],
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
@@ -36,7 +38,8 @@ class SenderNameRequestForm(forms.Form):
     @staticmethod
     def duplicate(existing: SenderName) -> ValidationError:
         return ValidationError(
-            f"This account already has “{existing.name}” ({existing.get_status_display().lower()})."
+            gettext("This account already has “%(name)s” (%(status)s).")
+            % {"name": existing.name, "status": existing.get_status_display().lower()}
         )
 
 
@@ -74,6 +77,7 @@ def sender_request(request: HttpRequest) -> HttpResponse:
         return render(request, "campaigns/senders.html", _context(request, form))
     flash.success(
         request,
-        f"“{sender.name}” requested. It can be used once an administrator approves it.",
+        gettext("“%(name)s” requested. It can be used once an administrator approves it.")
+        % {"name": sender.name},
     )
     return redirect("campaigns:sender_list")

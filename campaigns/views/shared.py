@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404, render
+from django.utils.translation import gettext_lazy as _
 
 from ..models import Membership
 
@@ -22,8 +23,8 @@ MANAGE = (Role.ADMIN,)
 
 # What a refused role is told, by the roles that would have been enough.
 _REFUSALS = {
-    SEND: "Only operators and account admins can send messages.",
-    MANAGE: "Only account admins can change this.",
+    SEND: _("Only operators and account admins can send messages."),
+    MANAGE: _("Only account admins can change this."),
 }
 
 
@@ -52,7 +53,7 @@ def role_required(roles: tuple[str, ...] = READ):
                 return render(
                     request,
                     "campaigns/forbidden.html",
-                    {"reason": _REFUSALS.get(roles, "Your role does not allow this.")},
+                    {"reason": _REFUSALS.get(roles, _("Your role does not allow this."))},
                     status=403,
                 )
             return view(request, *args, **kwargs)

@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from . import counters
 from .addresses import client_address
@@ -67,11 +68,23 @@ def message(lock: LoginLock, now: datetime | None = None) -> str:
     """What the login page says: the same for a user name whether or not a user has it."""
     seconds = (lock.locked_until - (now or timezone.now())).total_seconds()
     minutes = max(1, math.ceil(seconds / 60))
-    which = "for this user name" if lock.scope == Scope.USERNAME else "from this address"
-    return (
-        f"Too many failed attempts {which}: try again in {minutes} "
-        f"minute{'' if minutes == 1 else 's'}, or ask an administrator to unlock it."
-    )
+    if lock.scope == Scope.USERNAME:
+        text = ngettext(
+            "Too many failed attempts for this user name: try again in %(minutes)s minute, "
+            "or ask an administrator to unlock it.",
+            "Too many failed attempts for this user name: try again in %(minutes)s minutes, "
+            "or ask an administrator to unlock it.",
+            minutes,
+        )
+    else:
+        text = ngettext(
+            "Too many failed attempts from this address: try again in %(minutes)s minute, "
+            "or ask an administrator to unlock it.",
+            "Too many failed attempts from this address: try again in %(minutes)s minutes, "
+            "or ask an administrator to unlock it.",
+            minutes,
+        )
+    return text % {"minutes": minutes}
 
 
 def active_lock(username: str, address: str, now: datetime | None = None) -> LoginLock | None:

@@ -2,6 +2,7 @@ from datetime import datetime
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class LoginLock(models.Model):
@@ -17,20 +18,23 @@ class LoginLock(models.Model):
 
     scope = models.CharField(max_length=10, choices=Scope.choices)
     value = models.CharField(
-        "user name or address",
+        _("user name or address"),
         max_length=150,
-        help_text="User names in lower case, whether or not a user has them; IPv6 per /64.",
+        help_text=_("User names in lower case, whether or not a user has them; IPv6 per /64."),
     )
-    failures = models.PositiveIntegerField(help_text="Failed attempts that locked it.")
+    failures = models.PositiveIntegerField(help_text=_("Failed attempts that locked it."))
     address = models.CharField(
-        "last attempt from", max_length=64, blank=True, help_text="The address of the last one."
+        _("last attempt from"),
+        max_length=64,
+        blank=True,
+        help_text=_("The address of the last one."),
     )
     locked_at = models.DateTimeField()
     locked_until = models.DateTimeField(db_index=True)
 
     class Meta:
         ordering = ["-locked_at"]
-        verbose_name = "login lock-out"
+        verbose_name = _("login lock-out")
         constraints = [
             models.UniqueConstraint(fields=["scope", "value"], name="lockout_one_row_per_value")
         ]

@@ -12,6 +12,25 @@
     }
   });
 
+  // <button data-menu aria-controls="panel" aria-expanded="false">: shows and hides that panel
+  // (on phones, the main navigation; the CSS hides it while aria-expanded is "false"). Escape
+  // closes an open one and gives the focus back to its button.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-menu]");
+    if (!button) return;
+    button.setAttribute("aria-expanded", button.getAttribute("aria-expanded") === "true" ? "false" : "true");
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    document.querySelectorAll('[data-menu][aria-expanded="true"]').forEach(function (button) {
+      var panel = document.getElementById(button.getAttribute("aria-controls"));
+      var inside = document.activeElement === button || (panel && panel.contains(document.activeElement));
+      if (!inside) return;
+      button.setAttribute("aria-expanded", "false");
+      button.focus();
+    });
+  });
+
   // <form data-confirm="Question?">: submitted only once confirmed.
   document.addEventListener(
     "submit",

@@ -1,73 +1,49 @@
 """In Debian's Chromium, driven by Playwright: staff compose to one number, to three numbers
 and to a CSV file, preview, confirm, and watch the statuses reach delivered without reloading."""
 
-import os
-
 import pytest
-from django.db import connections
 from django.urls import reverse
 
 from campaigns.models import Campaign, Message
 
-from ..conftest import OUTPUT
+from ..browser_support import BROWSER_TEST, at_phone_width, log_in, screenshot
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+WIDE = {"width": 1200, "height": 800}
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    # Skipped only on a developer's machine without Chromium; in CI a missing browser fails.
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-        reason="Debian's chromium is not installed (apt-get install -y chromium)",
-    ),
-]
+pytestmark = BROWSER_TEST
 
 
 @pytest.fixture
-def page(settings, live_server, celery_worker, tmp_path):
-    from playwright.sync_api import sync_playwright
+def viewport():
+    return WIDE
 
+
+@pytest.fixture
+def page(settings, live_server, celery_worker, tmp_path, page):
+    """The page, with a real worker sending; no script error or failed request is allowed."""
     settings.PUBLIC_BASE_URL = live_server.url
     settings.SMSHUB_UPLOAD_DIR = tmp_path / "uploads"
-    # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a
-    # thread with a running loop unless told that this is deliberate.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page(viewport={"width": 1200, "height": 800})
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        page.on(
-            "response",
-            lambda r: (
-                errors.append(f"{r.status} {r.url}")
-                if r.status >= 400 and not r.url.endswith("/favicon.ico")
-                else None
-            ),
-        )
-        yield page
-        browser.close()
-        # The ORM calls made while Playwright's loop runs got their own connection: close it, or
-        # PostgreSQL refuses to drop the test database at the end of the run.
-        connections.close_all()
-        # Failed loads are listed with their URL (from the responses), except /favicon.ico, which
-        # browsers ask for on their own.
-        errors = [e for e in errors if not e.startswith("Failed to load resource")]
-        assert errors == [], "the page logged errors or had failed requests"
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on(
+        "response",
+        lambda r: (
+            errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico")
+            else None
+        ),
+    )
+    yield page
+    # Failed loads are listed with their URL (from the responses), except /favicon.ico, which
+    # browsers ask for on their own.
+    errors = [e for e in errors if not e.startswith("Failed to load resource")]
+    assert errors == [], "the page logged errors or had failed requests"
 
 
-def log_in(page, live_server, user) -> None:
-    OUTPUT.mkdir(exist_ok=True)
-    page.goto(live_server.url + reverse("campaigns:compose"))
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill("a-long-test-password")
-    page.get_by_role("button", name="Log in").click()
+def log_in_to_compose(page, live_server, user) -> None:
+    """Open the compose page as `user`."""
+    log_in(page, live_server, user, reverse("campaigns:compose"))
     page.get_by_role("heading", name="New SMS").wait_for()
 
 
@@ -79,7 +55,7 @@ def fact(page, name: str):
 
 
 def test_compose_send_and_watch_it_delivered(page, live_server, operator):
-    log_in(page, live_server, operator)
+    log_in_to_compose(page, live_server, operator)
     page.get_by_label("To", exact=True).fill("+33 6 12 34 56 78")
     page.get_by_label("Message", exact=True).fill("Bună ziua! Your parcel arrives today.")
     counter = page.locator("#text-counter")
@@ -98,20 +74,20 @@ def test_compose_send_and_watch_it_delivered(page, live_server, operator):
     url_before = page.url
     badge.filter(has_text="Delivered").wait_for(timeout=30_000)
     assert page.url == url_before  # no reload: htmx swapped the badge in place
-    page.screenshot(path=str(OUTPUT / "compose-delivered.png"), full_page=True)
+    screenshot(page, "compose-delivered", full_page=True)
 
     page.get_by_role("link", name="+33612345678").click()
     page.get_by_role("heading", name="Timeline").wait_for()
     timeline = page.locator("ol.timeline").inner_text()
     for step in ("new → queued", "queued → sending", "sending → sent", "sent → delivered"):
         assert step in timeline
-    page.screenshot(path=str(OUTPUT / "message-detail.png"), full_page=True)
+    screenshot(page, "message-detail", full_page=True)
 
 
 def test_compose_to_three_numbers_and_watch_the_campaign_delivered(page, live_server, operator):
     from playwright.sync_api import expect
 
-    log_in(page, live_server, operator)
+    log_in_to_compose(page, live_server, operator)
     page.get_by_label("To", exact=True).fill(
         "+33 6 12 34 56 78\n+33 6 12 34 56 79; +40 722 123 456\n+33 6 12 34 56 78"
     )
@@ -121,7 +97,7 @@ def test_compose_to_three_numbers_and_watch_the_campaign_delivered(page, live_se
     page.locator(".preview").wait_for()
     expect(fact(page, "Recipients")).to_contain_text("3")
     expect(fact(page, "Duplicates left out")).to_have_text("1")
-    page.screenshot(path=str(OUTPUT / "campaign-preview.png"), full_page=True)
+    screenshot(page, "campaign-preview", full_page=True)
     page.get_by_role("button", name="Confirm: send to 3").click()
 
     page.get_by_role("heading", name="Parcel notices").wait_for()
@@ -136,18 +112,18 @@ def test_compose_to_three_numbers_and_watch_the_campaign_delivered(page, live_se
     expect(page.locator("#campaign-live .badge-campaign")).to_have_text("Completed")
     expect(page.locator("#campaign-live .progress-figures")).to_have_text("3 of 3 handled (100%)")
     assert page.url == url_before  # the live part refreshed itself, no reload
-    page.screenshot(path=str(OUTPUT / "campaign-delivered.png"), full_page=True)
+    screenshot(page, "campaign-delivered", full_page=True)
     assert set(campaign.messages.values_list("status", flat=True)) == {Message.Status.DELIVERED}
 
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.screenshot(path=str(OUTPUT / "campaign-delivered-phone.png"), full_page=True)
+    at_phone_width(page)
+    screenshot(page, "campaign-delivered-phone", full_page=True)
 
-    page.set_viewport_size({"width": 1200, "height": 800})
+    page.set_viewport_size(WIDE)
     page.goto(live_server.url + reverse("campaigns:campaign_list"))
     row = page.get_by_role("row", name="Parcel notices")
     expect(row).to_contain_text("Completed")
     expect(row).to_contain_text("3 of 3 handled (100%)")
-    page.screenshot(path=str(OUTPUT / "campaign-list.png"), full_page=True)
+    screenshot(page, "campaign-list", full_page=True)
 
 
 CSV = (
@@ -168,7 +144,7 @@ def test_upload_a_csv_and_see_bad_rows_with_their_line_numbers(
 
     path = tmp_path / "patients.csv"
     path.write_text(CSV)
-    log_in(page, live_server, operator)
+    log_in_to_compose(page, live_server, operator)
     page.evaluate(
         "window.uploadEvents = 0;"
         "document.body.addEventListener('htmx:xhr:progress', () => window.uploadEvents++)"
@@ -192,9 +168,9 @@ def test_upload_a_csv_and_see_bad_rows_with_their_line_numbers(
     ]
     expect(fact(page, "Recipients")).to_contain_text("2")
     expect(fact(page, "Invalid, left out")).to_contain_text("3")
-    page.screenshot(path=str(OUTPUT / "compose-csv-preview.png"), full_page=True)
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.screenshot(path=str(OUTPUT / "compose-csv-preview-phone.png"), full_page=True)
+    screenshot(page, "compose-csv-preview", full_page=True)
+    at_phone_width(page)
+    screenshot(page, "compose-csv-preview-phone", full_page=True)
 
     page.get_by_role("button", name="Confirm: send to 2").click()
     page.get_by_role("heading", name="Patients").wait_for()
@@ -203,7 +179,7 @@ def test_upload_a_csv_and_see_bad_rows_with_their_line_numbers(
 
 
 def test_invalid_number_shows_an_error_next_to_the_field(page, live_server, operator):
-    log_in(page, live_server, operator)
+    log_in_to_compose(page, live_server, operator)
     # The times to send show only for the choices that use them.
     assert not page.get_by_label("Not after").is_visible()
     page.get_by_label("Within a window").check()
@@ -220,6 +196,6 @@ def test_invalid_number_shows_an_error_next_to_the_field(page, live_server, oper
     assert summary.evaluate("element => element === document.activeElement")
     assert page.get_by_label("To", exact=True).get_attribute("aria-invalid") == "true"
     assert "Not a phone number" in page.locator(".rejected-rows").inner_text()
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.screenshot(path=str(OUTPUT / "compose-error-phone.png"), full_page=True)
+    at_phone_width(page)
+    screenshot(page, "compose-error-phone", full_page=True)
     assert not Message.objects.exists()

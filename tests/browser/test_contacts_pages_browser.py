@@ -2,47 +2,22 @@
 and watches its count follow the rows without a page load (htmx), saves it, then ticks contacts
 on the contacts page into a list. Then the contacts pages at desktop and phone width."""
 
-import os
-
 import pytest
-from django.db import connections
 from django.urls import reverse
 
 from campaigns.contacts.models import Contact, ContactField, ContactList, Segment
 from campaigns.models import Membership, OptOut, Reply
 
-from ..conftest import OUTPUT
+from ..browser_support import (
+    BROWSER_TEST,
+    assert_no_sideways_scroll,
+    at_phone_width,
+    log_in,
+    screenshot,
+)
 from ..factories import AccountFactory, MembershipFactory, MessageFactory
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-        reason="Debian's chromium is not installed (apt-get install -y chromium)",
-    ),
-]
-
-
-@pytest.fixture
-def page(live_server):
-    from playwright.sync_api import sync_playwright
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-            )
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            yield page
-            browser.close()
-            connections.close_all()
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+pytestmark = BROWSER_TEST
 
 
 @pytest.fixture
@@ -67,17 +42,9 @@ def people(db):
     return account, operator, made
 
 
-def log_in(page, live_server, user, path):
-    page.goto(live_server.url + path)
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill("a-long-test-password")
-    page.get_by_role("button", name="Log in").click()
-
-
 def test_build_a_segment_with_a_live_count_then_tick_contacts_into_a_list(
     page, live_server, people
 ):
-    OUTPUT.mkdir(exist_ok=True)
     _, operator, made = people
     log_in(page, live_server, operator, reverse("contacts:segment_add"))
     count = page.locator("#segment-count")
@@ -95,7 +62,7 @@ def test_build_a_segment_with_a_live_count_then_tick_contacts_into_a_list(
     page.get_by_role("button", name="Add a condition").click()
     page.get_by_label("Condition 2").select_option("not_opted_out")
     count.filter(has_text="2 contacts meet").wait_for()
-    page.screenshot(path=str(OUTPUT / "contacts-segment-editor.png"), full_page=True)
+    screenshot(page, "contacts-segment-editor", full_page=True)
 
     page.keyboard.press("Enter")  # in no text field: nothing happens
     page.locator("#id_name").press("Enter")  # Enter saves, never removes a condition
@@ -103,7 +70,7 @@ def test_build_a_segment_with_a_live_count_then_tick_contacts_into_a_list(
     segment = Segment.objects.get()
     assert segment.rules == [{"field": "city", "op": "eq", "value": "lyon"}, {"opted_out": False}]
     assert page.get_by_text("City is lyon").is_visible()
-    page.screenshot(path=str(OUTPUT / "contacts-segment.png"), full_page=True)
+    screenshot(page, "contacts-segment", full_page=True)
 
     # Tick the segment's contacts on the contacts page, into the list.
     page.goto(f"{live_server.url}{reverse('contacts:contact_list')}?segment={segment.pk}")
@@ -114,21 +81,20 @@ def test_build_a_segment_with_a_live_count_then_tick_contacts_into_a_list(
     page.get_by_text("2 contacts added to “Newsletter”.").wait_for()
     newsletter = ContactList.objects.get()
     assert set(newsletter.contacts.all()) == {made["Ann"], made["Dan"]}
-    page.screenshot(path=str(OUTPUT / "contacts-list.png"), full_page=True)
+    screenshot(page, "contacts-list", full_page=True)
 
     page.get_by_role("link", name="Ann").first.click()
     page.get_by_role("heading", name="Ann").wait_for()
     assert page.get_by_text("Hi Ann").is_visible() and page.get_by_text("Thanks!").is_visible()
-    page.screenshot(path=str(OUTPUT / "contacts-contact.png"), full_page=True)
+    screenshot(page, "contacts-contact", full_page=True)
 
 
 def test_contacts_pages_at_phone_width(page, live_server, people):
-    OUTPUT.mkdir(exist_ok=True)
     account, operator, made = people
     segment = Segment.objects.create(account=account, name="Lyon", rules=[{"opted_out": False}])
     newsletter = ContactList.objects.get()
     newsletter.contacts.add(made["Ann"])
-    page.set_viewport_size({"width": 390, "height": 844})
+    at_phone_width(page)
     log_in(page, live_server, operator, reverse("contacts:contact_list"))
     page.locator("main h1").first.wait_for()
     paths = {
@@ -146,10 +112,11 @@ def test_contacts_pages_at_phone_width(page, live_server, people):
     for name, path in paths.items():
         page.goto(live_server.url + path)
         page.locator("main h1").first.wait_for()
-        page.screenshot(path=str(OUTPUT / f"phone-contacts-{name}.png"), full_page=True)
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 390, f"{name} is {width}px wide"
+        screenshot(page, f"phone-contacts-{name}", full_page=True)
+        assert_no_sideways_scroll(page, name)
     nav = page.locator('nav[aria-label="Main"]')
+    # At phone width the main navigation folds behind the Menu button: a compact top bar.
+    assert not nav.is_visible()
+    assert page.locator("header.topbar").bounding_box()["height"] < 70
+    page.get_by_role("button", name="Menu").click()
     assert nav.get_by_role("link", name="Contacts").is_visible()
-    # The main navigation stays compact at phone width: three lines under the brand.
-    assert nav.bounding_box()["height"] < 4 * 26

@@ -2,60 +2,45 @@
 ending in 9999 answer), a staff user finds the conversation in the inbox and answers inline; the
 answer shows queued in the conversation without a page load. Then every page at phone width."""
 
-import os
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.db import connections
 from django.urls import reverse
 
 from campaigns.models import Membership, Message, Reply
 from campaigns.services.compose import enqueue_message
 
-from ..conftest import OUTPUT, apply_webhooks, dispatch_batch, wait_for
-from ..factories import MembershipFactory, OptOutFactory, SenderNameFactory
+from ..browser_support import (
+    BROWSER_TEST,
+    PHONE,
+    assert_no_sideways_scroll,
+    at_phone_width,
+    log_in,
+    screenshot,
+    scroll_width,
+)
+from ..conftest import apply_webhooks, dispatch_batch, wait_for
+from ..factories import MembershipFactory, OptOutFactory, ReplyFactory, SenderNameFactory
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 NUMBER = "+33612349999"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-        reason="Debian's chromium is not installed (apt-get install -y chromium)",
-    ),
-]
+pytestmark = BROWSER_TEST
 
 
 @pytest.fixture
-def page(settings, live_server, simulator, provider_account):
-    from playwright.sync_api import sync_playwright
+def viewport():
+    return {"width": 1200, "height": 800}
 
+
+@pytest.fixture
+def page(settings, live_server, simulator, provider_account, page):
+    """The simulator answers a message to NUMBER through the hub's inbound webhook."""
     settings.PUBLIC_BASE_URL = live_server.url
     simulator.configure(
         hub_urls={"simulator": {"inbound": provider_account.webhook_url("inbound")}}
     )
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-            )
-            page = browser.new_page(viewport={"width": 1200, "height": 800})
-            yield page
-            browser.close()
-            connections.close_all()
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        simulator.configure(hub_urls={"simulator": None})
-
-
-def log_in(page, live_server, user, path):
-    page.goto(live_server.url + path)
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill("a-long-test-password")
-    page.get_by_role("button", name="Log in").click()
+    yield page
+    simulator.configure(hub_urls={"simulator": None})
 
 
 def a_reply_through_the_simulator(account) -> Reply:
@@ -71,7 +56,6 @@ def a_reply_through_the_simulator(account) -> Reply:
 
 
 def test_answer_a_reply_inline(page, live_server, account, operator):
-    OUTPUT.mkdir(exist_ok=True)
     reply = a_reply_through_the_simulator(account)
     log_in(page, live_server, operator, reverse("campaigns:inbox"))
 
@@ -95,7 +79,7 @@ def test_answer_a_reply_inline(page, live_server, account, operator):
     assert (sent.recipient, sent.created_by) == (NUMBER, operator)
     # Keyboard: the answer box has the focus again, ready for the next one.
     assert page.evaluate("document.activeElement.id") == "id_text"
-    page.screenshot(path=str(OUTPUT / "inbox-answered.png"), full_page=True)
+    screenshot(page, "inbox-answered", full_page=True)
 
     # An empty answer is refused next to the field.
     page.get_by_role("button", name="Send answer").click()
@@ -104,12 +88,11 @@ def test_answer_a_reply_inline(page, live_server, account, operator):
 
 
 def test_every_page_at_phone_width(page, live_server, account):
-    OUTPUT.mkdir(exist_ok=True)
     admin = MembershipFactory(account=account, role=Membership.Role.ADMIN).user
     SenderNameFactory(account=account, name="Clinic")
     OptOutFactory(account=account, number="+33612340000")
     reply = a_reply_through_the_simulator(account)
-    page.set_viewport_size({"width": 390, "height": 844})
+    at_phone_width(page)
     log_in(page, live_server, admin, reverse("campaigns:dashboard"))
     page.get_by_role("heading", name="Recent replies").wait_for()
     pages = {
@@ -120,10 +103,9 @@ def test_every_page_at_phone_width(page, live_server, account):
     for name, path in pages.items():
         page.goto(live_server.url + path)
         page.locator("main h1").first.wait_for()
-        page.screenshot(path=str(OUTPUT / f"phone-{name}.png"), full_page=True)
+        screenshot(page, f"phone-{name}", full_page=True)
         # Nothing wider than the phone: no sideways scrolling of the page itself.
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 390, f"{name} is {width}px wide"
+        assert_no_sideways_scroll(page, name)
     page.goto(live_server.url + pages["sender_list"])
     # The keyboard reaches the skip link first, and the current page is marked in the nav.
     page.keyboard.press("Tab")
@@ -131,3 +113,146 @@ def test_every_page_at_phone_width(page, live_server, account):
     assert (
         page.locator('nav[aria-label="Main"] [aria-current="page"]').inner_text() == "Sender names"
     )
+
+
+OTHER = "+33612340002"
+
+
+def test_the_navigation_folds_behind_a_menu_button_on_a_phone(page, live_server, account):
+    ReplyFactory(account=account, from_number=OTHER, text="Is it still on?")
+    at_phone_width(page)
+    log_in(page, live_server, MembershipFactory(account=account).user, reverse("campaigns:compose"))
+    page.locator("main h1").first.wait_for()
+    nav = page.locator('nav[aria-label="Main"]')
+    menu = page.get_by_role("button", name="Menu")
+    assert menu.is_visible() and not nav.is_visible()
+    assert menu.get_attribute("aria-expanded") == "false"
+    assert menu.get_attribute("aria-controls") == "topnav"
+    assert "1" in menu.inner_text()  # the inbox's unread count shows on the folded menu
+    height = page.locator("header.topbar").bounding_box()["height"]
+    assert height < 70, f"the folded top bar is {height}px high"
+    assert scroll_width(page) <= 390
+    screenshot(page, "phone-nav-folded")
+
+    # The keyboard opens it, walks into it, and Escape folds it back onto the button.
+    menu.focus()
+    page.keyboard.press("Enter")
+    assert menu.get_attribute("aria-expanded") == "true" and nav.is_visible()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Dashboard"
+    screenshot(page, "phone-nav-open")
+    page.keyboard.press("Escape")
+    assert menu.get_attribute("aria-expanded") == "false" and not nav.is_visible()
+    assert page.evaluate("document.activeElement.getAttribute('aria-controls')") == "topnav"
+
+    # A tap opens it; the Inbox link carries the unread badge.
+    menu.click()
+    inbox = nav.get_by_role("link", name="Inbox")
+    assert inbox.locator(".nav-badge").inner_text().startswith("1")
+    inbox.click()
+    page.get_by_role("heading", name="Inbox").wait_for()
+    assert page.get_by_role("button", name="Menu").get_attribute("aria-expanded") == "false"
+
+    # Wide screens show the navigation itself, no button.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    assert nav.is_visible() and not page.get_by_role("button", name="Menu").is_visible()
+    screenshot(page, "desktop-nav")
+
+
+def test_without_scripting_the_navigation_stays_shown_on_a_phone(browser, live_server, account):
+    user = MembershipFactory(account=account).user
+    page = browser.new_page(viewport=PHONE, java_script_enabled=False)
+    log_in(page, live_server, user, reverse("campaigns:inbox"))
+    page.locator("main h1").first.wait_for()
+    nav = page.locator('nav[aria-label="Main"]')
+    assert nav.get_by_role("link", name="Contacts").is_visible()
+    assert not page.get_by_role("button", name="Menu").is_visible()
+    assert scroll_width(page) <= 390
+    screenshot(page, "phone-nav-no-script")
+
+
+def test_a_new_reply_is_unread_until_its_conversation_is_opened(
+    page, live_server, account, operator
+):
+    reply = a_reply_through_the_simulator(account)  # through the webhook: unread
+    assert reply.read_at is None
+    # A later conversation: the inbox opens it beside the list, so NUMBER's stays unread.
+    ReplyFactory(account=account, from_number=OTHER, text="Is it still on?")
+    log_in(page, live_server, operator, reverse("campaigns:inbox"))
+    heading = page.get_by_role("heading", level=1)
+    heading.filter(has_text="1 unread").wait_for()
+    nav_inbox = page.locator('nav[aria-label="Main"]').get_by_role("link", name="Inbox")
+    assert nav_inbox.locator(".nav-badge").inner_text().startswith("1")
+    conversations = page.get_by_role("region", name="Conversations")
+    link = conversations.get_by_role("link", name=NUMBER)
+    assert "unread" in link.get_attribute("class")
+    assert link.evaluate("a => getComputedStyle(a.querySelector('.text')).fontWeight") == "600"
+    assert link.locator(".badge-unread").inner_text() == "1 unread"
+    screenshot(page, "inbox-unread", full_page=True)
+
+    link.click()
+    thread = page.locator("#thread")
+    thread.get_by_text(reply.text).wait_for()
+    assert thread.locator(".bubble.theirs.unread .badge-unread").inner_text() == "New"
+    link = page.get_by_role("region", name="Conversations").get_by_role("link", name=NUMBER)
+    assert "unread" not in (link.get_attribute("class") or "")
+    assert "unread" not in page.get_by_role("heading", level=1).inner_text()
+    assert nav_inbox.locator(".nav-badge").count() == 0
+    reply.refresh_from_db()
+    assert reply.read_at is not None
+    screenshot(page, "inbox-read", full_page=True)
+
+
+def test_search_the_inbox_by_a_national_number(page, live_server, account, operator):
+    account.country = "FR"
+    account.save(update_fields=["country"])
+    ReplyFactory(account=account, from_number=NUMBER, text="Can we make it 11?")
+    ReplyFactory(account=account, from_number=OTHER, text="Is it still on?")
+    at_phone_width(page)
+    log_in(page, live_server, operator, reverse("campaigns:inbox"))
+    results = page.locator("#thread-results")
+    results.get_by_role("link", name=OTHER).wait_for()
+    page.evaluate("window.notReloaded = true")
+    page.get_by_label("Search by number or text").fill("06 12 34 99 99")
+    page.get_by_role("status").filter(has_text=f"Conversation with {NUMBER}:").wait_for()
+    assert results.get_by_role("link", name=NUMBER).is_visible()
+    assert results.get_by_role("link", name=OTHER).count() == 0
+    assert page.evaluate("window.notReloaded") is True  # htmx swapped the list in place
+    # The search is in the address, to share or reload.
+    assert parse_qs(urlsplit(page.url).query) == {"q": ["06 12 34 99 99"]}
+    assert scroll_width(page) <= 390
+    screenshot(page.locator("#threads"), "phone-inbox-search")
+
+    page.get_by_label("Search by number or text").fill("zebra")
+    page.get_by_role("status").filter(has_text="No conversation matches “zebra”.").wait_for()
+    screenshot(page.locator("#threads"), "phone-inbox-search-none")
+    page.get_by_role("link", name="Show all conversations").click()
+    results.get_by_role("link", name=OTHER).wait_for()
+
+    # The same search works as a plain page load (no script needed, e.g. a shared link).
+    page.goto(live_server.url + reverse("campaigns:inbox") + "?q=0612349999")
+    assert page.locator("#thread-results").get_by_role("link", name=NUMBER).is_visible()
+    assert page.get_by_label("Search by number or text").input_value() == "0612349999"
+
+
+def test_the_answer_counter_moves_from_one_sms_to_two(page, live_server, account, operator):
+    ReplyFactory(account=account, from_number=NUMBER, text="Can we make it 11?")
+    at_phone_width(page)
+    log_in(page, live_server, operator, reverse("campaigns:thread", args=[NUMBER]))
+    answer = page.get_by_label(f"Answer {NUMBER}")
+    counter = page.locator("#text-counter")
+    counter.filter(has_text="0 characters").wait_for()
+    answer.fill("a" * 160)
+    counter.filter(has_text="160 characters").wait_for()
+    assert "1 SMS" in counter.inner_text() and "GSM-7" in counter.inner_text()
+    screenshot(page.locator(".reply-form"), "phone-answer-1-sms")
+    answer.press("End")
+    answer.press("a")
+    counter.filter(has_text="161 characters").wait_for()
+    assert "2 SMS" in counter.inner_text()
+    screenshot(page.locator(".reply-form"), "phone-answer-2-sms")
+    # A character outside GSM-7 makes it UCS-2: 70 a part.
+    answer.fill("Merci ✓")
+    counter.filter(has_text="UCS-2").wait_for()
+    assert "1 SMS" in counter.inner_text()
+    assert scroll_width(page) <= 390

@@ -4,6 +4,7 @@ import csv
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -63,8 +64,12 @@ def test_the_list_shows_this_accounts_campaigns_newest_first_with_progress(
     page = operator_client.get(LIST).content.decode()
     assert page.index("Newer one") < page.index("Flu jabs")
     assert "Someone else" not in page
-    assert "4 of 6 handled (67%)" in page  # queued and sending are not handled yet
-    assert "1 of 1 handled (100%)" in page
+    # Each row's bar in words: queued and sending are not sent yet.
+    assert (
+        'aria-label="Flu jabs: Delivered: 2; Sent, awaiting report: 1; Failed or blocked: 1; '
+        'Not sent yet: 2"' in page
+    )
+    assert 'aria-label="Newer one: Delivered: 1"' in page
     assert f'href="{detail(campaign)}"' in page
 
 
@@ -126,7 +131,8 @@ def test_a_campaign_being_imported_shows_importing_and_no_controls(
     assert "Its numbers are being imported: it starts by itself once every one is in." in page
     for control in ("pause", "resume", "cancel"):
         assert reverse(f"campaigns:campaign_{control}", args=[importing.pk]) not in page
-    assert 'hx-trigger="every 2s"' in page  # it shows the import's end without a reload
+    assert 'hx-trigger="every 1s"' in page  # it shows the import's end without a reload
+    assert "Importing its numbers: 2 written so far." in page
 
     for control, verb in (("resume", "resumed"), ("pause", "paused"), ("cancel", "canceled")):
         url = reverse(f"campaigns:campaign_{control}", args=[importing.pk])
@@ -147,11 +153,24 @@ def test_the_detail_shows_counts_by_status_progress_and_messages(operator_client
     page = response.content.decode()
     counts = dict(re.findall(r'<td data-status="(\w+)">(\d+)</td>', page))
     assert counts == {"queued": "1", "sending": "1", "sent": "1", "delivered": "2", "failed": "1"}
-    assert '<progress max="6" value="4"' in page
-    assert "4 of 6 handled (67%)" in page
+    parts = dict(re.findall(r'<li data-part="(\w+)">.*?<strong>(\d+)</strong>', page))
+    assert parts == {
+        "delivered": "2",
+        "awaiting": "1",
+        "failed": "1",
+        "canceled": "0",
+        "remaining": "2",
+    }
+    widths = dict(re.findall(r'mbar-(\w+)" style="width: ([\d.]+)%"', page))
+    assert widths == {
+        "delivered": "33.33",
+        "awaiting": "16.67",
+        "failed": "16.67",
+        "remaining": "33.33",
+    }
     for message in campaign.messages.all():
         assert f'id="status-{message.pk}" data-status="{message.status}"' in page
-    assert 'hx-trigger="every 2s"' in page  # running: it refreshes itself
+    assert 'hx-trigger="every 1s"' in page  # running, messages moving: it refreshes itself
     for action in ("Pause", "Cancel campaign", "Export messages (CSV)"):
         assert action in page
     assert "Resume" not in page
@@ -162,8 +181,8 @@ def test_the_live_part_is_a_fragment_that_stops_polling_once_finished(
 ):
     fragment = operator_client.get(detail(campaign), headers=HTMX).content.decode()
     assert "<html" not in fragment
-    assert fragment.lstrip().startswith('<section class="card" id="campaign-live"')
-    assert 'hx-trigger="every 2s"' in fragment
+    assert fragment.lstrip().startswith('<section class="card" id="campaign-monitor"')
+    assert 'hx-trigger="every 1s"' in fragment
 
     done = CampaignFactory(account=account, status=CS.COMPLETED)
     add(done, S.DELIVERED, S.FAILED)
@@ -173,7 +192,10 @@ def test_the_live_part_is_a_fragment_that_stops_polling_once_finished(
     awaiting = CampaignFactory(account=account, status=CS.COMPLETED)
     add(awaiting, S.SENT)
     page = operator_client.get(detail(awaiting), headers=HTMX).content.decode()
-    assert 'hx-trigger="every 5s"' in page
+    assert 'hx-trigger="every 2s"' in page  # a report came a moment ago
+    Message.objects.filter(campaign=awaiting).update(updated_at=timezone.now() - timedelta(hours=1))
+    page = operator_client.get(detail(awaiting), headers=HTMX).content.decode()
+    assert 'hx-trigger="every 10s"' in page
     Campaign.objects.filter(pk=awaiting.pk).update(created_at=timezone.now() - timedelta(days=2))
     assert "hx-trigger" not in operator_client.get(detail(awaiting), headers=HTMX).content.decode()
 
@@ -306,3 +328,84 @@ def test_another_accounts_campaign_is_404_everywhere(client, campaign, other_acc
         assert client.post(reverse(f"campaigns:{name}", args=[pk])).status_code == 404
     assert Campaign.objects.get(pk=pk).status == CS.RUNNING
     assert "Flu jabs" not in client.get(LIST).content.decode()
+
+
+def test_the_list_of_30_campaigns_costs_a_fixed_number_of_queries(
+    operator_client, account, django_assert_max_num_queries
+):
+    account.flood_limit_per_minute, account.flood_limit_per_hour = 600, 10000
+    account.quiet_hours_start = account.quiet_hours_end = None
+    account.save()
+    for i in range(30):
+        status = [CS.RUNNING, CS.PAUSED, CS.CANCELED, CS.COMPLETED, CS.SCHEDULED][i % 5]
+        campaign = CampaignFactory(account=account, name=f"Campaign {i:02d}", status=status)
+        add(campaign, S.QUEUED, S.SENT, S.DELIVERED, S.CANCELED)
+    operator_client.get(LIST)  # warm up: session, account
+    with django_assert_max_num_queries(12):  # 11 on SQLite: none per campaign
+        page = operator_client.get(LIST).content.decode()
+    assert len(names(page)) == 25
+    assert page.count('class="monitor-headline"') == 25
+
+
+def test_a_canceled_campaign_does_not_show_a_full_bar(operator_client, account, operator):
+    campaign = CampaignFactory(account=account, name="Stopped", status=CS.RUNNING)
+    add(campaign, S.DELIVERED, S.FAILED, S.QUEUED, S.QUEUED)
+    operator_client.post(reverse("campaigns:campaign_cancel", args=[campaign.pk]))
+    page = operator_client.get(detail(campaign)).content.decode()
+    widths = dict(re.findall(r'mbar-(\w+)" style="width: ([\d.]+)%"', page))
+    assert widths == {"delivered": "25.00", "failed": "25.00", "canceled": "50.00"}
+    assert "Canceled: 2 messages were never sent." in page
+    assert f"by {operator.get_username()}" in page
+    listed = operator_client.get(LIST).content.decode()
+    assert 'aria-label="Stopped: Delivered: 1; Failed or blocked: 1; Canceled: 2"' in listed
+
+
+def test_paused_by_whom_and_cost(operator_client, account, operator):
+    account.price_per_segment, account.price_currency = Decimal("0.05"), "EUR"
+    account.save()
+    campaign = CampaignFactory(account=account, name="Paused one", status=CS.RUNNING)
+    add(campaign, S.DELIVERED, S.SENT, S.QUEUED, S.QUEUED)
+    operator_client.post(reverse("campaigns:campaign_pause", args=[campaign.pk]))
+    page = operator_client.get(detail(campaign)).content.decode()
+    assert f"Paused by {operator.get_username()} at " in page
+    assert "<dt>Cost so far</dt><dd>0.10 EUR</dd>" in page
+    assert "<dt>Estimated total cost</dt><dd>0.20 EUR</dd>" in page
+
+
+def live_url(page: str) -> str:
+    return (
+        re.search(r'id="campaign-monitor"[^>]*hx-get="([^"]+)"', page)
+        .group(1)
+        .replace("&amp;", "&")
+    )
+
+
+def test_the_poll_answers_204_until_something_changes(
+    operator_client, campaign, django_assert_max_num_queries
+):
+    page = operator_client.get(detail(campaign)).content.decode()
+    url = live_url(page)
+    operator_client.get(url, headers=HTMX)  # warm up
+    with django_assert_max_num_queries(6):  # session, user, membership, campaign, counts
+        assert operator_client.get(url, headers=HTMX).status_code == 204
+    queued = campaign.messages.get(status=S.QUEUED)
+    Message.objects.filter(pk=queued.pk).update(status=S.SENDING)
+    changed = operator_client.get(url, headers=HTMX)
+    assert changed.status_code == 200
+    assert f'id="status-{queued.pk}" data-status="sending"' in changed.content.decode()
+    # Quiet for a while: one answer slows the page down to every 3 s, then 204 again.
+    quiet = re.sub(
+        r"t=\d+", f"t={int(timezone.now().timestamp()) - 30}", live_url(changed.content.decode())
+    )
+    slower = operator_client.get(quiet, headers=HTMX).content.decode()
+    assert 'hx-trigger="every 3s"' in slower
+    assert operator_client.get(live_url(slower), headers=HTMX).status_code == 204
+
+
+@pytest.mark.parametrize(
+    "query", ["?v=x&t=abc&p=&b=1", "?v=&t=99999999999999&p=1", "?t=1&v=zz&b=-1"]
+)
+def test_a_mangled_poll_gets_the_live_part_not_an_error(operator_client, campaign, query):
+    answer = operator_client.get(detail(campaign) + query, headers=HTMX)
+    assert answer.status_code == 200
+    assert 'id="campaign-monitor"' in answer.content.decode()

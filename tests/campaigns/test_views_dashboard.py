@@ -137,3 +137,45 @@ def test_a_user_in_no_account_is_told_so(client, django_user_model):
     response = client.get(DASHBOARD)
     assert response.status_code == 403
     assert "not a member of any account" in response.content.decode()
+
+
+def test_a_picked_range_changes_the_figures(operator_client, account, traffic):
+    week = operator_client.get(DASHBOARD).content.decode()
+    month = operator_client.get(DASHBOARD, {"range": "30d"}).content.decode()
+    today = operator_client.get(DASHBOARD, {"range": "today"}).content.decode()
+    assert "Last 7 days" in week and "71.4 %" in week
+    assert "Last 30 days" in month and "83.3 %" in month  # 10 delivered of 12
+    assert "Messages per day, last 30 days" in month
+    assert month.count('<th scope="row"><time datetime=') == 30
+    assert "60.0 %" in today  # 3 of 5
+    # The live figures keep polling for the range picked.
+    assert "?range=30d&amp;part=figures" in month
+    figures = operator_client.get(
+        DASHBOARD, {"range": "30d", "part": "figures"}, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert "83.3 %" in figures
+
+
+def test_a_custom_range_on_the_dashboard(operator_client, account, traffic):
+    day = (timezone.now() - timedelta(days=8)).astimezone(stats.zoneinfo.ZoneInfo("Europe/Paris"))
+    page = operator_client.get(
+        DASHBOARD, {"range": "custom", "date_from": day.date(), "date_to": day.date()}
+    ).content.decode()
+    assert "100.0 %" in page  # the 5 delivered eight days ago, alone
+    summary = stats.summary(account, first_day=day.date(), last_day=day.date())
+    assert summary.period.total.delivered == 5
+    assert summary.today.total.sent == 5  # today is still today's
+
+
+def test_dashboard_headers_never_hyphenate(operator_client, account, traffic):
+    page = operator_client.get(DASHBOARD).content.decode()
+    assert "&shy;" not in page and "\u00ad" not in page
+    assert '<th scope="col">Delivered</th>' in page
+
+
+def test_bad_range_on_the_dashboard_is_a_message(operator_client, account, traffic):
+    response = operator_client.get(DASHBOARD, {"range": "custom", "date_from": "2026-02-31"})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "The period could not be read: showing the last 7 days instead." in page
+    assert "71.4 %" in page

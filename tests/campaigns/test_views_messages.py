@@ -1,5 +1,6 @@
 """The messages list (`/messages/`: filters, keyset pages, live badges) and the detail page."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -180,19 +181,82 @@ def test_htmx_gets_the_results_alone(operator_client, account):
     assert "Fragment please" in fragment
 
 
+HX = {"HX-Request": "true"}
+
+
 def badge(page: str, message: Message) -> str:
     start = page.index(f'id="status-{message.pk}"')
     return page[start : page.index("</span>", start)]
 
 
-def test_badges_poll_while_not_final(operator_client, account):
+def poller(page: str) -> str:
+    """The messages list's one poller (the badges of the list do not poll one by one)."""
+    match = re.search(
+        r'<div id="message-poller" hidden hx-get="([^"]+)" hx-trigger="([^"]+)"', page
+    )
+    return f"{match.group(1)} {match.group(2)}" if match else ""
+
+
+def test_one_poller_watches_the_badges_not_final(operator_client, account):
     waiting = MessageFactory(account=account, status=Status.SENT)
     done = MessageFactory(account=account, status=Status.DELIVERED)
     page = operator_client.get(LIST).content.decode()
-    assert reverse("campaigns:message_status", args=[waiting.pk]) in page
-    assert reverse("campaigns:message_status", args=[done.pk]) not in page
-    assert 'hx-trigger="every 5s"' in badge(page, waiting)
-    assert "hx-trigger" not in badge(page, done)
+    assert "hx-trigger" not in badge(page, waiting) and "hx-trigger" not in badge(page, done)
+    watching = poller(page)
+    assert f"s={waiting.pk}.sent&amp;" in watching and f"{done.pk}." not in watching
+    assert watching.endswith("every 5s")  # a delivery report is awaited
+    queued = MessageFactory(account=account, status=Status.QUEUED)
+    page = operator_client.get(LIST).content.decode()
+    assert poller(page).endswith("every 1s")  # something is on its way: every second
+    Message.objects.filter(pk__in=[waiting.pk, queued.pk]).update(status=Status.DELIVERED)
+    assert poller(operator_client.get(LIST).content.decode()) == ""  # all final: no polling
+
+
+def test_the_poll_answers_204_until_a_status_changes_then_only_the_changed_badges(
+    operator_client, account
+):
+    first = MessageFactory(account=account, status=Status.QUEUED)
+    second = MessageFactory(account=account, status=Status.QUEUED)
+    url = reverse("campaigns:message_live")
+    now = int(timezone.now().timestamp())
+    query = f"?s={first.pk}.queued,{second.pk}.queued&p=1&t={now}"
+    assert operator_client.get(url + query, headers=HX).status_code == 204
+    Message.objects.filter(pk=first.pk).update(status=Status.SENDING)
+    answer = operator_client.get(url + query, headers=HX)
+    body = answer.content.decode()
+    assert answer.status_code == 200
+    assert f'id="status-{first.pk}" data-status="sending" hx-swap-oob="true"' in body
+    assert f'id="status-{second.pk}"' not in body  # unchanged: not sent again
+    assert f"s={first.pk}.sending,{second.pk}.queued&amp;" in poller(body)
+    # Quiet for 10 s: the poller slows down to every 3 s (one answer that says so).
+    quiet = f"?s={first.pk}.sending,{second.pk}.queued&p=1&t={now - 11}"
+    assert poller(operator_client.get(url + quiet, headers=HX).content.decode()).endswith(
+        "every 3s"
+    )
+    assert operator_client.get(url + quiet.replace("p=1", "p=3"), headers=HX).status_code == 204
+
+
+def test_the_poll_is_one_query_and_sees_only_this_accounts_messages(
+    operator_client, account, other_account_user, django_assert_max_num_queries
+):
+    mine = MessageFactory(account=account, status=Status.QUEUED)
+    theirs = MessageFactory(account=other_account_user.memberships.get().account)
+    url = reverse("campaigns:message_live")
+    now = int(timezone.now().timestamp())
+    operator_client.get(url + f"?s={mine.pk}.queued&p=1&t={now}", headers=HX)  # warm up
+    with django_assert_max_num_queries(4):  # session, user, membership; then the messages
+        answer = operator_client.get(url + f"?s={mine.pk}.queued&p=1&t={now}", headers=HX)
+    assert answer.status_code == 204
+    body = operator_client.get(url + f"?s={theirs.pk}.queued&p=1&t={now}", headers=HX)
+    assert str(theirs.pk) not in body.content.decode()
+
+
+@pytest.mark.parametrize(
+    "query", ["?s=abc", "?s=1.nonsense,2", "?s=" + ",".join(["9" * 30] * 500), "?p=x&t=-1", ""]
+)
+def test_a_mangled_poll_gets_an_answer_not_an_error(operator_client, query):
+    answer = operator_client.get(reverse("campaigns:message_live") + query, headers=HX)
+    assert answer.status_code in (200, 204)
 
 
 @pytest.mark.parametrize("status", [Status.SENT, Status.UNKNOWN])
@@ -200,7 +264,7 @@ def test_a_badge_that_may_wait_for_good_stops_polling_after_ten_minutes(
     operator_client, account, status
 ):
     """A delivery report may never come, and an unknown outcome may stay unknown: their badges
-    poll for 10 minutes after the last change, then the page stops asking."""
+    are watched for 10 minutes after the last change, then the page stops asking."""
     recent = MessageFactory(account=account, status=status)
     old = MessageFactory(account=account, status=status)
     queued_long_ago = MessageFactory(account=account, status=Status.QUEUED)
@@ -208,23 +272,33 @@ def test_a_badge_that_may_wait_for_good_stops_polling_after_ten_minutes(
     Message.objects.filter(pk__in=[old.pk, queued_long_ago.pk]).update(updated_at=long_ago)
     Message.objects.filter(pk=recent.pk).update(updated_at=timezone.now() - timedelta(minutes=9))
     page = operator_client.get(LIST).content.decode()
-    assert 'hx-trigger="every 5s"' in badge(page, recent)
-    assert "hx-trigger" not in badge(page, old)
-    assert f'data-status="{status}"' in badge(page, old)
-    # Queued is not a state to wait in for long: it keeps polling.
-    assert 'hx-trigger="every 5s"' in badge(page, queued_long_ago)
-    # The badge's own refresh says the same, so that a polling badge stops by itself.
+    watching = poller(page)
+    assert f"{recent.pk}.{status}" in watching and f"{old.pk}." not in watching
+    # Queued is not a state to wait in for long: it stays watched.
+    assert f"{queued_long_ago.pk}.queued" in watching
+    # A badge elsewhere (inbox, contact) polls itself and stops the same way.
     url = reverse("campaigns:message_status", args=[old.pk])
     assert "hx-trigger" not in operator_client.get(url).content.decode()
     url = reverse("campaigns:message_status", args=[recent.pk])
     assert 'hx-trigger="every 5s"' in operator_client.get(url).content.decode()
+    # Asked with the status it shows, the badge gets 204: nothing to swap.
+    assert operator_client.get(url + f"?v={status}", headers=HX).status_code == 204
 
 
 def test_the_message_detail_page_stays_live(operator_client, account):
     message = MessageFactory(account=account, status=Status.SENT)
     Message.objects.filter(pk=message.pk).update(updated_at=timezone.now() - timedelta(hours=1))
-    page = operator_client.get(reverse("campaigns:message_detail", args=[message.pk]))
-    assert 'hx-trigger="every 2s"' in page.content.decode()
+    url = reverse("campaigns:message_detail", args=[message.pk])
+    page = operator_client.get(url).content.decode()
+    assert 'hx-trigger="every 30s"' in page  # a report may come late: it still listens
+    poll = (
+        re.search(r'hx-get="([^"]+)" hx-trigger="every 30s"', page).group(1).replace("&amp;", "&")
+    )
+    assert operator_client.get(poll, headers=HX).status_code == 204  # nothing changed
+    Message.objects.filter(pk=message.pk).update(status=Status.DELIVERED, updated_at=timezone.now())
+    fragment = operator_client.get(poll, headers=HX).content.decode()
+    assert 'id="message-status" data-status="delivered"' in fragment
+    assert "hx-trigger" not in fragment  # final: it stops
 
 
 def test_detail_shows_every_event_the_raw_answers_and_replies(operator_client, account):

@@ -2,47 +2,21 @@
 columns, maps them (htmx swaps each step in place), imports them into a new list, reads the
 summary with the bad row's line, then exports the list."""
 
-import os
-
 import pytest
-from django.db import connections
 
 from campaigns.contacts.models import Contact, ContactField, ContactList
 from campaigns.models import Membership
 
-from ..conftest import OUTPUT
+from ..browser_support import BROWSER_TEST, log_in, screenshot
 from ..factories import AccountFactory, MembershipFactory
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-        reason="Debian's chromium is not installed (apt-get install -y chromium)",
-    ),
-]
+pytestmark = BROWSER_TEST
 
 
 @pytest.fixture
-def page(live_server, settings, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def page(settings, tmp_path, page):
     settings.SMSHUB_UPLOAD_DIR = tmp_path / "uploads"
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-            )
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            yield page
-            browser.close()
-            connections.close_all()
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return page
 
 
 def test_import_a_csv_with_custom_fields_into_a_new_list_then_export_it(
@@ -58,10 +32,7 @@ def test_import_a_csv_with_custom_fields_into_a_new_list_then_export_it(
         "0612;Bad;Paris;1\n"
         "+33 6 12 34 56 79;Bob;Nice;19\n"
     )
-    page.goto(live_server.url + "/contacts/import/")
-    page.get_by_label("Username").fill(admin.username)
-    page.get_by_label("Password").fill("a-long-test-password")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, live_server, admin, "/contacts/import/")
 
     page.get_by_label("CSV file").set_input_files(str(people))
     page.get_by_role("button", name="Next: map the columns").click()
@@ -78,8 +49,7 @@ def test_import_a_csv_with_custom_fields_into_a_new_list_then_export_it(
     summary = page.locator("dl.facts").inner_text()
     assert "Contacts created\n2" in summary.replace("\t", "\n")
     assert page.locator(".rejected-rows td.line").all_inner_texts() == ["3"]
-    OUTPUT.mkdir(exist_ok=True)
-    page.screenshot(path=str(OUTPUT / "contacts-import-summary.png"), full_page=True)
+    screenshot(page, "contacts-import-summary", full_page=True)
 
     fair = ContactList.objects.get(account=account, name="Spring fair")
     ann = Contact.objects.get(number="+33612345678")
@@ -105,10 +75,7 @@ def test_an_imported_list_gets_a_personalised_campaign_seen_on_each_contacts_pag
     operator = MembershipFactory(account=account, role=Membership.Role.ADMIN).user
     people = tmp_path / "regulars.csv"
     people.write_text("Phone,First name,City\n0612345678,Ann,Lyon\n0612345679,,Nice\n")
-    page.goto(live_server.url + "/contacts/import/")
-    page.get_by_label("Username").fill(operator.username)
-    page.get_by_label("Password").fill("a-long-test-password")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, live_server, operator, "/contacts/import/")
     page.get_by_label("CSV file").set_input_files(str(people))
     page.get_by_role("button", name="Next: map the columns").click()
     page.get_by_role("heading", name="2. What each column holds").wait_for()
@@ -126,8 +93,7 @@ def test_an_imported_list_gets_a_personalised_campaign_seen_on_each_contacts_pag
     samples = page.locator("ul.samples").inner_text()
     assert "Hi Ann, a table in Lyon tonight?" in samples
     assert "Hi there, a table in Nice tonight?" in samples
-    OUTPUT.mkdir(exist_ok=True)
-    page.screenshot(path=str(OUTPUT / "compose-personalised-preview.png"), full_page=True)
+    screenshot(page, "compose-personalised-preview", full_page=True)
     page.get_by_role("button", name="Confirm: send to 2").click()
     page.wait_for_url("**/campaigns/*/")
 

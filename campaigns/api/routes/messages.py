@@ -221,7 +221,7 @@ def cancel_message(
         raise ApiError(
             409,
             "not_cancelable",
-            f"This message is {message.get_status_display().lower()}: only queued, scheduled "
+            f"This message is {message.status}: only queued, scheduled "
             "or retrying messages can be canceled.",
         )
 

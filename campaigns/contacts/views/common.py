@@ -12,6 +12,8 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.formats import number_format
+from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Membership, OptOut
 from campaigns.views.shared import membership_required
@@ -24,10 +26,10 @@ READ = (Role.ADMIN, Role.OPERATOR, Role.VIEWER)
 EDIT = (Role.ADMIN, Role.OPERATOR)
 MANAGE = (Role.ADMIN,)
 
-EDIT_REFUSAL = (
+EDIT_REFUSAL = _(
     "Only operators and account admins can change contacts, lists, segments and templates."
 )
-MANAGE_REFUSAL = "Only account admins can change custom fields."
+MANAGE_REFUSAL = _("Only account admins can change custom fields.")
 
 PAGE_SIZE = 50
 
@@ -104,8 +106,9 @@ def annotate(account, contacts: list[Contact]) -> list[Contact]:
     return contacts
 
 
-def plural(count: int, singular: str, plural_: str | None = None) -> str:
-    return f"{count:,} {singular if count == 1 else (plural_ or singular + 's')}"
+def amount(count: int) -> str:
+    """A count as the user's language writes it (1,851 · 1 851 · 1.851), for ngettext texts."""
+    return number_format(count, force_grouping=True)
 
 
 def confirm(

@@ -6,6 +6,7 @@ from django.contrib import messages as flash
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_POST
 
 from campaigns import statuses
@@ -22,13 +23,13 @@ from .common import (
     EDIT,
     READ,
     allowed,
+    amount,
     annotate,
     can_edit,
     confirm,
     cursor,
     forbidden,
     keyset,
-    plural,
 )
 from .segments import segment_contacts
 
@@ -100,19 +101,30 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _list_page(request)
     if not can_edit(request):
-        return forbidden(request, "Only operators and account admins can change lists.")
+        return forbidden(request, gettext("Only operators and account admins can change lists."))
     bulk = BulkAddForm(request.POST, account=request.membership.account)
     if not bulk.is_valid():
         return _list_page(request, bulk, status=400)
     contact_list = bulk.chosen()
     if contact_list is None:  # deleted meanwhile
-        bulk.add_error("contact_list", "This list no longer exists.")
+        bulk.add_error("contact_list", gettext("This list no longer exists."))
         return _list_page(request, bulk, status=400)
     ids = bulk.contact_ids()
     added = services.add_to_list(contact_list, ids)
     already = len(ids) - added
-    note = f" ({plural(already, 'was', 'were')} in it already)" if already else ""
-    flash.success(request, f"{plural(added, 'contact')} added to “{contact_list.name}”{note}.")
+    said = ngettext(
+        "%(count)s contact added to “%(list)s”",
+        "%(count)s contacts added to “%(list)s”",
+        added,
+    ) % {"count": amount(added), "list": contact_list.name}
+    if already:
+        note = ngettext("%(count)s was in it already", "%(count)s were in it already", already) % {
+            "count": amount(already)
+        }
+        said = gettext("%(added)s (%(already)s).") % {"added": said, "already": note}
+    else:
+        said += "."
+    flash.success(request, said)
     return redirect(request.get_full_path())
 
 
@@ -127,7 +139,7 @@ def contact_add(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         contact = form.save()
         if contact is not None:
-            flash.success(request, f"Contact {contact} added.")
+            flash.success(request, gettext("Contact %(contact)s added.") % {"contact": contact})
             return redirect("contacts:contact_detail", contact.pk)
     status = 400 if form.is_bound else 200
     return render(
@@ -141,7 +153,7 @@ def contact_edit(request: HttpRequest, pk: int) -> HttpResponse:
     shown_as = str(contact)  # as saved, whatever is typed
     form = ContactForm(request.POST or None, account=request.membership.account, contact=contact)
     if request.method == "POST" and form.is_valid() and form.save() is not None:
-        flash.success(request, f"Contact {contact} saved.")
+        flash.success(request, gettext("Contact %(contact)s saved.") % {"contact": contact})
         return redirect("contacts:contact_detail", contact.pk)
     return render(
         request,
@@ -207,13 +219,21 @@ def contact_add_to_list(request: HttpRequest, pk: int) -> HttpResponse:
     contact_list = form.chosen() if form.is_valid() else None
     if contact_list is None:
         if form.is_valid():
-            form.add_error("contact_list", "This list no longer exists.")
+            form.add_error("contact_list", gettext("This list no longer exists."))
         context = _detail_context(request, contact, list_form=form)
         return render(request, "contacts/contact_detail.html", context, status=400)
     if services.add_to_list(contact_list, [contact]):
-        flash.success(request, f"{contact} added to “{contact_list.name}”.")
+        flash.success(
+            request,
+            gettext("%(contact)s added to “%(list)s”.")
+            % {"contact": contact, "list": contact_list.name},
+        )
     else:
-        flash.success(request, f"{contact} was in “{contact_list.name}” already.")
+        flash.success(
+            request,
+            gettext("%(contact)s was in “%(list)s” already.")
+            % {"contact": contact, "list": contact_list.name},
+        )
     return redirect("contacts:contact_detail", contact.pk)
 
 
@@ -223,9 +243,17 @@ def contact_remove_from_list(request: HttpRequest, pk: int, list_pk: int) -> Htt
     contact = _contact(request, pk)
     contact_list = get_for_account(ContactList.objects, request, pk=list_pk)
     if services.remove_from_list(contact_list, [contact]):
-        flash.success(request, f"{contact} removed from “{contact_list.name}”.")
+        flash.success(
+            request,
+            gettext("%(contact)s removed from “%(list)s”.")
+            % {"contact": contact, "list": contact_list.name},
+        )
     else:
-        flash.success(request, f"{contact} was not in “{contact_list.name}”.")
+        flash.success(
+            request,
+            gettext("%(contact)s was not in “%(list)s”.")
+            % {"contact": contact, "list": contact_list.name},
+        )
     return redirect("contacts:contact_detail", contact.pk)
 
 
@@ -237,23 +265,37 @@ def delete_consequences(contact: Contact) -> list[str]:
     waiting = to_number.filter(status__in=statuses.CANCELABLE).count()
     replies = Reply.objects.filter(account=account, from_number=number).count()
     masked = services.masked(number)
+    messages = ngettext(
+        "the %(count)s message sent to it", "the %(count)s messages sent to it", sent
+    ) % {"count": amount(sent)}
+    answers = ngettext("the %(count)s reply it sent", "the %(count)s replies it sent", replies) % {
+        "count": amount(replies)
+    }
     said = [
-        "Its name, language, custom field values and list memberships are deleted.",
-        f"Its number is masked ({masked}) on the {plural(sent, 'message')} sent to it and "
-        f"the {plural(replies, 'reply', 'replies')} it sent: they stay in the statistics, "
-        "without the number.",
+        gettext("Its name, language, custom field values and list memberships are deleted."),
+        gettext(
+            "Its number is masked (%(masked)s) on %(messages)s and %(replies)s: they stay in "
+            "the statistics, without the number."
+        )
+        % {"masked": masked, "messages": messages, "replies": answers},
     ]
     if waiting:
         said.append(
-            f"{plural(waiting, 'message')} still waiting to be sent to it "
-            f"{'is' if waiting == 1 else 'are'} canceled."
+            ngettext(
+                "%(count)s message still waiting to be sent to it is canceled.",
+                "%(count)s messages still waiting to be sent to it are canceled.",
+                waiting,
+            )
+            % {"count": amount(waiting)}
         )
     else:
-        said.append("No message is waiting to be sent to it: nothing is canceled.")
+        said.append(gettext("No message is waiting to be sent to it: nothing is canceled."))
     if OptOut.objects.filter(account=account, number=number).exists():
         said.append(
-            "Its opt-out stays: the number still cannot be sent to (remove it on the Opt-outs "
-            "page if it should)."
+            gettext(
+                "Its opt-out stays: the number still cannot be sent to (remove it on the "
+                "Opt-outs page if it should)."
+            )
         )
     return said
 
@@ -266,26 +308,37 @@ def contact_delete(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             deleted = services.delete_contact(contact, by=request.user.get_username())
         except services.StillSending:
-            error = (
+            error = gettext(
                 "A message to this number is being handed to a provider right now, so the "
                 "contact cannot be deleted this very moment: try again in a few seconds."
             )
         else:
             canceled = deleted.canceled
-            note = f" {plural(canceled, 'waiting message')} canceled." if canceled else ""
-            flash.success(
-                request,
-                f"Contact {contact} deleted: its number is masked on "
-                f"{plural(deleted.masked_messages, 'message')} and "
-                f"{plural(deleted.masked_replies, 'reply', 'replies')}.{note}",
-            )
+            said = gettext(
+                "Contact %(contact)s deleted: its number is masked on %(messages)s and %(replies)s."
+            ) % {
+                "contact": contact,
+                "messages": ngettext(
+                    "%(count)s message", "%(count)s messages", deleted.masked_messages
+                )
+                % {"count": amount(deleted.masked_messages)},
+                "replies": ngettext("%(count)s reply", "%(count)s replies", deleted.masked_replies)
+                % {"count": amount(deleted.masked_replies)},
+            }
+            if canceled:
+                said += " " + ngettext(
+                    "%(count)s waiting message canceled.",
+                    "%(count)s waiting messages canceled.",
+                    canceled,
+                ) % {"count": amount(canceled)}
+            flash.success(request, said)
             return redirect("contacts:contact_list")
     return confirm(
         request,
-        title=f"Delete the contact {contact}?",
+        title=gettext("Delete the contact %(contact)s?") % {"contact": contact},
         consequences=delete_consequences(contact),
         cancel=reverse("contacts:contact_detail", args=[contact.pk]),
-        button="Delete the contact",
+        button=gettext("Delete the contact"),
         error=error,
         status=409 if error else 200,
     )

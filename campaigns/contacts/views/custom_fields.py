@@ -2,16 +2,19 @@
 (text, number or date). Everyone reads them; account admins add, rename and delete them."""
 
 from django.contrib import messages as flash
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from campaigns.views.shared import for_account, get_for_account
 
 from .. import merge, services
 from ..forms import FieldForm, FieldLabelForm
 from ..models import Contact, ContactField, Segment, Template
-from .common import MANAGE, MANAGE_REFUSAL, READ, allowed, can_manage, confirm, forbidden, plural
+from .common import MANAGE, MANAGE_REFUSAL, READ, allowed, can_manage, confirm, forbidden
 
 
 def _page(request: HttpRequest, form: FieldForm | None = None, status: int = 200):
@@ -38,7 +41,11 @@ def field_list(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _page(request, form, status=400)
     field = form.save()
-    flash.success(request, f"Field “{field.label}” added: write {{{field.key}}} in a text.")
+    flash.success(
+        request,
+        _("Field “%(label)s” added: write %(key)s in a text.")
+        % {"label": field.label, "key": f"{{{field.key}}}"},
+    )
     return redirect("contacts:field_list")
 
 
@@ -48,7 +55,11 @@ def field_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = FieldLabelForm(request.POST or None, instance=field)
     if request.method == "POST" and form.is_valid():
         form.save()
-        flash.success(request, f"Field {{{field.key}}} is now labelled “{field.label}”.")
+        flash.success(
+            request,
+            _("Field %(key)s is now labelled “%(label)s”.")
+            % {"key": f"{{{field.key}}}", "label": field.label},
+        )
         return redirect("contacts:field_list")
     return render(
         request,
@@ -87,30 +98,42 @@ def field_delete(request: HttpRequest, pk: int) -> HttpResponse:
         removed = services.delete_field(field)
         flash.success(
             request,
-            f"Field “{field.label}” deleted, and its value removed from "
-            f"{plural(removed, 'contact')}.",
+            ngettext(
+                "Field “%(label)s” deleted, and its value removed from %(n)s contact.",
+                "Field “%(label)s” deleted, and its value removed from %(n)s contacts.",
+                removed,
+            )
+            % {"label": field.label, "n": intcomma(removed)},
         )
         return redirect("contacts:field_list")
     used = users_of(field)
     said = [
-        f"{{{field.key}}} is removed from the values of every contact: "
-        f"{plural(used['contacts'], 'contact')} {'has' if used['contacts'] == 1 else 'have'} "
-        "one now. This cannot be undone (export the contacts first to keep them).",
+        ngettext(
+            "%(key)s is removed from the values of every contact: %(n)s contact has one now. "
+            "This cannot be undone (export the contacts first to keep them).",
+            "%(key)s is removed from the values of every contact: %(n)s contacts have one now. "
+            "This cannot be undone (export the contacts first to keep them).",
+            used["contacts"],
+        )
+        % {"key": f"{{{field.key}}}", "n": intcomma(used["contacts"])},
     ]
     if used["segments"]:
         said.append(
-            f"Segments with a condition on it ({', '.join(used['segments'])}) then read it as "
-            "empty for every contact: edit them."
+            _(
+                "Segments with a condition on it (%(segments)s) then read it as empty for every "
+                "contact: edit them."
+            )
+            % {"segments": ", ".join(used["segments"])}
         )
     if used["templates"]:
         said.append(
-            f"Templates using {{{field.key}}} ({', '.join(used['templates'])}) then give its "
-            "fallback, or nothing."
+            _("Templates using %(key)s (%(templates)s) then give its fallback, or nothing.")
+            % {"key": f"{{{field.key}}}", "templates": ", ".join(used["templates"])}
         )
     return confirm(
         request,
-        title=f"Delete the field “{field.label}”?",
+        title=_("Delete the field “%(label)s”?") % {"label": field.label},
         consequences=said,
         cancel=reverse("contacts:field_list"),
-        button="Delete the field and its values",
+        button=_("Delete the field and its values"),
     )

@@ -3,10 +3,13 @@ account: `counts`). Everyone reads; operators and account admins create, rename 
 and add or remove members."""
 
 from django.contrib import messages as flash
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from campaigns.views.shared import for_account, get_for_account
 
@@ -24,7 +27,6 @@ from .common import (
     cursor,
     forbidden,
     keyset,
-    plural,
 )
 
 
@@ -57,12 +59,12 @@ def list_index(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _index(request)
     if not can_edit(request):
-        return forbidden(request, "Only operators and account admins can create lists.")
+        return forbidden(request, _("Only operators and account admins can create lists."))
     form = ListForm(request.POST, account=request.membership.account)
     if not form.is_valid():
         return _index(request, form, status=400)
     contact_list = form.save()
-    flash.success(request, f"List “{contact_list.name}” created.")
+    flash.success(request, _("List “%(name)s” created.") % {"name": contact_list.name})
     return redirect("contacts:list_detail", contact_list.pk)
 
 
@@ -102,12 +104,20 @@ def list_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method != "POST":
         return _detail(request, contact_list)
     if not can_edit(request):
-        return forbidden(request, "Only operators and account admins can change lists.")
+        return forbidden(request, _("Only operators and account admins can change lists."))
     form = BulkRemoveForm(request.POST)
     if not form.is_valid():
         return _detail(request, contact_list, form, status=400)
     removed = services.remove_from_list(contact_list, form.cleaned_data["contact"])
-    flash.success(request, f"{plural(removed, 'contact')} removed from “{contact_list.name}”.")
+    flash.success(
+        request,
+        ngettext(
+            "%(n)s contact removed from “%(name)s”.",
+            "%(n)s contacts removed from “%(name)s”.",
+            removed,
+        )
+        % {"n": intcomma(removed), "name": contact_list.name},
+    )
     return redirect(request.get_full_path())
 
 
@@ -118,7 +128,7 @@ def list_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = ListForm(request.POST or None, instance=contact_list, account=contact_list.account)
     if request.method == "POST" and form.is_valid():
         form.save()
-        flash.success(request, f"List “{contact_list.name}” saved.")
+        flash.success(request, _("List “%(name)s” saved.") % {"name": contact_list.name})
         return redirect("contacts:list_detail", contact_list.pk)
     return render(
         request,
@@ -144,23 +154,32 @@ def list_delete(request: HttpRequest, pk: int) -> HttpResponse:
     contact_list = get_for_account(ContactList.objects, request, pk=pk)
     if request.method == "POST":
         contact_list.delete()
-        flash.success(request, f"List “{contact_list.name}” deleted. Its contacts stay.")
+        flash.success(
+            request, _("List “%(name)s” deleted. Its contacts stay.") % {"name": contact_list.name}
+        )
         return redirect("contacts:list_index")
     members = contact_list.membership_set.count()
     said = [
-        f"The list and its {plural(members, 'membership')} go; its contacts stay, with their "
-        "other lists.",
+        ngettext(
+            "The list and its %(n)s membership go; its contacts stay, with their other lists.",
+            "The list and its %(n)s memberships go; its contacts stay, with their other lists.",
+            members,
+        )
+        % {"n": intcomma(members)},
     ]
     using = _segments_using(contact_list)
     if using:
         said.append(
-            f"Segments with a condition on this list ({', '.join(using)}) then read it as an "
-            "empty list: edit them."
+            _(
+                "Segments with a condition on this list (%(segments)s) then read it as an "
+                "empty list: edit them."
+            )
+            % {"segments": ", ".join(using)}
         )
     return confirm(
         request,
-        title=f"Delete the list “{contact_list.name}”?",
+        title=_("Delete the list “%(name)s”?") % {"name": contact_list.name},
         consequences=said,
         cancel=reverse("contacts:list_detail", args=[contact_list.pk]),
-        button="Delete the list",
+        button=_("Delete the list"),
     )

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from campaigns.models import Account
@@ -107,7 +108,7 @@ def _editor(request: HttpRequest, segment: Segment | None) -> HttpResponse:
         saved = form.save(commit=False)
         saved.rules = rules
         saved.save()
-        flash.success(request, f"Segment “{saved.name}” saved.")
+        flash.success(request, gettext("Segment “%(name)s” saved.") % {"name": saved.name})
         return redirect("contacts:segment_detail", saved.pk)
     return _render_editor(request, segment, form, rows, _count(account, rules), status=400)
 
@@ -184,15 +185,18 @@ def segment_delete(request: HttpRequest, pk: int) -> HttpResponse:
     segment = get_for_account(Segment.objects, request, pk=pk)
     if request.method == "POST":
         segment.delete()
-        flash.success(request, f"Segment “{segment.name}” deleted. Its contacts stay.")
+        flash.success(
+            request,
+            gettext("Segment “%(name)s” deleted. Its contacts stay.") % {"name": segment.name},
+        )
         return redirect("contacts:segment_list")
     return confirm(
         request,
-        title=f"Delete the segment “{segment.name}”?",
+        title=gettext("Delete the segment “%(name)s”?") % {"name": segment.name},
         consequences=[
-            "Only the saved conditions go: no contact is deleted or changed.",
-            "Campaigns already sent to it keep their messages.",
+            gettext("Only the saved conditions go: no contact is deleted or changed."),
+            gettext("Campaigns already sent to it keep their messages."),
         ],
         cancel=reverse("contacts:segment_detail", args=[segment.pk]),
-        button="Delete the segment",
+        button=gettext("Delete the segment"),
     )

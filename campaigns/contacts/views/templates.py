@@ -7,6 +7,7 @@ from django.contrib import messages as flash
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from campaigns.views.shared import for_account, get_for_account
 
@@ -46,16 +47,25 @@ def _index(request: HttpRequest, form: TemplateForm | None = None, status: int =
 
 
 def _saved(request: HttpRequest, template: Template, verb: str) -> None:
+    """Say the template was `verb` ("added" or "saved"), warning of unknown merge fields."""
+    said = (
+        _("Template “%(name)s” added.") if verb == "added" else _("Template “%(name)s” saved.")
+    ) % {"name": template.name}
     unknown = unknown_keys(merge.keys(template.text), template.account)
     if unknown:
         fields = ", ".join(f"{{{key}}}" for key in unknown)
         flash.warning(
             request,
-            f"Template “{template.name}” {verb}. {fields}: neither a contact field nor a custom "
-            "field, so contacts get its fallback or nothing.",
+            said
+            + " "
+            + _(
+                "%(fields)s: neither a contact field nor a custom field, so contacts get its "
+                "fallback or nothing."
+            )
+            % {"fields": fields},
         )
     else:
-        flash.success(request, f"Template “{template.name}” {verb}.")
+        flash.success(request, said)
 
 
 @allowed(READ)
@@ -64,7 +74,7 @@ def template_list(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _index(request)
     if not can_edit(request):
-        return forbidden(request, "Only operators and account admins can write templates.")
+        return forbidden(request, _("Only operators and account admins can write templates."))
     form = TemplateForm(request.POST, account=request.membership.account)
     if not form.is_valid():
         return _index(request, form, status=400)
@@ -93,15 +103,15 @@ def template_delete(request: HttpRequest, pk: int) -> HttpResponse:
     template = get_for_account(Template.objects, request, pk=pk)
     if request.method == "POST":
         template.delete()
-        flash.success(request, f"Template “{template.name}” deleted.")
+        flash.success(request, _("Template “%(name)s” deleted.") % {"name": template.name})
         return redirect("contacts:template_list")
     return confirm(
         request,
-        title=f"Delete the template “{template.name}”?",
+        title=_("Delete the template “%(name)s”?") % {"name": template.name},
         consequences=[
-            "It is no longer offered in compose, and the API can no longer send it by name.",
-            "Messages already sent with it keep their text.",
+            _("It is no longer offered in compose, and the API can no longer send it by name."),
+            _("Messages already sent with it keep their text."),
         ],
         cancel=reverse("contacts:template_list"),
-        button="Delete the template",
+        button=_("Delete the template"),
     )
