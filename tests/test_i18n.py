@@ -40,6 +40,9 @@ from .factories import (
     UserFactory,
 )
 
+# The pages in each language: the same whatever the database (CI runs them on its first leg).
+pytestmark = pytest.mark.translations
+
 LOCALE = Path(settings.LOCALE_PATHS[0])
 LANGUAGES = ("fr", "ro")
 PASSWORD = "a-long-test-password"  # tests.factories.UserFactory's

@@ -40,6 +40,9 @@ from .test_i18n import (
     visible_texts,
 )
 
+# The pages in each language: the same whatever the database (CI runs them on its first leg).
+pytestmark = pytest.mark.translations
+
 MAIN = Path(settings.BASE_DIR) / "locale"
 LANGUAGES = ("fr", "ro")
 PASSWORD = "a-long-test-password"
