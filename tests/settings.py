@@ -49,3 +49,7 @@ STORAGES = {
 # sent: a task still looking for work when a transactional test's tables are truncated can
 # deadlock the truncation (PostgreSQL). The tests of lingering set it themselves.
 SMSHUB_DISPATCH_LINGER = 0.0
+
+# Single messages a test sends go out at once: the production default (0.2 s, for fuller
+# claims) would add that wait to every small batch of the live worker's tests.
+SMSHUB_DISPATCH_GATHER = 0.05
