@@ -50,6 +50,6 @@ STORAGES = {
 # deadlock the truncation (PostgreSQL). The tests of lingering set it themselves.
 SMSHUB_DISPATCH_LINGER = 0.0
 
-# Single messages a test sends go out at once: the production default (0.2 s, for fuller
-# claims) would add that wait to every small batch of the live worker's tests.
+# The live worker claims a test's single messages sooner: the production default (0.2 s, for
+# fuller claims) would add that wait to every small batch of the end-to-end tests.
 SMSHUB_DISPATCH_GATHER = 0.05
