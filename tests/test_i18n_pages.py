@@ -34,9 +34,10 @@ from .factories import (
 from .test_i18n import (
     NAMES,
     member,
-    messages_of,
     part_of_a_translation,
     reads_as_english,
+    same_in_translation,
+    translations,
     visible_texts,
 )
 
@@ -238,20 +239,6 @@ PAGES = [
 ]
 # The whole page: base.html's header and navigation too.
 SCOPE = "body"
-
-
-def same_in_translation(language: str) -> set[str]:
-    """Messages translated on purpose as themselves ("Messages" is French too)."""
-    return {
-        entry["id"]
-        for entry in messages_of(language)
-        if entry["plural"] is None and entry["strs"][0] == entry["id"]
-    }
-
-
-def translations(language: str) -> str:
-    texts = (text for entry in messages_of(language) for text in entry["strs"])
-    return "\n".join(" ".join(text.split()) for text in texts)
 
 
 class _Undo(Exception):
