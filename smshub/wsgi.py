@@ -13,6 +13,7 @@ import django
 from django.conf import settings
 from django.core.handlers.base import BaseHandler
 from django.core.handlers.wsgi import WSGIHandler
+from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smshub.settings")
 
@@ -57,3 +58,7 @@ def build_application() -> MachinePaths:
 
 django.setup(set_prefix=False)  # as django.core.wsgi.get_wsgi_application() does
 application = build_application()
+# The URLconf (and so every view module) imported and its reverse table built now, while the
+# process starts, rather than in the time of its first request: about 0.3 s of CPU here, which
+# each new web process would otherwise add to whichever request came first.
+get_resolver().reverse_dict  # noqa: B018 (imports the URLconf, builds its reverse table)
