@@ -17,13 +17,18 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import hypothesis
 import pytest
 import requests
 from django.conf import settings
 from django.urls import reverse
 from django.utils.log import configure_logging
+from hypothesis import strategies as st
 
 from smshub.logging import (
+    MAYBE_SECRET_RE,
+    PHONE_RE,
+    SECRET_PATTERNS,
     ContextFilter,
     JsonFormatter,
     MaskingFilter,
@@ -209,6 +214,53 @@ def test_in_development_numbers_stay_readable_but_secrets_never(json_lines):
 def test_what_is_masked(text, masked):
     assert mask(text) == (text if masked is None else masked)
     assert mask(mask(text)) == mask(text)
+
+
+# Pieces of the texts above, and of texts with nothing to mask, for the check below to combine.
+PIECES = [
+    "Authorization",
+    "authorization",
+    "Bearer ",
+    "Basic ",
+    "token",
+    "api_key",
+    "password",
+    "SECRET_KEY",
+    ": ",
+    "=",
+    '"',
+    "'",
+    " ",
+    "/",
+    "%2F",
+    "%2b",
+    "+",
+    "+33",
+    "+40712345678",
+    "612345678",
+    "hooks",
+    "HOOKS",
+    "smsh_",
+    "Q9xv2Lk7abcdef",
+    "https://",
+    "user@",
+    "POST",
+    "/api/v1/messages",
+    "201",
+    "127.0.0.1",
+    "python-requests/2.32",
+    "-",
+]
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(st.lists(st.sampled_from(PIECES), max_size=12).map("".join))
+def test_texts_skipped_by_the_quick_check_have_nothing_to_mask(text):
+    # mask() leaves a text with none of MAYBE_SECRET_RE's characters as it is, unread by the
+    # patterns: none of them may find anything in such a text.
+    if MAYBE_SECRET_RE.search(text) is None:
+        assert all(pattern.search(text) is None for pattern, _ in SECRET_PATTERNS)
+        assert PHONE_RE.search(text) is None
 
 
 # --- what really gets written: Django's start-up configuration, runserver, gunicorn, Celery --
