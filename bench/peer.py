@@ -1,11 +1,11 @@
 """Kannel beside the hub: both push the same N SMS to the same fast fake provider, in one run,
-timed from the first submission to the last arrival in the fake's own log (issue 14).
+timed from the first submission to the last arrival in the fake's own log.
 
     apt-get install -y kannel    # Debian's 1.4.5; stop the service it may start
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \\
     CELERY_BROKER_URL=redis://127.0.0.1:6379/10 CACHE_URL=redis://127.0.0.1:6379/11 \\
         .venv/bin/python bench/peer.py [N] [--modes bulk,singles] [--latencies 0,50]
-        [--systems kannel,hub] [--runs 1]
+        [--systems kannel,hub] [--runs 1] [--web-server gunicorn|granian]
 
 - The fake (`bench/fake_provider.py`): plain asyncio, 2 processes on one port, answering
   `latency` ms later. Its own capacity is measured first with a bare client, and so is the
@@ -15,7 +15,8 @@ timed from the first submission to the last arrival in the fake's own log (issue
   temporary folder, on free ports, their consoles at warning level like its `log-level = 2`.
 - The hub as in production: `DEBUG=false`, a throwaway PostgreSQL database of its own,
   gunicorn (`smshub/gunicorn.conf.py`, `--web-workers` workers, 5, of `GUNICORN_THREADS`
-  threads, 4 by default), one Celery worker
+  threads, 4 by default; `--web-server granian` runs granian instead, as many workers of as
+  many threads, without an access log, to compare the two servers), one Celery worker
   with 2 processes (`bench/dispatch.py`'s Worker) and beat; a `simulator` provider account at
   the fake without limits, alone on the account's route; sender and category empty. Changed
   for the bench: the API's per-key rate limit (`SMSHUB_API_RATE_LIMIT`), so that it measures
@@ -36,6 +37,7 @@ import argparse
 import contextlib
 import ctypes
 import http.client
+import importlib.util
 import json
 import os
 import shutil
@@ -401,10 +403,24 @@ class HubWorker(Worker):
             raise
 
 
+def web_command(server: str, port: int, workers: int) -> list[str]:
+    """The hub's web processes: gunicorn as in production (`smshub/gunicorn.conf.py`), or, for
+    comparison, granian (HTTP in Rust; `pip install granian`) with as many workers of as many
+    threads and no access log."""
+    if server == "gunicorn":
+        return [sys.executable, "-m", "gunicorn", "-c", "smshub/gunicorn.conf.py"]
+    threads = os.environ.get("GUNICORN_THREADS", "4")
+    return [
+        *(sys.executable, "-m", "granian", "--interface", "wsgi", "smshub.wsgi:application"),
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
+        *("--blocking-threads", threads, "--no-ws", "--log-level", "warning"),
+    ]
+
+
 class Hub:
     """The hub's web, worker and beat processes on the benchmark's database."""
 
-    def __init__(self, folder: Path, web_workers: int, secret: str) -> None:
+    def __init__(self, folder: Path, web_workers: int, secret: str, server: str) -> None:
         self.port = free_port()
         self.headers = {
             "Authorization": f"Bearer {secret}",
@@ -420,16 +436,12 @@ class Hub:
         }
         self.web = self.beat = self.worker = None
         try:
-            self.web = Service(
-                "gunicorn",
-                [sys.executable, "-m", "gunicorn", "-c", "smshub/gunicorn.conf.py"],
-                folder / "gunicorn.log",
-                env,
-            )
+            command = web_command(server, self.port, web_workers)
+            self.web = Service(server, command, folder / f"{server}.log", env)
             beat = [sys.executable, "-m", "celery", "-A", "bench.worker", "beat"]
             self.beat = Service("beat", [*beat, "--loglevel", "WARNING"], folder / "beat.log", env)
             self.worker = HubWorker(2, settings.SMSHUB_SEND_CONCURRENCY, env["DATABASE_URL"])
-            wait_for("gunicorn", lambda: get(self.port, "/healthz")[0] == 200, self.services())
+            wait_for(server, lambda: get(self.port, "/healthz")[0] == 200, self.services())
         except BaseException:
             self.stop()
             raise
@@ -696,7 +708,7 @@ def report(args, results, capacity: dict[int | str, float], kannel_version: str)
                 figures[f"{key}_{name}"] = round(value, digits) if digits else round(value)
     print(
         "msgs/s from first submission to last arrival at the fake; hub÷K: hub / Kannel "
-        "(median of the runs' ratios);\nCPU ms per message: hub web (gunicorn master + workers), "
+        "(median of the runs' ratios);\nCPU ms per message: hub web (server master + workers), "
         "worker (Celery + pool), beat; Kannel (bearerbox + smsbox);\nSQL: the worker's queries "
         "per message; answer ms: median time to answer one single send (Kannel / hub)."
     )
@@ -712,7 +724,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=1, help="runs of every case (1)")
     parser.add_argument("--threads", type=int, default=16, help="clients for singles (16)")
     parser.add_argument("--per-request", type=int, default=100, help="numbers a Kannel GET")
-    parser.add_argument("--web-workers", type=int, default=5, help="gunicorn workers (5)")
+    parser.add_argument("--web-workers", type=int, default=5, help="web processes (5)")
+    parser.add_argument(
+        "--web-server",
+        choices=("gunicorn", "granian"),
+        default="gunicorn",
+        help="the hub's HTTP server: gunicorn as in production (default), or granian",
+    )
     parser.add_argument("--fake-processes", type=int, default=2, help="fake processes (2)")
     parser.add_argument(
         "--kannel-console-level", type=int, default=2, help="Kannel's -v: 0 debug ... 4 panic (2)"
@@ -723,6 +741,8 @@ def parse_args() -> argparse.Namespace:
     args.systems = [s for s in args.systems.split(",") if s]
     if set(args.modes) - {"bulk", "singles"} or set(args.systems) - {"kannel", "hub"}:
         parser.error("modes are bulk and singles; systems kannel and hub")
+    if args.web_server == "granian" and importlib.util.find_spec("granian") is None:
+        parser.error("--web-server granian needs granian: .venv/bin/pip install granian")
     return args
 
 
@@ -810,12 +830,12 @@ def main() -> None:
             stack.callback(purge_broker)
             secret = create_hub_data(fake.url)
             connection.close()
-            hub = Hub(folder, args.web_workers, secret)
+            hub = Hub(folder, args.web_workers, secret, args.web_server)
             stack.callback(hub.stop)
             print(
                 f"hub: {connection.vendor}, broker {settings.CELERY_BROKER_URL.split('://')[0]}, "
                 f"cache {settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}, DEBUG off, "
-                f"gunicorn {args.web_workers} workers x "
+                f"{args.web_server} {args.web_workers} workers x "
                 f"{os.environ.get('GUNICORN_THREADS', 4)} threads, "
                 f"1 Celery worker x 2 processes + beat "
                 f"(sweep every {settings.SMSHUB_SWEEP_INTERVAL:g} s), API rate limit raised to "
