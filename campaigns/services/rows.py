@@ -3,8 +3,9 @@ messages, a single API send): the values prepared exactly as the ORM would save 
 
 import functools
 from collections.abc import Sequence
+from types import NoneType
 
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Field, Model
 
 
@@ -18,6 +19,36 @@ def _columns(model: type[Model], without: tuple[str, ...]) -> tuple[Field, ...]:
     )
 
 
+# Fields whose value, of exactly these types, the database takes as it is: `get_db_prep_save`
+# would hand it back unchanged, through a dozen calls a column. Exact classes only: a subclass
+# (an encrypted text, say) may prepare its values its own way.
+_AS_IS: dict[type[Field], tuple[type, ...]] = {
+    models.CharField: (str, NoneType),
+    models.TextField: (str, NoneType),
+    models.IntegerField: (int, NoneType),
+    models.PositiveIntegerField: (int, NoneType),
+    models.PositiveSmallIntegerField: (int, NoneType),
+    models.SmallIntegerField: (int, NoneType),
+    models.BigIntegerField: (int, NoneType),
+    models.BooleanField: (bool, NoneType),
+    models.ForeignKey: (int, NoneType),
+}
+
+
+@functools.cache
+def _plan(model: type[Model], without: tuple[str, ...]) -> tuple[tuple, ...] | None:
+    """Per column: the field, its attribute, whether its value is read as it is (no `pre_save`
+    of its own, such as `auto_now_add`) and the value types taken as they are. None when a
+    column needs more than a plain placeholder (`get_placeholder_sql`)."""
+    plan = []
+    for column in _columns(model, without):
+        if getattr(column, "get_placeholder_sql", None):
+            return None
+        reads = type(column).pre_save is Field.pre_save
+        plan.append((column, column.attname, reads, _AS_IS.get(type(column), ())))
+    return tuple(plan)
+
+
 def prepared(
     instance: Model, without: tuple[str, ...] = ()
 ) -> tuple[tuple[Field, ...], list] | None:
@@ -25,14 +56,20 @@ def prepared(
     named in `without`) and their values as the database takes them; None when a field needs
     more than a plain placeholder (an expression, or a value computed by the database): then
     the ORM must write it."""
-    columns = _columns(type(instance), without)
+    plan = _plan(type(instance), without)
+    if plan is None:
+        return None
     values = []
-    for column in columns:
-        value = column.pre_save(instance, add=True)
-        if hasattr(value, "resolve_expression") or getattr(column, "get_placeholder_sql", None):
+    state = instance.__dict__
+    for column, attname, reads, as_is in plan:
+        value = state[attname] if reads and attname in state else column.pre_save(instance, True)
+        if type(value) in as_is:
+            values.append(value)
+            continue
+        if hasattr(value, "resolve_expression"):
             return None
         values.append(column.get_db_prep_save(value, connection))
-    return columns, values
+    return _columns(type(instance), without), values
 
 
 def column_list(columns: Sequence[Field]) -> str:
