@@ -113,7 +113,7 @@ def test_without_the_cache_webhooks_are_still_answered_from_the_database(
     url, wrong = provider_account.webhook_url("dlr"), provider_account.webhook_url("dlr") + "x"
     unreachable = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "smshub.cache.RedisCache",
             "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens on the discard port
         }
     }

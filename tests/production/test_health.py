@@ -89,7 +89,7 @@ def test_broker_down_is_a_503_naming_it(client, beating, settings, closed_port):
 def test_cache_down_is_a_503_naming_it(client, beating, settings, closed_port):
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "smshub.cache.RedisCache",
             "LOCATION": f"redis://127.0.0.1:{closed_port}/0",
         }
     }
