@@ -10,7 +10,6 @@ request. The version is read in the same cache round trip as the rate counter
 (`campaigns.api.auth`): a request makes no database query for its key.
 """
 
-import copy
 import hashlib
 import secrets
 from datetime import datetime, timedelta
@@ -82,9 +81,17 @@ def lookup(secret: str, version: object = None) -> ApiKey | None:
 
 
 def _copy(api_key: ApiKey) -> ApiKey:
-    mine = copy.copy(api_key)
-    mine.account = copy.copy(api_key.account)
+    mine = _clone(api_key)
+    mine.account = _clone(api_key.account)
     return mine
+
+
+def _clone(instance):
+    """What `copy.copy` makes of a model instance (its state and related-object cache copied,
+    as `Model.__getstate__` does), without pickling's round trip through the app registry."""
+    clone = instance.__class__.__new__(instance.__class__)
+    clone.__dict__.update(instance.__getstate__())
+    return clone
 
 
 def touch(api_key: ApiKey) -> None:

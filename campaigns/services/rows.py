@@ -3,8 +3,10 @@ messages, a single API send): the values prepared exactly as the ORM would save 
 
 import functools
 from collections.abc import Sequence
+from datetime import datetime
 from types import NoneType
 
+from django.conf import settings
 from django.db import connection, models
 from django.db.models import Field, Model
 
@@ -36,16 +38,19 @@ _AS_IS: dict[type[Field], tuple[type, ...]] = {
 
 
 @functools.cache
-def _plan(model: type[Model], without: tuple[str, ...]) -> tuple[tuple, ...] | None:
+def _plan(model: type[Model], without: tuple[str, ...], vendor: str) -> tuple[tuple, ...] | None:
     """Per column: the field, its attribute, whether its value is read as it is (no `pre_save`
     of its own, such as `auto_now_add`) and the value types taken as they are. None when a
     column needs more than a plain placeholder (`get_placeholder_sql`)."""
+    as_is = dict(_AS_IS)
+    if vendor == "postgresql" and settings.USE_TZ:  # PostgreSQL takes an aware datetime as it is
+        as_is[models.DateTimeField] = (datetime,)
     plan = []
     for column in _columns(model, without):
         if getattr(column, "get_placeholder_sql", None):
             return None
         reads = type(column).pre_save is Field.pre_save
-        plan.append((column, column.attname, reads, _AS_IS.get(type(column), ())))
+        plan.append((column, column.attname, reads, as_is.get(type(column), ())))
     return tuple(plan)
 
 
@@ -56,14 +61,14 @@ def prepared(
     named in `without`) and their values as the database takes them; None when a field needs
     more than a plain placeholder (an expression, or a value computed by the database): then
     the ORM must write it."""
-    plan = _plan(type(instance), without)
+    plan = _plan(type(instance), without, connection.vendor)
     if plan is None:
         return None
     values = []
     state = instance.__dict__
     for column, attname, reads, as_is in plan:
         value = state[attname] if reads and attname in state else column.pre_save(instance, True)
-        if type(value) in as_is:
+        if type(value) in as_is and (type(value) is not datetime or value.tzinfo is not None):
             values.append(value)
             continue
         if hasattr(value, "resolve_expression"):
