@@ -51,17 +51,26 @@ def hit_and_read(
     return max(1, math.ceil((window + 1) * WINDOW - now)), values
 
 
+# INCR and EXPIRE of the counter, then MGET of the other keys: one command (EVALSHA), whose
+# arguments are packed and whose answer is parsed once.
+HIT_AND_READ = """
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+if #KEYS == 1 then return {count} end
+return {count, redis.call('MGET', unpack(KEYS, 2))}
+"""
+_script = None  # made once; each call names the client to run it on
+
+
 def _redis(backend: RedisCache, key: str, read: list[str]) -> tuple[int, dict[str, Any]]:
-    """INCR, EXPIRE and MGET in one pipeline, with the keys and values as Django's own Redis
-    cache writes them (`make_and_validate_key`, its serializer)."""
+    """The counter's INCR and EXPIRE and an MGET of `read` in one script call, with the keys and
+    values as Django's own Redis cache writes them (`make_and_validate_key`, its serializer)."""
+    global _script
     client = backend._cache.get_client(write=True)  # made once per pool (smshub.cache)
-    counter = backend.make_and_validate_key(key)
-    pipe = client.pipeline(transaction=False)
-    pipe.incr(counter)
-    pipe.expire(counter, KEPT)
-    if read:
-        pipe.mget([backend.make_and_validate_key(name) for name in read])
-    count, _, *found = pipe.execute()
+    if _script is None:  # EVALSHA, loading the script again should the server have forgotten it
+        _script = client.register_script(HIT_AND_READ)
+    keys = [backend.make_and_validate_key(name) for name in (key, *read)]
+    count, *found = _script(keys=keys, args=[KEPT], client=client)
     serializer = backend._cache._serializer
     values = {
         name: serializer.loads(raw)

@@ -3,6 +3,9 @@ and the refused request changes nothing."""
 
 import uuid
 
+import pytest
+from django.core.cache import caches
+
 from campaigns.api import ratelimit
 from campaigns.models import Message
 from tests.factories import ApiKeyFactory
@@ -42,3 +45,31 @@ def test_fixed_one_minute_windows(db, settings):
     assert ratelimit.hit(bucket, now=minute + 45.5) == 15  # seconds to the next minute
     assert ratelimit.hit(bucket, now=minute + 59.9) == 1
     assert ratelimit.hit(bucket, now=minute + 60) is None  # a new minute, a new budget
+
+
+REDIS_URL = "redis://127.0.0.1:6379/9"
+
+
+def test_with_redis_one_call_counts_reads_and_survives_a_flushed_script(db, settings):
+    # The production cache: the count, its expiry and the values read in one script call, which
+    # Redis may forget (a restart, SCRIPT FLUSH) and is then loaded again.
+    redis = pytest.importorskip("redis")
+    server = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        server.ping()
+    except redis.ConnectionError:
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    settings.CACHES = {"default": {"BACKEND": "smshub.cache.RedisCache", "LOCATION": REDIS_URL}}
+    settings.SMSHUB_API_RATE_LIMIT = 2
+    cache = caches["default"]
+    bucket, minute = uuid.uuid4().hex, 60 * 29_000_000
+    cache.set(f"{bucket}-version", {"v": 7})
+    over, values = ratelimit.hit_and_read(bucket, [f"{bucket}-version", "absent"], minute + 1)
+    assert over is None and values == {f"{bucket}-version": {"v": 7}}
+    server.script_flush()
+    assert ratelimit.hit(bucket, now=minute + 2) is None
+    assert ratelimit.hit(bucket, now=minute + 3) == 57
+    counter = cache.make_and_validate_key(f"smshub:api-rate:{bucket}:{29_000_000}")
+    assert int(server.get(counter)) == 3
+    assert 0 < server.ttl(counter) <= ratelimit.KEPT
+    server.close()
