@@ -1,5 +1,6 @@
 """Composing: turning what staff (or the API) wrote into queued messages."""
 
+import psycopg
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
@@ -78,7 +79,7 @@ def _insert(message: Message, event: MessageEvent, unless_opted_out: bool) -> bo
     key = (message_row[0], event_row[0], unless_opted_out)
     if (sql := _INSERTS.get(key)) is None:
         sql = _INSERTS[key] = _insert_sql(*key)
-    with connection.cursor() as cursor:
+    with _binding_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
@@ -86,6 +87,17 @@ def _insert(message: Message, event: MessageEvent, unless_opted_out: bool) -> bo
     message.pk = row[0]
     message._state.adding, message._state.db = False, connection.alias
     return True
+
+
+def _binding_cursor():
+    """A Django cursor whose parameters PostgreSQL binds itself (psycopg's `Cursor`; Django's
+    connections bind on the client): the single send's 40-odd values go to the server beside
+    the statement instead of being quoted into its text (3 to 5 % of the send's instructions)."""
+    connection.ensure_connection()
+    raw = psycopg.Cursor(connection.connection)
+    if connection.queries_logged:
+        return connection.make_debug_cursor(raw)
+    return connection.make_cursor(raw)
 
 
 def _insert_sql(message_columns, event_columns, unless_opted_out: bool) -> str:
