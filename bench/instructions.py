@@ -22,7 +22,7 @@ on a throwaway PostgreSQL database of its own, with the cache and broker of the 
 (Redis in production). Prints instructions per request, call or message and each case's ratio
 to its floor; the last line is one JSON object. Waiting on PostgreSQL, Redis or the fake costs
 no instructions: these are each process's own work. Runs of the same code count the same to
-within about 1 %. Takes about 4 minutes.
+within about 1 % (3 % for `send`, whose wake-ups depend on time). Takes about 4 minutes.
 """
 
 import argparse
