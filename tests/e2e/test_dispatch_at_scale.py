@@ -294,9 +294,16 @@ def test_two_workers_send_every_message_exactly_once(workers, simulator):
     references = Counter(int(e["body"]["reference"]) for e in sends(simulator))
     assert references.most_common(1)[0][1] == 1, "a message was sent twice"
     assert set(references) == set(ids)
-    # Both workers took their share: what their dispatch tasks returned (messages claimed).
-    shares = {name: workers.dispatched(name) for name in workers.processes}
+
+    # Both workers took their share: what their dispatch tasks returned (messages claimed). A
+    # task logs its count only when it ends, after lingering: wait until every claim is logged.
+    def claims_logged():
+        shares = {name: workers.dispatched(name) for name in workers.processes}
+        return shares if sum(shares.values()) >= count else None
+
+    shares = run_until(claims_logged, timeout=45)
     print(f"messages claimed per worker: {shares}")
+    assert sum(shares.values()) == count, shares
     assert all(shares.values()), shares
 
 
