@@ -142,9 +142,10 @@ def test_quiet_hours_say_when_they_end(limited):
     assert dispatch_batch() == 0  # the dispatcher agrees: nothing goes
     monitor = monitoring.monitor(campaign)
     assert monitor.state == "quiet_hours"
-    assert monitor.headline.startswith(
-        f"Waiting for quiet hours to end at {limited.quiet_hours_end:%H:%M}"
-    )
+    # The end is today's time alone, or tomorrow's date and time (quiet hours over midnight).
+    end = now.replace(hour=limited.quiet_hours_end.hour, minute=0, second=0, microsecond=0)
+    when = f"{end:%H:%M}" if end > now else f"{end + timedelta(days=1):%Y-%m-%d %H:%M}"
+    assert monitor.headline.startswith(f"Waiting for quiet hours to end at {when}")
 
 
 def test_a_sending_window_not_open_yet(limited):
