@@ -22,7 +22,8 @@ on a throwaway PostgreSQL database of its own, with the cache and broker of the 
 (Redis in production). Prints instructions per request, call or message and each case's ratio
 to its floor; the last line is one JSON object. Waiting on PostgreSQL, Redis or the fake costs
 no instructions: these are each process's own work. Runs of the same code count the same to
-within about 1 % (3 % for `send`, whose wake-ups depend on time). Takes about 4 minutes.
+within about 1 % (3 % for `send`, whose wake-ups depend on time). Takes about 4 minutes;
+`--cases dispatch send` counts only those (and their floors).
 """
 
 import argparse
@@ -43,9 +44,17 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 TEXT = "Your appointment is tomorrow at 10:00"
 WARMUP = 100
 WORKER_CASES = ("call", "dispatch")
+# In the order counted: `send` last, its single sends stay queued (no worker runs).
+CASES = ("minimal", "bare", "call", "dispatch", "send")
+
 UNIT = {"minimal": "request", "bare": "request", "send": "request", "call": "call"}
 UNIT["dispatch"] = "message"
 VALGRIND = shutil.which("valgrind")
+
+
+def floor(case: str) -> str:
+    """What `case` is compared with: the bare call for a message, a bare Django view else."""
+    return "call" if case in WORKER_CASES else "minimal"
 
 
 def environ(method: str, path: str, body: bytes = b"", **headers: str) -> dict:
@@ -202,6 +211,13 @@ def main() -> None:
     parser.add_argument(
         "--messages", type=int, default=1000, help="calls and messages counted (1000)"
     )
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        choices=CASES,
+        default=CASES,
+        help="the cases counted (all of them); a case's floor is counted with it",
+    )
     parser.add_argument("--child", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -230,11 +246,10 @@ def main() -> None:
             secret = create_hub_data(fake.url)
             env = database_env(connection.settings_dict["NAME"])
             connection.close()
-            # The worker's cases first: the single sends stay queued (no worker runs then).
-            for case in ("minimal", "bare", "call", "dispatch", "send"):
+            wanted = set(args.cases) | {floor(case) for case in args.cases}
+            for case in (case for case in CASES if case in wanted):
                 n = args.messages if case in WORKER_CASES else args.n
                 figures[case] = count(case, n, secret, env)
-                floor = "call" if case == "dispatch" else "minimal"
                 ratio = figures[case] / figures[floor]
                 print(f"{case:8} {figures[case]:>12,} a {UNIT[case]:7}  {ratio:6.2f} x {floor}")
     finally:
