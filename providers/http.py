@@ -78,7 +78,9 @@ def _environment(origin: str) -> dict:
     netrc = requests.utils.get_netrc_auth(origin)
     # A CA bundle means nothing to plain HTTP, yet `requests` looks the path up on every call.
     verify = found["verify"] if origin.startswith("https:") else True
-    return {"proxies": found["proxies"], "verify": verify, "netrc": netrc}
+    # The proxy depends on the scheme and host alone: the same for every URL of the origin.
+    proxy = requests.utils.select_proxy(origin, found["proxies"])
+    return {"proxies": found["proxies"], "proxy": proxy, "verify": verify, "netrc": netrc}
 
 
 def _origin(url: str) -> str:

@@ -84,7 +84,6 @@ class Transport:
         headers = {"User-Agent": USER_AGENT, **call.headers}
         if auth := call.auth or environment["netrc"]:  # encoded as `requests` does
             headers["Authorization"] = aiohttp.encode_basic_auth(*auth, encoding="latin1")
-        proxy = requests.utils.select_proxy(call.url, environment["proxies"])
         try:
             async with self.session().request(
                 call.method,
@@ -93,7 +92,7 @@ class Transport:
                 headers=headers,
                 json=call.json,
                 data=call.data,
-                proxy=proxy,
+                proxy=environment["proxy"],
                 ssl=self._ssl_for(environment["verify"]),
             ) as answer:
                 body = await answer.read()

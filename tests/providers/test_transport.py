@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from providers import http
 from providers.exceptions import ProviderAccountError, ProviderTemporaryError
 from providers.transport import transport
 
@@ -68,6 +69,32 @@ def test_an_unreachable_provider_is_a_temporary_error(sim):
     provider.base_url = "http://127.0.0.1:9"  # nothing listens there
     with pytest.raises(ProviderTemporaryError, match=r"could not reach 127\.0\.0\.1:9"):
         through_transport(provider, HUB_SMS)
+
+
+@pytest.fixture
+def fresh_environment(monkeypatch):
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    http._environment.cache_clear()
+    yield monkeypatch
+    http._environment.cache_clear()
+
+
+def test_a_proxy_from_the_environment_is_used(sim, fresh_environment):
+    fresh_environment.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    provider = adapter(sim, "simulator")
+    before = len(sim.requests_log)
+    with pytest.raises(ProviderTemporaryError) as raised:
+        through_transport(provider, HUB_SMS)
+    assert raised.value.code == "network"  # it went to the (closed) proxy
+    assert not calls(sim, before)  # and never to the provider
+
+
+def test_no_proxy_from_the_environment_is_honoured(sim, fresh_environment):
+    fresh_environment.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    fresh_environment.setenv("NO_PROXY", "127.0.0.1")
+    provider = adapter(sim, "simulator")
+    assert through_transport(provider, HUB_SMS).provider_message_id
 
 
 def test_hundreds_of_calls_are_in_flight_at_once(sim):
