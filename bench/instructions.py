@@ -250,8 +250,9 @@ def main() -> None:
             for case in (case for case in CASES if case in wanted):
                 n = args.messages if case in WORKER_CASES else args.n
                 figures[case] = count(case, n, secret, env)
-                ratio = figures[case] / figures[floor]
-                print(f"{case:8} {figures[case]:>12,} a {UNIT[case]:7}  {ratio:6.2f} x {floor}")
+                below = floor(case)
+                ratio = figures[case] / figures[below]
+                print(f"{case:8} {figures[case]:>12,} a {UNIT[case]:7}  {ratio:6.2f} x {below}")
     finally:
         fake.stop()
         purge_broker()
