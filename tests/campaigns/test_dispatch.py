@@ -1,13 +1,17 @@
 """The dispatch service against the real simulator on loopback (no Celery: plain function calls)."""
 
 from decimal import Decimal
+from unittest.mock import patch
 
 import pytest
 from django.utils import timezone
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from campaigns.models import Message
-from campaigns.services import dispatch
+from campaigns.models import Campaign, Message
+from campaigns.services import bulk, compose, dispatch
 from campaigns.services.compose import enqueue_message
+from campaigns.services.dispatch import accepted
 from providers.events import SendResult
 from providers.simulator.server import mask_url
 
@@ -156,6 +160,23 @@ def test_a_provider_id_given_again_still_records_every_message_sent(
     assert earlier.status == Status.DELIVERED
 
 
+def test_campaigns_sent_in_batches_in_flight_together_are_completed(
+    account, simulator, settings, monkeypatch
+):
+    """Batches of one campaign are on their way together (batch 10, 40 in flight): the campaign
+    is completed once its last one is recorded, and a small one sent beside it too."""
+    settings.SMSHUB_DISPATCH_BATCH_SIZE, settings.SMSHUB_SEND_CONCURRENCY = 10, 40
+    monkeypatch.setattr(compose, "nudge_dispatcher", lambda: None)
+    numbers = [(i, f"+33612{i:06d}") for i in range(1, 41)]
+    big = bulk.create_campaign(account, name="Big", text="Hi", recipients=numbers[:35]).campaign
+    small = bulk.create_campaign(account, name="Small", text="Hi", recipients=numbers[35:]).campaign
+    assert dispatch.dispatch_for(30) == 40
+    big.refresh_from_db()
+    small.refresh_from_db()
+    assert (big.status, small.status) == (Campaign.Status.COMPLETED, Campaign.Status.COMPLETED)
+    assert set(Message.objects.values_list("status", flat=True)) == {Status.SENT}
+
+
 def sent_outcome(message, provider_account, **result):
     return dispatch.Outcome(
         message, provider_account, result=SendResult(**result), answered=timezone.now()
@@ -211,3 +232,29 @@ def test_a_row_the_database_refuses_fails_no_other_and_is_still_recorded_sent(
     bad = rows[messages[2].pk]
     assert "its answer could not be stored" in bad.events.last().detail
     assert [e.to_status for e in bad.events.all()].count(Status.SENT) == 1
+
+
+JSON_LIKE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children)
+        | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_LIKE)
+@example({"id": "a\x00b", "n": [1.5, 2]})
+@example({"k\x00": [True, None]})
+@example({"n": [1.5, float("nan")]})
+@example(float("inf"))
+def test_an_answer_taken_as_it_is_is_stored_as_writing_and_reading_it_would(value):
+    """A provider's answer that is plain JSON is stored without a trip through `json` (the
+    quick path): for any answer, what is stored is what the trip would give (NUL characters
+    dropped, NaN, bytes and tuples written as JSON or as text)."""
+    quick = accepted._json_safe(value)
+    with patch.object(accepted, "_plain", return_value=False):
+        assert repr(quick) == repr(accepted._json_safe(value))  # NaN is not equal to NaN

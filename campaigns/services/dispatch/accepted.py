@@ -2,6 +2,7 @@
 what the providers answered first made storable."""
 
 import json
+import math
 from dataclasses import replace
 from decimal import Decimal
 
@@ -98,13 +99,35 @@ def _text(value) -> str:
 def _json_safe(value):
     """`value` as JSON the database takes: strings without NUL characters (PostgreSQL's JSON
     refuses them), anything else written as text."""
-    if value is None or isinstance(value, (bool, int)):
+    if value is None or isinstance(value, (bool, int)) or _plain(value):
         return value
     try:
         text = json.dumps(value, default=str, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         return _text(repr(value))[:10_000]
     return _without_nul(json.loads(text)) if "\\u0000" in text else json.loads(text)
+
+
+def _plain(value, depth: int = 0) -> bool:
+    """Whether `value` is JSON as it is, without NUL characters: what providers' answers
+    usually are, taken without writing and reading them again."""
+    kind = type(value)
+    if kind is str:
+        return "\x00" not in value
+    if kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if depth > 20:
+        return False
+    if kind is dict:
+        return all(
+            type(key) is str and "\x00" not in key and _plain(item, depth + 1)
+            for key, item in value.items()
+        )
+    if kind is list:
+        return all(_plain(item, depth + 1) for item in value)
+    return False
 
 
 def _without_nul(value):

@@ -209,8 +209,15 @@ def _attach(messages: list[Message], accounts: dict, providers: dict) -> None:
     categories = {}
     if any(m.category_id for m in messages):
         categories = Category.objects.in_bulk({m.category_id for m in messages if m.category_id})
+    # Into the relations' caches: what assigning them does, without checking each object again.
     for message in messages:
-        message.account = accounts[message.account_id]
-        message.provider_account = providers.get(message.provider_account_id)
-        message.campaign = campaigns.get(message.campaign_id)
-        message.category = categories.get(message.category_id)
+        ACCOUNT.set_cached_value(message, accounts[message.account_id])
+        PROVIDER_ACCOUNT.set_cached_value(message, providers.get(message.provider_account_id))
+        CAMPAIGN.set_cached_value(message, campaigns.get(message.campaign_id))
+        CATEGORY.set_cached_value(message, categories.get(message.category_id))
+
+
+ACCOUNT, PROVIDER_ACCOUNT, CAMPAIGN, CATEGORY = (
+    Message._meta.get_field(name)
+    for name in ("account", "provider_account", "campaign", "category")
+)

@@ -72,10 +72,10 @@ def dispatch_for(
                     after_batch(Batch(len(claim.messages), claim.waiting, claim.retry_at))
             if claim is not None and claim.messages:
                 while pending and pending[0].done():  # record what is done, without waiting
-                    _finish(pending.pop(0))
+                    _finish(pending.pop(0), pending)
                 continue
             if pending:  # nothing more to claim now: the oldest batch is recorded when done
-                _finish(pending.pop(0))
+                _finish(pending.pop(0), pending)
                 last_work = time.monotonic()
                 continue
             now, idle = time.monotonic(), False
@@ -90,16 +90,18 @@ def dispatch_for(
         _finish_all(pending)  # an error on the way: what was sent is still recorded
 
 
-def _finish(sending: Sending) -> None:
-    record_batch(sending.messages, finish_sending(sending))
+def _finish(sending: Sending, pending: list[Sending]) -> None:
+    """Record a batch; the campaigns of the batches still pending are refreshed with them."""
+    later = frozenset(m.campaign_id for batch in pending for m in batch.messages)
+    record_batch(sending.messages, finish_sending(sending), later)
 
 
 def _finish_all(pending: list[Sending]) -> None:
     """Record every batch still on its way, each whatever happens to the others (an error on
-    the way out must not leave the next batches `sending`)."""
+    the way out must not leave the next batches `sending`), each refreshing its campaigns."""
     while pending:
         try:
-            _finish(pending.pop(0))
+            _finish(pending.pop(0), [])
         except Exception:
             logger.exception("could not record a sent batch: its messages become unknown")
 

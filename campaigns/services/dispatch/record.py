@@ -31,9 +31,13 @@ Status = Message.Status
 Source = MessageEvent.Source
 
 
-def record_batch(messages: list[Message], outcomes: list[Outcome]) -> None:
+def record_batch(
+    messages: list[Message], outcomes: list[Outcome], still_sending: frozenset[int] = frozenset()
+) -> None:
     """Record a sent batch in one transaction (events in bulk), then what follows from it:
-    circuit breakers, delivery reports that came first, the campaigns' statuses.
+    circuit breakers, delivery reports that came first, the campaigns' statuses (but not of the
+    campaigns in `still_sending`: the caller has more of their messages on the way, and their
+    record looks again; until then such a campaign cannot be complete).
 
     One message's answer never costs the others theirs: what a provider answered is first made
     storable (`storable`), and should the database still refuse the batch, each message is
@@ -50,8 +54,9 @@ def record_batch(messages: list[Message], outcomes: list[Outcome]) -> None:
             _record_alone(outcome)
     _update_circuits(outcomes)
     apply_waiting_reports(outcomes)
-    for campaign in {m.campaign_id: m.campaign for m in messages if m.campaign_id}.values():
-        campaign_control.refresh_status(campaign)
+    for campaign_id, campaign in {m.campaign_id: m.campaign for m in messages}.items():
+        if campaign_id is not None and campaign_id not in still_sending:
+            campaign_control.refresh_status(campaign)
 
 
 # What recording one outcome can meet besides a lost database: a value the database refuses
@@ -277,7 +282,9 @@ def apply_waiting_reports(outcomes: list[Outcome]) -> int:
         for o in outcomes
         if o.result is not None and o.result.provider_message_id
     }
-    if not sent:
+    # Rare (a report overtakes its send's answer): a look at the table first, not one IN of
+    # the batch's ids.
+    if not sent or not PendingDeliveryReport.objects.exists():
         return 0
     waiting = set(
         PendingDeliveryReport.objects.filter(
