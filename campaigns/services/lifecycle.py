@@ -101,11 +101,15 @@ def note(message: Message, *, source: str, detail: str, payload: Any = None) -> 
 # --- many messages at once ---------------------------------------------------------------------
 
 
-def claim(chosen: dict[int | None, list[int]], token: str, now: datetime) -> None:
+def claim(chosen: dict[int | None, list[int]], token: str, now: datetime) -> list[Message]:
     """`queued → sending` for the messages of one claim, each with the provider account it is
-    for (`chosen`: provider account id → message ids), marked with the claim's `token`; and
-    their events, written by the database from the claimed rows in one statement."""
+    for (`chosen`: provider account id → message ids), marked with the claim's `token`, and
+    their events; returns the messages moved, in id order. On PostgreSQL one statement does it
+    all (moves, events, rows back); elsewhere an UPDATE per provider account, the events written
+    by the database from the claimed rows, and the rows read back."""
     check(Status.QUEUED, Status.SENDING)
+    if connection.vendor == "postgresql":
+        return _claim_postgresql(chosen, token, now)
     for provider_id, ids in chosen.items():
         Message.objects.filter(id__in=ids, status=Status.QUEUED).update(
             status=Status.SENDING,
@@ -114,24 +118,14 @@ def claim(chosen: dict[int | None, list[int]], token: str, now: datetime) -> Non
             provider_account_id=provider_id,
             updated_at=now,
         )
-    quote, event, message = connection.ops.quote_name, MessageEvent._meta, Message._meta
-    provider = ProviderAccount._meta
-    columns = ", ".join(
-        quote(event.get_field(name).column)
-        for name in ("message", "at", "from_status", "to_status", "source", "detail")
-    )
-    m_id, m_provider = quote(message.pk.column), quote(message.get_field("provider_account").column)
-    name = f"p.{quote(provider.get_field('name').column)}"
+    m, quote = _names(Message), connection.ops.quote_name
+    events, detail, provider = _claim_sql()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {quote(event.db_table)} ({columns}) "  # noqa: S608 (names only)
-            f"SELECT m.{m_id}, %s, %s, %s, %s, "
-            f"'Claimed by a worker for ' || COALESCE({name}, 'no provider') || '.' "
-            f"FROM {quote(message.db_table)} m LEFT JOIN {quote(provider.db_table)} p "
-            f"ON p.{quote(provider.pk.column)} = m.{m_provider} "
+            f"INSERT INTO {events} SELECT m.{m('id')}, %s, %s, %s, %s, {detail} "  # noqa: S608
+            f"FROM {quote(Message._meta.db_table)} m {provider} "
             # `status` first: the partial index of messages being sent finds the claimed rows.
-            f"WHERE m.{quote(message.get_field('status').column)} = %s "
-            f"AND m.{quote(message.get_field('claim_token').column)} = %s",
+            f"WHERE m.{m('status')} = %s AND m.{m('claim_token')} = %s",
             [
                 connection.ops.adapt_datetimefield_value(now),
                 Status.QUEUED.value,
@@ -141,6 +135,62 @@ def claim(chosen: dict[int | None, list[int]], token: str, now: datetime) -> Non
                 token,
             ],
         )
+    return list(Message.objects.filter(claim_token=token, status=Status.SENDING).order_by("id"))
+
+
+def _claim_postgresql(
+    chosen: dict[int | None, list[int]], token: str, now: datetime
+) -> list[Message]:
+    m, quote = _names(Message), connection.ops.quote_name
+    events, detail, provider = _claim_sql()
+    ids = [message_id for message_ids in chosen.values() for message_id in message_ids]
+    providers = [provider for provider, message_ids in chosen.items() for _ in message_ids]
+    columns = ", ".join(f"m.{quote(f.column)}" for f in Message._meta.concrete_fields)
+    return list(
+        Message.objects.raw(
+            # Arrays, not a placeholder per message: the same statement text for every claim.
+            "WITH c AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[]) AS c(id, provider)), "  # noqa: S608
+            f"moved AS (UPDATE {quote(Message._meta.db_table)} m SET {m('status')} = %s, "
+            f"{m('claimed_at')} = %s, {m('claim_token')} = %s, "
+            f"{m('provider_account')} = c.provider, {m('updated_at')} = %s "
+            f"FROM c WHERE m.{m('id')} = c.id AND m.{m('status')} = %s RETURNING {columns}), "
+            f"events AS (INSERT INTO {events} SELECT m.{m('id')}, %s, %s, %s, %s, {detail} "
+            f"FROM moved m {provider}) "
+            f"SELECT * FROM moved ORDER BY {m('id')}",
+            [
+                ids,
+                providers,
+                Status.SENDING.value,
+                now,
+                token,
+                now,
+                Status.QUEUED.value,
+                now,
+                Status.QUEUED.value,
+                Status.SENDING.value,
+                Source.DISPATCH.value,
+            ],
+        )
+    )
+
+
+def _claim_sql() -> tuple[str, str, str]:
+    """The claim's events table and columns, the detail written for each, and the join that
+    finds its provider account's name (for a message aliased `m`)."""
+    quote, event, provider = (
+        connection.ops.quote_name,
+        _names(MessageEvent),
+        _names(ProviderAccount),
+    )
+    columns = ", ".join(
+        event(name) for name in ("message", "at", "from_status", "to_status", "source", "detail")
+    )
+    table = quote(ProviderAccount._meta.db_table)
+    return (
+        f"{quote(MessageEvent._meta.db_table)} ({columns})",
+        f"'Claimed by a worker for ' || COALESCE(p.{provider('name')}, 'no provider') || '.'",
+        f"LEFT JOIN {table} p ON p.{provider('id')} = m.{_names(Message)('provider_account')}",
+    )
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,25 @@ def test_an_account_without_a_route_fails_with_a_clear_reason(db):
     assert "no enabled provider account" in message.error_reason
 
 
+def test_a_claim_moves_each_message_to_sending_with_its_provider_account_and_an_event(account):
+    routed = [MessageFactory(account=account, recipient=f"+33612{i:06d}") for i in range(3)]
+    unrouted = MessageFactory(account=AccountFactory(), recipient="+33612999998")
+    taken = claim(10)
+    assert [m.pk for m in taken] == sorted(m.pk for m in [*routed, unrouted])  # in id order
+    provider_account = account.route()[0]
+    for message in taken:
+        assert message.status == Status.SENDING
+        stored = Message.objects.get(pk=message.pk)
+        assert (stored.status, stored.claim_token) == (Status.SENDING, message.claim_token)
+        expected = None if message.pk == unrouted.pk else provider_account.pk
+        assert stored.provider_account_id == message.provider_account_id == expected
+        event = stored.events.get()
+        name = "no provider" if expected is None else provider_account.name
+        assert (event.from_status, event.to_status) == (Status.QUEUED, Status.SENDING)
+        assert event.detail == f"Claimed by a worker for {name}."
+    assert claim(10) == []  # taken once
+
+
 def test_a_message_stuck_in_sending_becomes_unknown_not_resent(account, settings):
     settings.SMSHUB_SENDING_TIMEOUT = 60
     message = MessageFactory(

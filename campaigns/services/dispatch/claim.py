@@ -194,10 +194,7 @@ def claim_batch(limit: int) -> Claim:
                 chosen.setdefault(provider.pk if provider else None, []).append(message_id)
                 if at is not None:
                     not_before[message_id] = at
-        lifecycle.claim(chosen, token, now)
-        claimed = list(
-            Message.objects.filter(claim_token=token, status=Status.SENDING).order_by("id")
-        )
+        claimed = lifecycle.claim(chosen, token, now)
         _attach(claimed, accounts, {pk: slot.provider for pk, slot in providers.items()})
     return Claim(claimed, waiting, retry_at, not_before)
 
