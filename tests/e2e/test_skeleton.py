@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from campaigns.models import Message
 
-from ..conftest import wait_for
+from ..conftest import OUTPUT, wait_for
 from ..factories import MessageFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -85,3 +85,16 @@ def test_the_beat_sweep_sends_what_no_nudge_announced(hub, account):
         return message.status == Message.Status.DELIVERED
 
     wait_for(delivered, timeout=30)
+
+
+def test_each_worker_process_leaves_its_start_up_objects_out_of_garbage_collection(hub):
+    """What the collector would walk again and again in every round (Django, the models, the
+    tasks) is frozen in each of the worker's two processes (`smshub.celery`)."""
+    log = OUTPUT / "celery-worker.log"
+    line = re.compile(r"worker process (\d+): (\d+) start-up objects left out of garbage")
+
+    def frozen():
+        found = {int(pid): int(n) for pid, n in line.findall(log.read_text())}
+        return found if len(found) == 2 else None
+
+    assert all(count > 10_000 for count in wait_for(frozen, timeout=20).values())
