@@ -4,6 +4,7 @@ messages, a single API send): the values prepared exactly as the ORM would save 
 import functools
 from collections.abc import Sequence
 from datetime import datetime
+from enum import Enum
 from types import NoneType
 
 from django.conf import settings
@@ -42,9 +43,9 @@ def _plan(model: type[Model], without: tuple[str, ...], vendor: str) -> tuple[tu
     """Per column: the field, its attribute, whether its value is read as it is (no `pre_save`
     of its own, such as `auto_now_add`) and the value types taken as they are. None when a
     column needs more than a plain placeholder (`get_placeholder_sql`)."""
-    as_is = dict(_AS_IS)
+    as_is = {**_AS_IS, models.DateTimeField: (NoneType,), models.DecimalField: (NoneType,)}
     if vendor == "postgresql" and settings.USE_TZ:  # PostgreSQL takes an aware datetime as it is
-        as_is[models.DateTimeField] = (datetime,)
+        as_is[models.DateTimeField] = (datetime, NoneType)
     plan = []
     for column in _columns(model, without):
         if getattr(column, "get_placeholder_sql", None):
@@ -70,6 +71,9 @@ def prepared(
         value = state[attname] if reads and attname in state else column.pre_save(instance, True)
         if type(value) in as_is and (type(value) is not datetime or value.tzinfo is not None):
             values.append(value)
+            continue
+        if isinstance(value, Enum) and str in as_is and isinstance(value, str):
+            values.append(str.__str__(value))  # a choice (`Message.Status.QUEUED`): its text
             continue
         if hasattr(value, "resolve_expression"):
             return None
