@@ -6,6 +6,7 @@ import time
 from datetime import timedelta
 
 from celery import shared_task
+from celery.signals import task_revoked
 from django.conf import settings
 from django.utils import timezone
 
@@ -29,12 +30,15 @@ def dispatch(slot: int | None = None) -> int:
     that the next message or sweep may publish another task. Messages queued while it was
     being given back get a task of their own.
     """
-    claimed = 0
+    claimed, fanned_out = 0, False
 
     def after_batch(batch: dispatch_service.Batch) -> None:
-        nonlocal claimed
-        if not claimed and batch.claimed == settings.SMSHUB_DISPATCH_BATCH_SIZE:
-            _fan_out()  # a full first batch: more is due than one task sends quickly
+        nonlocal claimed, fanned_out
+        if not fanned_out and batch.claimed == settings.SMSHUB_DISPATCH_BATCH_SIZE:
+            # A full batch: more is due than one task sends quickly (a campaign arriving after
+            # this task's first claim, whose messages were still being written, too).
+            _fan_out()
+            fanned_out = True
         claimed += batch.claimed
         if slot is not None:
             wake.hold_slot(slot)
@@ -51,6 +55,15 @@ def dispatch(slot: int | None = None) -> int:
             wake.release_slot(slot)
             if dispatch_service.queued_since(ended - LATE_ARRIVAL):
                 wake.publish_dispatchers(1)
+
+
+@task_revoked.connect
+def give_back_slot(sender=None, request=None, **kwargs) -> None:
+    """A dispatch task that expired in the broker (workers busy longer than its `expires`) is
+    discarded unstarted: its slot is given back now, not when it times out, so that messages
+    queued meanwhile publish a task at once."""
+    if getattr(sender, "name", None) == "campaigns.dispatch" and getattr(request, "args", None):
+        wake.release_slot(request.args[0])
 
 
 @shared_task(name="campaigns.sweep")

@@ -29,8 +29,9 @@ def slot_key(slot: int) -> str:
 
 def slot_timeout() -> int:
     """How long a slot is held without news: a published task expires unstarted after two
-    sweep intervals, and a running one renews its slot after every batch. A task the broker
-    lost, or a worker killed mid-task, frees its slot this long after at most."""
+    sweep intervals (the worker discarding it gives the slot back, `campaigns.tasks`), and a
+    running one renews its slot after every batch. A task the broker lost, or a worker killed
+    mid-task, frees its slot this long after at most."""
     return math.ceil(settings.SMSHUB_SWEEP_INTERVAL * 2 + 5)
 
 

@@ -17,7 +17,13 @@ from campaigns.services import dispatch
 from providers import circuit
 
 from ..conftest import claim, dispatch_batch
-from ..factories import AccountFactory, CategoryFactory, MessageFactory, ProviderAccountFactory
+from ..factories import (
+    AccountFactory,
+    CampaignFactory,
+    CategoryFactory,
+    MessageFactory,
+    ProviderAccountFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -494,6 +500,38 @@ def test_a_nudged_task_with_a_full_first_batch_starts_the_others_at_once(
         before_task_publish.disconnect(count)
     assert sorted(published) == [(0,), (1,), (2,)]
     assert Message.objects.filter(status=Status.SENT).count() == 50
+
+
+def test_a_campaign_arriving_after_a_tasks_first_claim_starts_the_others_at_once(
+    settings, provider_account, monkeypatch, published
+):
+    """The task a new campaign's nudge started may claim first while the campaign is still being
+    written (a partial batch): the first full batch it claims publishes the other tasks."""
+    from campaigns import tasks
+
+    settings.SMSHUB_DISPATCHERS, settings.SMSHUB_DISPATCH_BATCH_SIZE = 3, 10
+    account = AccountFactory(route=[provider_account])
+    queued(account, 3)
+    campaign = CampaignFactory(account=account, status=Campaign.Status.IMPORTING)
+    Message.objects.bulk_create(
+        Message(account=account, campaign=campaign, recipient=f"+3361258{i:04d}", text="Hi")
+        for i in range(50)
+    )
+    real = tasks.dispatch_service.dispatch_for
+
+    def campaign_written_after_the_first_claim(seconds, after_batch, linger):
+        def after(batch):
+            after_batch(batch)
+            Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.RUNNING)
+
+        return real(seconds, after, linger)
+
+    monkeypatch.setattr(
+        tasks.dispatch_service, "dispatch_for", campaign_written_after_the_first_claim
+    )
+    tasks.dispatch()  # the nudged one: no slot of its own
+    assert sorted(published) == [(0,), (1,), (2,)]
+    assert Message.objects.filter(status=Status.SENT).count() == 53
 
 
 def test_calls_in_flight_at_most_per_provider_account(simulator):

@@ -98,3 +98,22 @@ def test_each_worker_process_leaves_its_start_up_objects_out_of_garbage_collecti
         return found if len(found) == 2 else None
 
     assert all(count > 10_000 for count in wait_for(frozen, timeout=20).values())
+
+
+def test_a_dispatch_task_that_expired_unstarted_gives_its_slot_back(hub):
+    """Workers busy longer than a dispatch task's `expires` discard it unstarted: its slot is
+    free again at once (not when it times out), so new messages publish a task."""
+    from datetime import timedelta
+
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from campaigns.services import wake
+
+    slot = 7
+    wake.hold_slot(slot)  # as publishing it did
+    wake.wake(wake.DISPATCH_TASK, slot, expires=timezone.now() - timedelta(seconds=1))
+    # Well before the slot would time out on its own (`wake.slot_timeout`, 15 s here).
+    wait_for(lambda: cache.get(wake.slot_key(slot)) is None, timeout=wake.slot_timeout() / 3)
+    log = (OUTPUT / "celery-worker.log").read_text()
+    assert "Discarding revoked task: campaigns.dispatch" in log
