@@ -15,7 +15,7 @@ switched off while it starts and warms up (`--instr-atstart=no`) and switched on
 - `call`: M calls of the `simulator` adapter through the worker's transport (`providers.
   transport`, 100 at once) to `bench/fake_provider.py` (the messages' floor);
 - `dispatch`: a campaign of M numbers claimed, sent to the fake and recorded by `dispatch_for`,
-  as a worker's process does;
+  as a worker's process does (its start-up objects frozen, as `smshub.celery` does);
 - `send`: N single-number `POST /api/v1/messages` with an API key;
 
 on a throwaway PostgreSQL database of its own, with the cache and broker of the environment
@@ -53,8 +53,9 @@ VALGRIND = shutil.which("valgrind")
 
 
 def floor(case: str) -> str:
-    """What `case` is compared with: the bare call for a message, a bare Django view else."""
-    return "call" if case in WORKER_CASES else "minimal"
+    """What `case` is compared with: the bare call for a dispatched message, a bare Django
+    view for the others."""
+    return "call" if case == "dispatch" else "minimal"
 
 
 def environ(method: str, path: str, body: bytes = b"", **headers: str) -> dict:
@@ -130,7 +131,9 @@ def worker_child(case: str, n: int) -> None:
     from providers.events import OutboundSMS
     from providers.models import ProviderAccount
     from providers.transport import transport
+    from smshub.celery import freeze_start_up_objects
 
+    freeze_start_up_objects()  # as a worker process does when it starts
     if case == "call":
         provider = ProviderAccount.objects.get()
         adapter, wire = provider.adapter(), transport()
@@ -246,7 +249,9 @@ def main() -> None:
             secret = create_hub_data(fake.url)
             env = database_env(connection.settings_dict["NAME"])
             connection.close()
-            wanted = set(args.cases) | {floor(case) for case in args.cases}
+            wanted = set(args.cases)
+            while not {floor(case) for case in wanted} <= wanted:  # the floors' floors too
+                wanted |= {floor(case) for case in wanted}
             for case in (case for case in CASES if case in wanted):
                 n = args.messages if case in WORKER_CASES else args.n
                 figures[case] = count(case, n, secret, env)
