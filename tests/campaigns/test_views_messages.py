@@ -1,6 +1,7 @@
 """The messages list (`/messages/`: filters, keyset pages, live badges) and the detail page."""
 
 import re
+import zoneinfo
 from datetime import timedelta
 
 import pytest
@@ -131,7 +132,8 @@ def test_filters(operator_client, account, provider_account):
     assert ids(provider=backup.pk) == {via_backup.pk}
     assert ids(number="+33 6 12 34 00 02") == {in_campaign.pk}
     assert ids(number="0033612340003") == {categorised.pk}
-    old_day = timezone.localtime(old.created_at).date()
+    # Days are the account's (Europe/Paris): not UTC's, from 22:00 or 23:00 UTC on.
+    old_day = timezone.localtime(old.created_at, zoneinfo.ZoneInfo(account.timezone)).date()
     assert ids(date_from=old_day, date_to=old_day) == {old.pk}
     assert old.pk not in ids(date_from=(now - timedelta(days=1)).date())
     assert ids(status="failed", number="+33612340002") == set()

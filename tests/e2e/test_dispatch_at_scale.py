@@ -296,14 +296,14 @@ def test_two_workers_send_every_message_exactly_once(workers, simulator):
     assert set(references) == set(ids)
 
     # Both workers took their share: what their dispatch tasks returned (messages claimed). A
-    # task logs its count only when it ends, after lingering: wait until every claim is logged.
+    # task logs its count only when it ends, after lingering: wait until the claims logged
+    # cover these messages (they may count more: messages an earlier module left due).
     def claims_logged():
         shares = {name: workers.dispatched(name) for name in workers.processes}
         return shares if sum(shares.values()) >= count else None
 
     shares = run_until(claims_logged, timeout=45)
     print(f"messages claimed per worker: {shares}")
-    assert sum(shares.values()) == count, shares
     assert all(shares.values()), shares
 
 
