@@ -37,6 +37,15 @@ def parts(monitor) -> dict[str, int]:
     return {part.key: part.count for part in monitor.parts}
 
 
+def paris_time(moment) -> str:
+    """A moment as the monitor writes it: the time alone on today's date in Paris, the date
+    and time on another day (from 23:30 Paris time, half an hour ahead is tomorrow)."""
+    local = moment.astimezone(PARIS)
+    if local.date() == timezone.now().astimezone(PARIS).date():
+        return f"{local:%H:%M:%S}"
+    return f"{local:%Y-%m-%d %H:%M}"
+
+
 @pytest.fixture
 def limited(account):
     account.flood_limit_per_minute = 5
@@ -59,7 +68,7 @@ def test_a_flood_limited_campaign_says_so_with_the_next_batch_and_its_finish(lim
     assert monitor.next_batch_at == next_batch
     assert monitor.headline == (
         "Held by the account's flood limit (5 SMS a minute): next batch at "
-        f"{next_batch.astimezone(PARIS):%H:%M:%S}."
+        f"{paris_time(next_batch)}."
     )
     assert monitor.rate_per_minute == 5
     # 15 left at 5 a minute: a batch at the next freeing, then two more a minute apart.
@@ -155,7 +164,7 @@ def test_a_sending_window_not_open_yet(limited):
     assert dispatch_batch() == 0
     monitor = monitoring.monitor(campaign)
     assert monitor.state == "window"
-    assert f"open at {opens.astimezone(PARIS):%H:%M:%S}" in monitor.headline
+    assert f"open at {paris_time(opens)}." in monitor.headline
 
 
 def test_a_provider_account_on_hold_or_failing_is_named(limited, provider_account):
