@@ -119,11 +119,11 @@ def claim(chosen: dict[int | None, list[int]], token: str, now: datetime) -> lis
             updated_at=now,
         )
     m, quote = _names(Message), connection.ops.quote_name
-    events, detail, provider = _claim_sql()
+    events, detail, join = _claim_sql()
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {events} SELECT m.{m('id')}, %s, %s, %s, %s, {detail} "  # noqa: S608
-            f"FROM {quote(Message._meta.db_table)} m {provider} "
+            f"FROM {quote(Message._meta.db_table)} m {join} "
             # `status` first: the partial index of messages being sent finds the claimed rows.
             f"WHERE m.{m('status')} = %s AND m.{m('claim_token')} = %s",
             [
@@ -142,7 +142,7 @@ def _claim_postgresql(
     chosen: dict[int | None, list[int]], token: str, now: datetime
 ) -> list[Message]:
     m, quote = _names(Message), connection.ops.quote_name
-    events, detail, provider = _claim_sql()
+    events, detail, join = _claim_sql()
     ids = [message_id for message_ids in chosen.values() for message_id in message_ids]
     providers = [provider for provider, message_ids in chosen.items() for _ in message_ids]
     columns = ", ".join(f"m.{quote(f.column)}" for f in Message._meta.concrete_fields)
@@ -155,7 +155,7 @@ def _claim_postgresql(
             f"{m('provider_account')} = c.provider, {m('updated_at')} = %s "
             f"FROM c WHERE m.{m('id')} = c.id AND m.{m('status')} = %s RETURNING {columns}), "
             f"events AS (INSERT INTO {events} SELECT m.{m('id')}, %s, %s, %s, %s, {detail} "
-            f"FROM moved m {provider}) "
+            f"FROM moved m {join}) "
             f"SELECT * FROM moved ORDER BY {m('id')}",
             [
                 ids,
