@@ -12,6 +12,7 @@ from django.conf import settings
 
 from .exceptions import (
     ErrorClass,
+    ProviderConfigurationError,
     ProviderError,
     ProviderTemporaryError,
     ProviderThrottled,
@@ -119,7 +120,8 @@ def raise_for_status(
     classify: Callable[[requests.Response], ProviderError | None] | None = None,
 ) -> None:
     """429 → throttled; 5xx → temporary; 401, 402, 403 → the provider account's problem; other
-    4xx → rejected; each with the provider's own text. `statuses` overrides (see `request`).
+    4xx → rejected; each with the provider's own text. A redirect (3xx, not followed by the
+    transport) is the provider account's configuration. `statuses` overrides (see `request`).
 
     `classify(response)` is the provider's own reading of an error body (one of its documented
     error words), which decides over the status; None lets the status decide. It is not asked
@@ -127,6 +129,14 @@ def raise_for_status(
     problem: that stays one whatever the body says.
     """
     status = response.status_code
+    if 300 <= status < 400:
+        # Not followed (a send is not repeated elsewhere): most often a base URL out of date.
+        where = response.headers.get("Location", "elsewhere")
+        raise ProviderConfigurationError(
+            f"{provider} answered with a redirect (HTTP {status}) to {where[:200]}: the "
+            "provider account's base URL may be out of date",
+            code=str(status),
+        )
     if status < 400:
         return
     error_class = {**STATUS_CLASSES, **(statuses or {})}.get(status)

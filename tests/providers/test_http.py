@@ -79,8 +79,19 @@ def test_error_statuses_and_their_classes(status, error, message):
 
 
 def test_success_statuses_raise_nothing():
-    for status in (200, 201, 204, 302):
+    for status in (200, 201, 204):
         http.raise_for_status(answer(status))
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_the_provider_accounts_configuration(status):
+    moved = answer(status, Location="https://api.example.com/v2/sms")
+    with pytest.raises(ProviderAccountError) as caught:
+        http.raise_for_status(moved, provider="Vortext")
+    assert caught.value.message == (
+        f"Vortext answered with a redirect (HTTP {status}) to https://api.example.com/v2/sms: "
+        "the provider account's base URL may be out of date"
+    )
 
 
 @pytest.mark.parametrize(
