@@ -17,6 +17,7 @@ against 33 µs, on loopback.
 
 import asyncio
 import base64
+import functools
 import os
 import ssl
 import threading
@@ -76,7 +77,7 @@ class Transport:
         connect, read = settings.SMSHUB_HTTP_TIMEOUT
         connection = None
         try:
-            target = _Target(call.url)
+            target = _target(call.url)
             environment = http._environment(target.origin)
             proxy = _Proxy(environment["proxy"]) if environment["proxy"] else None
             request = _request_bytes(call, target, environment, proxy)
@@ -171,6 +172,12 @@ class Transport:
                 context = ssl.create_default_context(cafile=verify)
             self._ssl[verify] = context
         return self._ssl[verify]
+
+
+@functools.lru_cache(maxsize=1024)
+def _target(url: str) -> "_Target":
+    """`url`'s `_Target`, read once: most providers' sends all go to one URL."""
+    return _Target(url)
 
 
 class _Target:
