@@ -482,3 +482,35 @@ def test_a_single_send_writes_in_one_statement_on_postgresql(api, account):
     assert [q["sql"].split()[0] for q in queries.captured_queries] == ["WITH"]
     message = Message.objects.get(recipient="+33612345678")
     assert [e.to_status for e in message.events.all()] == [Status.QUEUED]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("conn_max_age", "prepared"), [(60, 1), (0, 0)])
+def test_the_single_send_is_prepared_on_a_kept_connection(account, conn_max_age, prepared):
+    """PostgreSQL plans the single send's statement once per kept connection; on connections
+    that last one request (or behind a transaction pooler, CONN_MAX_AGE=0) never."""
+    from django.db import connection
+
+    from campaigns.services.compose import PREPARE_AFTER, enqueue_message
+
+    if connection.vendor != "postgresql":
+        pytest.skip("one statement is PostgreSQL's path; SQLite writes through the ORM")
+    connection.close()
+    kept_for = connection.settings_dict["CONN_MAX_AGE"]
+    connection.settings_dict["CONN_MAX_AGE"] = conn_max_age
+    try:
+        for n in range(PREPARE_AFTER + 2):  # on one connection, as a web thread's requests
+            sent = enqueue_message(
+                account, recipient=f"+3361234567{n}", text="Prepared", unless_opted_out=True
+            )
+            assert sent is not None and sent.pk
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                ['WITH m AS (INSERT INTO "campaigns_message"%'],
+            )
+            assert cursor.fetchone()[0] == prepared
+    finally:
+        connection.close()
+        connection.settings_dict["CONN_MAX_AGE"] = kept_for
+    assert Message.objects.filter(text="Prepared").count() == PREPARE_AFTER + 2
