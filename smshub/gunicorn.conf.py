@@ -76,6 +76,8 @@ _debug = env.bool("DEBUG", default=False)
 loglevel = env.str("LOG_LEVEL", default="INFO").lower()
 accesslog = None  # the access log is configured below, with the error log
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# Builds only the atoms that line and the JSON fields use (smshub/gunicorn_logging.py).
+logger_class = "smshub.gunicorn_logging.AccessLogger"
 logconfig_dict = gunicorn_config(
     level=loglevel.upper(),
     fmt=env.str("LOG_FORMAT", default="plain" if _debug else "json"),

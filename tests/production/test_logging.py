@@ -359,16 +359,9 @@ def test_runserver_request_lines_are_masked_in_any_mode(real_logging):
 
 @pytest.mark.parametrize("fmt", ["plain", "json"])
 def test_gunicorn_access_lines_are_masked(real_logging, monkeypatch, fmt):
-    from gunicorn.config import Config
-    from gunicorn.glogging import Logger
-
     monkeypatch.setenv("LOG_FORMAT", fmt)
     written = real_logging(False, fmt)  # gunicorn's Logger then configures its own loggers
-    cfg = Config()  # as `gunicorn -c smshub/gunicorn.conf.py` fills it
-    for name, value in runpy.run_path(str(ROOT / "smshub" / "gunicorn.conf.py")).items():
-        if name in cfg.settings:
-            cfg.set(name, value)
-    log = Logger(cfg)
+    log = configured_gunicorn_logger()
 
     class Request:
         headers = [("AUTHORIZATION", f"Bearer {API_KEY}"), ("USER-AGENT", "curl/8")]
@@ -386,16 +379,83 @@ def test_gunicorn_access_lines_are_masked(real_logging, monkeypatch, fmt):
         "QUERY_STRING": f"key={API_KEY}",
         "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": "10.0.0.5",
+        "HTTP_USER_AGENT": "curl/8",
     }
-    log.access(Response(), Request(), environ, timedelta(milliseconds=12))
+    log.access(Response(), Request(), environ, timedelta(milliseconds=12, microseconds=345))
     [line] = [line for line in written().splitlines() if "gunicorn.access" in line]
     assert "/hooks/expertflow/***WXyz/dlr/?key=smsh_Q9xv2Lk7***" in line, line
+    text = json.loads(line)["message"] if fmt == "json" else line
+    assert '10.0.0.5 "POST /hooks/' in text and 'HTTP/1.1" 404 9 12ms' in text, line
     if fmt == "json":
         entry = json.loads(line)
         assert entry["path"] == "/hooks/expertflow/***WXyz/dlr/"
         assert entry["query"] == "key=smsh_Q9xv2Lk7***"
         assert entry["request_id"] == "req-gunicorn-1"
+        fields = {key: entry.get(key) for key in ("method", "status", "bytes", "duration_ms")}
+        assert fields == {"method": "POST", "status": 404, "bytes": 9, "duration_ms": 12.3}
+        assert entry["remote_addr"] == "10.0.0.5" and entry["user_agent"] == "curl/8"
     assert TOKEN not in line and API_KEY not in line
+
+
+def configured_gunicorn_logger(**settings):
+    """The logger `gunicorn -c smshub/gunicorn.conf.py` makes, with `settings` changed."""
+    from gunicorn.config import Config
+
+    cfg = Config()  # as `gunicorn -c smshub/gunicorn.conf.py` fills it
+    for name, value in runpy.run_path(str(ROOT / "smshub" / "gunicorn.conf.py")).items():
+        if name in cfg.settings:
+            cfg.set(name, value)
+    for name, value in settings.items():
+        cfg.set(name, value)
+    return cfg.logger_class(cfg)
+
+
+def test_the_access_log_builds_what_its_line_reads_and_any_other_format_gets_every_atom(
+    real_logging,
+):
+    """The hub's logger builds only the atoms of its own line and fields; a format that names
+    another one (a request header, the process id) still gets it, as gunicorn gives it."""
+    from smshub.gunicorn_logging import AccessLogger
+
+    real_logging(False, "json")
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/healthz?x=1",
+        "PATH_INFO": "/healthz",
+        "QUERY_STRING": "x=1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.0.0.6",
+    }
+
+    class Request:
+        headers = [("X-FORWARDED-FOR", "203.0.113.9")]
+
+    class Response:
+        status = "200 OK"
+        sent = 2
+        headers = [("Content-Type", "text/plain"), ("X-Request-ID", "req-9")]
+
+    ours = configured_gunicorn_logger()
+    assert isinstance(ours, AccessLogger)
+    atoms = ours.atoms(Response(), Request(), environ, timedelta(seconds=1, microseconds=2500))
+    assert atoms == {
+        "h": "10.0.0.6",
+        "r": "GET /healthz?x=1 HTTP/1.1",
+        "s": "200",
+        "m": "GET",
+        "U": "/healthz",
+        "q": "x=1",
+        "b": "2",
+        "B": 2,
+        "a": "-",
+        "D": 1_002_500,
+        "M": 1002,
+        "{x-request-id}o": "req-9",
+    }
+    other = configured_gunicorn_logger(access_log_format='%({x-forwarded-for}i)s %(p)s "%(r)s"')
+    atoms = other.atoms(Response(), Request(), environ, timedelta(seconds=1))
+    assert atoms["{x-forwarded-for}i"] == "203.0.113.9" and atoms["p"].startswith("<")
+    assert atoms["r"] == "GET /healthz?x=1 HTTP/1.1"
 
 
 @pytest.mark.parametrize("fmt", ["plain", "json"])
