@@ -1,6 +1,5 @@
 """Composing: turning what staff (or the API) wrote into queued messages."""
 
-import psycopg
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
@@ -61,9 +60,6 @@ def create_message(
     return message
 
 
-# Runs of a statement on a binding cursor after which it is prepared (psycopg's default).
-PREPARE_AFTER = 5
-
 # The statement of `_insert` per (message columns, event columns, opt-out check), made once per
 # process: building it (quoting, each column's type) cost a third of an API send.
 _INSERTS: dict[tuple, str] = {}
@@ -82,7 +78,7 @@ def _insert(message: Message, event: MessageEvent, unless_opted_out: bool) -> bo
     key = (message_row[0], event_row[0], unless_opted_out)
     if (sql := _INSERTS.get(key)) is None:
         sql = _INSERTS[key] = _insert_sql(*key)
-    with _binding_cursor() as cursor:
+    with rows.binding_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
@@ -90,26 +86,6 @@ def _insert(message: Message, event: MessageEvent, unless_opted_out: bool) -> bo
     message.pk = row[0]
     message._state.adding, message._state.db = False, connection.alias
     return True
-
-
-def _binding_cursor():
-    """A Django cursor whose parameters PostgreSQL binds itself (psycopg's `Cursor`; Django's
-    connections bind on the client): the single send's 40-odd values go to the server beside
-    the statement instead of being quoted into its text (3 to 5 % of the send's instructions).
-
-    On a connection kept between requests (`CONN_MAX_AGE` not 0) the statement is prepared once
-    it has run `PREPARE_AFTER` times: PostgreSQL then neither parses nor plans it again, a quarter
-    of its CPU for a single send (bench/peer.py). Django leaves psycopg's preparing off for
-    transaction poolers, which is what `CONN_MAX_AGE=0` is for (docs/deploy.md): there, and on
-    connections that last one request anyway, nothing is prepared."""
-    connection.ensure_connection()
-    kept = connection.settings_dict["CONN_MAX_AGE"] != 0
-    if kept and connection.connection.prepare_threshold is None:
-        connection.connection.prepare_threshold = PREPARE_AFTER
-    raw = psycopg.Cursor(connection.connection)
-    if connection.queries_logged:
-        return connection.make_debug_cursor(raw)
-    return connection.make_cursor(raw)
 
 
 def _insert_sql(message_columns, event_columns, unless_opted_out: bool) -> str:

@@ -188,7 +188,8 @@ def _insert(log: WebhookRequest) -> bool:
             f"({rows.column_list(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
             f"RETURNING {quote(WebhookRequest._meta.pk.column)}"
         )
-    with connection.cursor() as cursor:
+    postgresql = connection.vendor == "postgresql"
+    with rows.binding_cursor() if postgresql else connection.cursor() as cursor:
         cursor.execute(sql, values)
         log.pk = cursor.fetchone()[0]
     log._state.adding, log._state.db = False, connection.alias

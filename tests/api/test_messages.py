@@ -491,7 +491,8 @@ def test_the_single_send_is_prepared_on_a_kept_connection(account, conn_max_age,
     that last one request (or behind a transaction pooler, CONN_MAX_AGE=0) never."""
     from django.db import connection
 
-    from campaigns.services.compose import PREPARE_AFTER, enqueue_message
+    from campaigns.services.compose import enqueue_message
+    from campaigns.services.rows import PREPARE_AFTER
 
     if connection.vendor != "postgresql":
         pytest.skip("one statement is PostgreSQL's path; SQLite writes through the ORM")

@@ -63,6 +63,66 @@ def test_the_request_is_logged_as_received_without_secrets(client, sent, provide
     assert "pw-123" not in json.dumps(log.headers)
 
 
+def test_a_request_is_stored_exactly_as_it_came(client, provider_account):
+    """Quotes, backslashes, percent signs, placeholders and emoji in the headers and body are
+    kept as the provider sent them (PostgreSQL binds the values itself: nothing is quoted into
+    the statement)."""
+    text = 'l\'été 100% \\ "$1" %s %(x)s 🙂 ; DROP TABLE x; --'
+    body = json.dumps({"id": "sim-404", "status": "delivered", "note": text}, ensure_ascii=False)
+    response = client.post(
+        provider_account.webhook_url("dlr"),
+        data=body.encode(),
+        content_type="application/json; charset=utf-8",
+        headers={"X-Note": "50% 'off' %s"},
+    )
+    assert response.status_code == 200, response.content
+    log = WebhookRequest.objects.get()
+    assert log.body == body and json.loads(log.body)["note"] == text
+    assert log.headers["X-Note"] == "50% 'off' %s"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("conn_max_age", "prepared"), [(60, 1), (0, 0)])
+def test_storing_a_request_is_prepared_on_a_kept_connection(
+    client, provider_account, conn_max_age, prepared
+):
+    """PostgreSQL plans a webhook's INSERT once per kept connection; on connections that last
+    one request (or behind a transaction pooler, CONN_MAX_AGE=0) never."""
+    from campaigns.services.rows import PREPARE_AFTER
+
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("binding and preparing are PostgreSQL's")
+    connection = connections["default"]
+    connection.close()
+    kept_for = connection.settings_dict["CONN_MAX_AGE"]
+    connection.settings_dict["CONN_MAX_AGE"] = conn_max_age
+    try:
+        for n in range(PREPARE_AFTER + 2):  # on one connection, as a web thread's requests
+            webhook_log_store(provider_account, json.dumps({"id": f"sim-{n}"}))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                ['INSERT INTO "campaigns_webhookrequest"%'],
+            )
+            assert cursor.fetchone()[0] == prepared
+    finally:
+        connection.close()
+        connection.settings_dict["CONN_MAX_AGE"] = kept_for
+    assert WebhookRequest.objects.count() == PREPARE_AFTER + 2
+
+
+def webhook_log_store(provider_account, body: str) -> WebhookRequest:
+    """What the webhook view stores for a POST of `body`."""
+    from django.test import RequestFactory
+
+    from campaigns.services import webhook_log
+
+    request = RequestFactory().post(
+        provider_account.webhook_url("dlr"), data=body, content_type="application/json"
+    )
+    return webhook_log.store(provider_account, "dlr", request, events=1)
+
+
 def test_the_same_report_twice_changes_nothing(client, sent, provider_account):
     url = provider_account.webhook_url("dlr")
     post(client, url, {"id": "sim-1", "status": "delivered"})
