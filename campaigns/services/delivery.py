@@ -39,7 +39,7 @@ from campaigns.phone import normalize_msisdn
 from providers.events import DeliveryReport, DeliveryStatus
 from providers.models import ProviderAccount
 
-from .lifecycle import note, transition
+from .lifecycle import Moves, note, transition
 
 logger = logging.getLogger(__name__)
 
@@ -332,13 +332,15 @@ def apply_to_message(
     message: Message,
     provider_account: ProviderAccount,
     report: DeliveryReport,
-    events: list[MessageEvent] | None = None,
+    moves: Moves | None = None,
     *,
     how: str = "",
     **fields: Any,
 ) -> bool:
     """Apply a report to its message if it moves the message forward; True when it did.
-    `how` says on the timeline how the report was matched; `fields` are written with the move."""
+    `how` says on the timeline how the report was matched; `fields` are written with the move.
+    With `moves`, the move is added to that batch (True: it moves the message unless another
+    writer does first, which `moves.write()` tells)."""
     to_status = Status(report.status)
     if statuses.RANK[to_status] <= statuses.RANK[Status(message.status)]:
         return False
@@ -351,12 +353,21 @@ def apply_to_message(
         detail += f" ({report.error_code})"
     if how:
         detail += f" {how}"
+    if moves is not None:
+        moves.move(
+            message,
+            to_status,
+            source=MessageEvent.Source.WEBHOOK,
+            detail=detail,
+            payload=report.raw,
+            **fields,
+        )
+        return True
     return transition(
         message,
         to_status,
         source=MessageEvent.Source.WEBHOOK,
         detail=detail,
         payload=report.raw,
-        events=events,
         **fields,
     )

@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -359,3 +360,124 @@ def cancel_waiting(
             batch_size=1000,
         )
     return moved
+
+
+@dataclass
+class _Moving:
+    message: Message
+    from_status: str  # as the database had it when the batch read the message
+    fields: dict[str, Any]
+    events: list[MessageEvent]
+
+
+class Moves:
+    """Many messages' moves written together: what `transition` does for one message, for a
+    batch of delivery reports. `move` checks each move and applies it to the message in memory
+    at once (a second report for the same message in the batch sees the first's status);
+    `write` then moves every message in one statement per kind of move (one for a batch of
+    `sent → delivered`), each conditional on the status the batch read, and records the events
+    of the messages moved (all of a message's, in order, or none). Inside the caller's
+    transaction."""
+
+    def __init__(self) -> None:
+        self._moving: dict[int, _Moving] = {}
+
+    def move(
+        self,
+        message: Message,
+        to_status: str,
+        *,
+        source: str,
+        detail: str = "",
+        payload: Any = None,
+        **fields: Any,
+    ) -> None:
+        check(message.status, to_status)
+        moving = self._moving.get(message.pk)
+        if moving is None:
+            moving = self._moving[message.pk] = _Moving(message, message.status, {}, [])
+        moving.events.append(
+            MessageEvent(
+                message=message,
+                at=timezone.now(),
+                from_status=message.status,
+                to_status=to_status,
+                source=source,
+                detail=detail,
+                payload=payload,
+            )
+        )
+        moving.fields.update(fields)
+        message.status = to_status
+        for name, value in fields.items():
+            setattr(message, name, value)
+
+    def write(self) -> set[int]:
+        """Write the moves; returns the ids of the messages moved. A message another writer
+        moved meanwhile is left as that writer left it, without these events."""
+        groups: dict[tuple, list[_Moving]] = {}
+        for moving in self._moving.values():
+            kind = (moving.from_status, moving.message.status, tuple(sorted(moving.fields)))
+            groups.setdefault(kind, []).append(moving)
+        now, moved = timezone.now(), set()
+        for (from_status, to_status, names), group in groups.items():
+            moved |= _move_group(group, from_status, to_status, names, now)
+        MessageEvent.objects.bulk_create(
+            event
+            for moving in self._moving.values()
+            if moving.message.pk in moved
+            for event in moving.events
+        )
+        for moving in self._moving.values():
+            if moving.message.pk in moved and moving.message.status in statuses.FINAL:
+                forwarding.enqueue_status(moving.message)
+        self._moving = {}
+        return moved
+
+
+def _move_group(
+    group: list[_Moving], from_status: str, to_status: str, names: tuple[str, ...], now: datetime
+) -> set[int]:
+    """`from_status → to_status` for the messages of `group`, each with its own values of the
+    fields `names`; returns the ids moved. PostgreSQL: one statement, its rows one JSON
+    document (so that the statement stays the same whatever the batch's size); elsewhere an
+    UPDATE per message."""
+    if connection.vendor != "postgresql":
+        return {
+            moving.message.pk
+            for moving in group
+            if Message.objects.filter(pk=moving.message.pk, status=from_status).update(
+                status=to_status, updated_at=now, **moving.fields
+            )
+        }
+    m, quote = _names(Message), connection.ops.quote_name
+    fields = [Message._meta.get_field(name) for name in names]
+    document = json.dumps(
+        [
+            {
+                "id": moving.message.pk,
+                **{
+                    field.attname: field.get_db_prep_save(moving.fields[field.name], connection)
+                    for field in fields
+                },
+            }
+            for moving in group
+        ],
+        cls=DjangoJSONEncoder,
+    )
+    record = ", ".join(
+        [
+            "id bigint",
+            *(f"{quote(field.attname)} {field.cast_db_type(connection)}" for field in fields),
+        ]
+    )
+    assignments = "".join(f", {quote(field.column)} = v.{quote(field.attname)}" for field in fields)
+    table, pk = quote(Message._meta.db_table), quote(Message._meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS m SET {m('status')} = %s, {m('updated_at')} = %s{assignments} "  # noqa: S608
+            f"FROM jsonb_to_recordset(%s::jsonb) AS v({record}) "
+            f"WHERE m.{pk} = v.id AND m.{m('status')} = %s RETURNING m.{pk}",
+            [to_status, now, document, from_status],
+        )
+        return {row[0] for row in cursor.fetchall()}

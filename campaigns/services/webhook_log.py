@@ -15,12 +15,12 @@ from django.utils import timezone
 from django.utils.http import parse_header_parameters
 
 from campaigns import timerange
-from campaigns.models import MessageEvent, PendingDeliveryReport, Reply, WebhookRequest
+from campaigns.models import PendingDeliveryReport, Reply, WebhookRequest
 from providers.events import DeliveryReport, InboundSMS
 from providers.exceptions import WebhookValidationError
 from providers.models import ProviderAccount
 
-from . import rows
+from . import lifecycle, rows
 from .delivery import Applied, apply_delivery_report, apply_to_message, match
 from .inbound import receive_inbound
 from .wake import wake
@@ -287,6 +287,9 @@ def _process_alone(log: WebhookRequest) -> None:
 
 
 def _apply_reports(logs: list[WebhookRequest]) -> None:
+    """The batch's reports for messages found by their provider id move in one statement per
+    kind of move (`lifecycle.Moves`); the others (matched by number, or waiting for their
+    message) are applied one by one after them."""
     now = timezone.now()
     parsed = []
     for log in logs:
@@ -298,20 +301,28 @@ def _apply_reports(logs: list[WebhookRequest]) -> None:
         {log.provider_account_id for log, _ in parsed},
         {report.provider_message_id for _, reports in parsed for report in reports},
     )
-    events: list[MessageEvent] = []
+    moves = lifecycle.Moves()
+    batched: list[tuple[WebhookRequest, int]] = []  # (request, message id) per move
+    alone: list[tuple[WebhookRequest, DeliveryReport]] = []
     for log, items in parsed:
-        provider_account, applied, pending = log.provider_account, 0, 0
         for report in items:
-            message = messages.get((provider_account.pk, report.provider_message_id))
-            if message is not None:
-                applied += apply_to_message(message, provider_account, report, events=events)
-                continue
-            outcome = apply_delivery_report(provider_account, report, webhook_request=log)
-            applied += outcome == Applied.CHANGED
-            pending += outcome == Applied.PENDING
-        log.status = Status.UNMATCHED if pending else Status.APPLIED
-        log.events, log.applied, log.processed_at = len(items), applied, now
-    MessageEvent.objects.bulk_create(events)
+            message = messages.get((log.provider_account_id, report.provider_message_id))
+            if message is None:
+                alone.append((log, report))
+            elif apply_to_message(message, log.provider_account, report, moves):
+                batched.append((log, message.pk))
+    moved = moves.write()
+    applied = {id(log): 0 for log, _ in parsed}
+    pending = dict(applied)
+    for log, message_id in batched:
+        applied[id(log)] += message_id in moved
+    for log, report in alone:
+        outcome = apply_delivery_report(log.provider_account, report, webhook_request=log)
+        applied[id(log)] += outcome == Applied.CHANGED
+        pending[id(log)] += outcome == Applied.PENDING
+    for log, items in parsed:
+        log.status = Status.UNMATCHED if pending[id(log)] else Status.APPLIED
+        log.events, log.applied, log.processed_at = len(items), applied[id(log)], now
     _save_outcomes(logs)
 
 

@@ -556,3 +556,130 @@ def test_each_request_of_a_batch_keeps_its_own_outcome(client, account, provider
     assert all(log.processed_at for log in WebhookRequest.objects.all())
     statuses = dict(Message.objects.values_list("provider_message_id", "status"))
     assert statuses == {"a": Status.DELIVERED, "b": Status.FAILED, "c": Status.DELIVERED}
+
+
+# --- a batch of reports, applied together ------------------------------------------------------
+
+
+def store_report(client, provider_account, body) -> None:
+    """Post as the provider would; nothing is applied until `apply_webhooks()`."""
+    response = client.post(
+        provider_account.webhook_url("dlr"), data=json.dumps(body), content_type="application/json"
+    )
+    assert response.status_code == 200, response.content
+
+
+def sent_messages(account, provider_account, prefix: str, count: int) -> list[Message]:
+    return [
+        MessageFactory(
+            account=account,
+            provider_account=provider_account,
+            provider_message_id=f"{prefix}{i}",
+            status=Status.SENT,
+        )
+        for i in range(count)
+    ]
+
+
+def test_a_batch_of_reports_moves_each_message_with_its_own_values(
+    client, account, provider_account, django_assert_max_num_queries
+):
+    """Forty reports applied by one worker run: each message gets its own status, time and
+    error code and one event; each request counts its report applied. On PostgreSQL the moves
+    take one statement per kind of move, not one per report."""
+    messages = sent_messages(account, provider_account, "sim-b", 40)
+    for i in range(40):
+        report = {"id": f"sim-b{i}", "status": "delivered" if i % 4 else "undelivered"}
+        report |= {"timestamp": f"2026-11-21T10:{i:02d}:00Z"} if i % 4 else {"error_code": "E1"}
+        store_report(client, provider_account, report)
+    limit = 15 if connections["default"].vendor == "postgresql" else 100
+    with django_assert_max_num_queries(limit):
+        assert apply_webhooks() == 40
+    for i, message in enumerate(messages):
+        message.refresh_from_db()
+        [event] = message.events.all()
+        assert (event.from_status, event.source) == (Status.SENT, "webhook")
+        if i % 4:
+            assert message.status == event.to_status == Status.DELIVERED
+            assert message.delivered_at.isoformat() == f"2026-11-21T10:{i:02d}:00+00:00"
+            assert message.error_code == ""
+        else:
+            assert message.status == event.to_status == Status.UNDELIVERED
+            assert message.error_code == "E1" and message.delivered_at is None
+        assert event.payload["id"] == f"sim-b{i}"
+    logs = WebhookRequest.objects.all()
+    assert {(log.status, log.events, log.applied) for log in logs} == {
+        (WebhookRequest.Status.APPLIED, 1, 1)
+    }
+
+
+def test_two_reports_for_one_message_in_a_batch_move_it_in_turn(client, account, provider_account):
+    """`sent` then `delivered` for a message whose send result never came (unknown), in one
+    request: both moves on its timeline, in order, and the furthest status kept; a repeated
+    report in another request of the batch changes nothing."""
+    message = MessageFactory(
+        account=account,
+        provider_account=provider_account,
+        provider_message_id="sim-d1",
+        status=Status.UNKNOWN,
+    )
+    store_report(
+        client,
+        provider_account,
+        [{"id": "sim-d1", "status": "sent"}, {"id": "sim-d1", "status": "delivered"}],
+    )
+    store_report(client, provider_account, {"id": "sim-d1", "status": "delivered"})
+    assert apply_webhooks() == 2
+    message.refresh_from_db()
+    assert message.status == Status.DELIVERED
+    moves = [(e.from_status, e.to_status) for e in message.events.order_by("at", "id")]
+    assert moves == [(Status.UNKNOWN, Status.SENT), (Status.SENT, Status.DELIVERED)]
+    first, second = WebhookRequest.objects.order_by("id")
+    assert (first.events, first.applied, second.events, second.applied) == (2, 2, 1, 0)
+
+
+def test_a_message_another_writer_moved_meanwhile_keeps_that_writers_status(
+    client, account, provider_account, monkeypatch
+):
+    """Between the batch reading its messages and writing their moves, the expiry sweep moves
+    one of them: that one stays as the sweep left it, without the report's event, and its
+    request counts nothing applied; the others move."""
+    from campaigns.services import lifecycle
+
+    expired, delivered = sent_messages(account, provider_account, "sim-c", 2)
+    for message in (expired, delivered):
+        store_report(
+            client, provider_account, {"id": message.provider_message_id, "status": "delivered"}
+        )
+    real_write = lifecycle.Moves.write
+
+    def write_after_the_sweep(moves):
+        Message.objects.filter(pk=expired.pk).update(status=Status.EXPIRED)
+        return real_write(moves)
+
+    monkeypatch.setattr(lifecycle.Moves, "write", write_after_the_sweep)
+    assert apply_webhooks() == 2
+    expired.refresh_from_db()
+    delivered.refresh_from_db()
+    assert (expired.status, expired.events.count()) == (Status.EXPIRED, 0)
+    assert (delivered.status, delivered.events.count()) == (Status.DELIVERED, 1)
+    applied = dict(WebhookRequest.objects.values_list("body", "applied"))
+    assert sorted(applied.values()) == [0, 1]
+    assert applied[json.dumps({"id": "sim-c0", "status": "delivered"})] == 0
+
+
+def test_a_batch_forwards_each_final_status_to_the_account(client, account, provider_account):
+    """An account with a forward URL gets one status forward per message a batch finished."""
+    from campaigns.models import Forward
+
+    account.forward_url = "https://example.com/sms-status"
+    account.save()
+    messages = sent_messages(account, provider_account, "sim-f", 3)
+    for message in messages:
+        store_report(
+            client, provider_account, {"id": message.provider_message_id, "status": "delivered"}
+        )
+    apply_webhooks()
+    forwards = Forward.objects.filter(account=account, event="status")
+    assert sorted(f.payload["message_id"] for f in forwards) == sorted(m.pk for m in messages)
+    assert {f.payload["status"] for f in forwards} == {"delivered"}
