@@ -239,8 +239,9 @@ def apply_received(limit: int = 500) -> int:
 
     Workers on several machines take disjoint batches (SKIP LOCKED on PostgreSQL; SQLite has one
     writer at a time). One commit per batch; one bad request never holds up the others.
-    Delivery reports, the bulk of the traffic, are applied with a few queries per batch and one
-    conditional update per report; replies go one request at a time.
+    Delivery reports, the bulk of the traffic, are applied with a few queries per batch, their
+    messages moved in one statement per kind of move (`lifecycle.Moves`); replies go one
+    request at a time.
     """
     with transaction.atomic():
         waiting = WebhookRequest.objects.filter(
