@@ -64,9 +64,15 @@ def status_payload(
 
 
 def enqueue_status(message: Message) -> None:
+    if (forward := status_forward(message)) is not None:
+        forward.save(force_insert=True)
+
+
+def status_forward(message: Message) -> Forward | None:
+    """The unsaved forward of `message`'s status to its account's URL; None without a URL."""
     if not message.account.forward_url:
-        return
-    Forward.objects.create(
+        return None
+    return Forward(
         account_id=message.account_id,
         event="status",
         payload=status_payload(

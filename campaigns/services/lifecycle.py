@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns import statuses
-from campaigns.models import Message, MessageEvent
+from campaigns.models import Forward, Message, MessageEvent
 from providers.models import ProviderAccount
 
 from . import forwarding
@@ -428,9 +428,12 @@ class Moves:
             if moving.message.pk in moved
             for event in moving.events
         )
-        for moving in self._moving.values():
-            if moving.message.pk in moved and moving.message.status in statuses.FINAL:
-                forwarding.enqueue_status(moving.message)
+        Forward.objects.bulk_create(
+            forward
+            for moving in self._moving.values()
+            if moving.message.pk in moved and moving.message.status in statuses.FINAL
+            if (forward := forwarding.status_forward(moving.message)) is not None
+        )
         self._moving = {}
         return moved
 
