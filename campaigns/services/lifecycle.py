@@ -13,7 +13,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -438,6 +437,12 @@ class Moves:
         return moved
 
 
+def _exact(value: Any) -> str:
+    """A value for PostgreSQL to read back exactly (times to the microsecond: Django's JSON
+    encoder keeps milliseconds only)."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 def _move_group(
     group: list[_Moving], from_status: str, to_status: str, names: tuple[str, ...], now: datetime
 ) -> set[int]:
@@ -466,7 +471,7 @@ def _move_group(
             }
             for moving in group
         ],
-        cls=DjangoJSONEncoder,
+        default=_exact,
     )
     record = ", ".join(
         [

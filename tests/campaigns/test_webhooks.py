@@ -590,7 +590,8 @@ def test_a_batch_of_reports_moves_each_message_with_its_own_values(
     messages = sent_messages(account, provider_account, "sim-b", 40)
     for i in range(40):
         report = {"id": f"sim-b{i}", "status": "delivered" if i % 4 else "undelivered"}
-        report |= {"timestamp": f"2026-11-21T10:{i:02d}:00Z"} if i % 4 else {"error_code": "E1"}
+        stamp = {"timestamp": f"2026-11-21T10:{i:02d}:00.1234{i:02d}Z"}  # to the microsecond
+        report |= stamp if i % 4 else {"error_code": "E1"}
         store_report(client, provider_account, report)
     limit = 15 if connections["default"].vendor == "postgresql" else 100
     with django_assert_max_num_queries(limit):
@@ -601,7 +602,7 @@ def test_a_batch_of_reports_moves_each_message_with_its_own_values(
         assert (event.from_status, event.source) == (Status.SENT, "webhook")
         if i % 4:
             assert message.status == event.to_status == Status.DELIVERED
-            assert message.delivered_at.isoformat() == f"2026-11-21T10:{i:02d}:00+00:00"
+            assert message.delivered_at.isoformat() == f"2026-11-21T10:{i:02d}:00.1234{i:02d}+00:00"
             assert message.error_code == ""
         else:
             assert message.status == event.to_status == Status.UNDELIVERED
