@@ -503,3 +503,40 @@ def test_a_workers_loglevel_still_sets_celerys_own_loggers():
     assert done.returncode == 0, done.stderr
     assert "celery@test ready." in done.stderr
     assert "not shown at WARNING" not in done.stderr
+
+
+def test_without_the_access_log_requests_write_no_line_and_errors_still_do(
+    real_logging, monkeypatch
+):
+    """`GUNICORN_ACCESS_LOG=false` (the proxy logs the requests): no access-log line; gunicorn's
+    error log is written as ever."""
+    from smshub.gunicorn_logging import WithoutAccessLog
+
+    monkeypatch.setenv("GUNICORN_ACCESS_LOG", "false")
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    written = real_logging(False, "json")
+    log = configured_gunicorn_logger()
+    assert isinstance(log, WithoutAccessLog)
+
+    class Request:
+        headers = []
+
+    class Response:
+        status = "200 OK"
+        sent = 2
+        headers = []
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/healthz",
+        "PATH_INFO": "/healthz",
+        "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.0.0.7",
+    }
+    log.access(Response(), Request(), environ, timedelta(milliseconds=3))
+    log.error("worker %s timed out", "smshub-web-1")
+    lines = written().splitlines()
+    assert not [line for line in lines if "gunicorn.access" in line]
+    [error] = [json.loads(line) for line in lines if "gunicorn.error" in line]
+    assert error["message"] == "worker smshub-web-1 timed out"
