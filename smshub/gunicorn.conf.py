@@ -13,7 +13,7 @@ from the project's directory. Every value can be changed through the environment
   the client's address for its lock-outs from the X-Forwarded-For they add (smshub.lockout)
 - `GUNICORN_CONTROL_SOCKET`: where `gunicornc` may reach it (default: no control socket)
 - `GUNICORN_ACCESS_LOG`: false writes no access log, where the proxy's is enough (default true;
-  under single API sends the access log costs about 7 % of the web processes' CPU)
+  under single API sends the access log costs about 9 % of the web processes' CPU)
 - `LOG_FORMAT`, `LOG_LEVEL`, `DEBUG`: as for the application; the access log goes through the
   same JSON formatter (method, path, status, duration_ms, request_id, ...) and masking.
 

@@ -4,7 +4,7 @@ Gunicorn builds every access-log line from a dict of *atoms*: a dozen of its own
 request header, response header and WSGI environ entry (about 50 for an API call), each then
 escaped. The hub's line and its JSON fields (`smshub.logging`) read ten of them, so this logger
 builds those ten only: under a stream of single API sends the access log was a tenth of the web
-processes' CPU, about a thirteenth since (most of it Python's logging: the record, its filters,
+processes' CPU, about an eleventh since (most of it Python's logging: the record, its filters,
 the JSON, the write). A format that asks for any other atom gets gunicorn's whole dict, as
 before. Where the proxy's log is enough, `GUNICORN_ACCESS_LOG=false` (`WithoutAccessLog`)
 writes none.
