@@ -28,8 +28,9 @@ timed from the first submission to the last arrival in the fake's own log.
   client threads (`--threads`), each with its own keep-alive connection.
 
 Prints messages/s per system, mode and latency, the ratio hub / Kannel, and the CPU ms per
-message of the hub's web processes (gunicorn master and workers) and worker processes (Celery
-and its pool), read from /proc before and after each case; the last line is one JSON object.
+message of the hub's web processes (gunicorn master and workers), worker processes (Celery
+and its pool) and PostgreSQL (all its processes), read from /proc before and after each case;
+the last line is one JSON object.
 With `--runs R` every case runs R times and the medians are shown.
 """
 
@@ -74,7 +75,7 @@ from bench.dispatch import (  # noqa: E402
     recipient,
 )
 from bench.fake_provider import HUB, KANNEL, FakeProvider, measure_capacity  # noqa: E402
-from bench.procs import tree_cpu  # noqa: E402
+from bench.procs import processes, tree_cpu  # noqa: E402
 
 os.environ["CELERY_TASK_DEFAULT_QUEUE"] = QUEUE  # bench.worker's queue, for web and beat too
 
@@ -403,6 +404,18 @@ class HubWorker(Worker):
             raise
 
 
+def postgres_cpu(table: dict[int, tuple[int, str, float]]) -> float:
+    """CPU seconds of PostgreSQL on this machine: each server's postmaster and its backends,
+    the exited ones' included (the hub's only while a case runs: a database of its own, the
+    machine otherwise quiet)."""
+    servers = [
+        pid
+        for pid, (parent, name, _) in table.items()
+        if name in ("postgres", "postmaster") and table.get(parent, (0, ""))[1] != name
+    ]
+    return tree_cpu(servers, table)
+
+
 def web_command(server: str, port: int, workers: int) -> list[str]:
     """The hub's web processes: gunicorn as in production (`smshub/gunicorn.conf.py`), or, for
     comparison, granian (HTTP in Rust; `pip install granian`) with as many workers of as many
@@ -456,10 +469,12 @@ class Hub:
             raise RuntimeError(f"the worker died:\n{self.worker.log.read_text()[-3000:]}")
 
     def cpu(self) -> dict[str, float]:
+        table = processes()
         return {
-            "web": cpu_seconds([self.web.pid]),
-            "worker": cpu_seconds([self.worker.process.pid]),
-            "beat": cpu_seconds([self.beat.pid]),
+            "web": tree_cpu([self.web.pid], table),
+            "worker": tree_cpu([self.worker.process.pid], table),
+            "beat": tree_cpu([self.beat.pid], table),
+            "postgres": postgres_cpu(table),
         }
 
     def queries(self) -> int:
@@ -621,6 +636,7 @@ class Bench:
             "web_cpu_ms": (after["web"] - before["web"]) * 1000 / n,
             "worker_cpu_ms": (after["worker"] - before["worker"]) * 1000 / n,
             "beat_cpu_ms": (after["beat"] - before["beat"]) * 1000 / n,
+            "postgres_cpu_ms": (after["postgres"] - before["postgres"]) * 1000 / n,
             "queries": (hub.queries() - queries) / n,
             "answer_ms": statistics.median(durations) * 1000 if durations else None,
         }
@@ -666,7 +682,7 @@ def report(args, results, capacity: dict[int | str, float], kannel_version: str)
             figures[f"fake_capacity_{latency}ms_per_s"] = round(rate)
     header = (
         f"{'latency':>7}  {'mode':<8}{'Kannel/s':>9}{'hub/s':>8}{'hub÷K':>7}"
-        f"{'web ms':>8}{'worker ms':>10}{'beat ms':>8}{'SQL':>6}{'Kannel ms':>10}"
+        f"{'web ms':>8}{'worker ms':>10}{'beat ms':>8}{'PG ms':>7}{'SQL':>6}{'Kannel ms':>10}"
         f"{'answer ms K/hub':>16}"
     )
     print()
@@ -684,6 +700,7 @@ def report(args, results, capacity: dict[int | str, float], kannel_version: str)
         ratio = statistics.median(ratios) if ratios else None
         web, worker = median(case["hub"], "web_cpu_ms"), median(case["hub"], "worker_cpu_ms")
         beat, queries = median(case["hub"], "beat_cpu_ms"), median(case["hub"], "queries")
+        postgres = median(case["hub"], "postgres_cpu_ms")
         kannel_cpu = median(case["kannel"], "cpu_ms")
         answers = f"{show(median(case['kannel'], 'answer_ms'), '.1f')}/" + show(
             median(case["hub"], "answer_ms"), ".0f"
@@ -691,7 +708,8 @@ def report(args, results, capacity: dict[int | str, float], kannel_version: str)
         print(
             f"{latency:>5} ms  {mode:<8}{show(kannel, ',.0f'):>9}{show(hub, ',.0f'):>8}"
             f"{show(ratio, '.3f'):>7}{show(web, '.2f'):>8}{show(worker, '.2f'):>10}"
-            f"{show(beat, '.2f'):>8}{show(queries, '.1f'):>6}{show(kannel_cpu, '.2f'):>10}"
+            f"{show(beat, '.2f'):>8}{show(postgres, '.2f'):>7}{show(queries, '.1f'):>6}"
+            f"{show(kannel_cpu, '.2f'):>10}"
             f"{answers if mode == 'singles' else '-':>16}"
         )
         key = f"{mode}_{latency}ms"
@@ -702,6 +720,7 @@ def report(args, results, capacity: dict[int | str, float], kannel_version: str)
             ("web_cpu_ms_per_message", web, 2),
             ("worker_cpu_ms_per_message", worker, 2),
             ("beat_cpu_ms_per_message", beat, 2),
+            ("postgres_cpu_ms_per_message", postgres, 2),
             ("worker_queries_per_message", queries, 2),
             ("kannel_cpu_ms_per_message", kannel_cpu, 2),
         ):
@@ -710,7 +729,8 @@ def report(args, results, capacity: dict[int | str, float], kannel_version: str)
     print(
         "msgs/s from first submission to last arrival at the fake; hub÷K: hub / Kannel "
         "(median of the runs' ratios);\nCPU ms per message: hub web (server master + workers), "
-        "worker (Celery + pool), beat; Kannel (bearerbox + smsbox);\nSQL: the worker's queries "
+        "worker (Celery + pool), beat,\nPG: PostgreSQL (all its processes); Kannel (bearerbox + "
+        "smsbox); SQL: the worker's queries "
         "per message; answer ms: median time to answer one single send (Kannel / hub)."
     )
     return figures
