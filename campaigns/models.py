@@ -336,9 +336,19 @@ class Message(models.Model):
         GSM7 = "GSM-7", "GSM-7"
         UCS2 = "UCS-2", "UCS-2"
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages")
+    # No index of their own on account, campaign and provider account: Meta's indexes lead with
+    # each (message_account_idx, message_campaign_status_idx, message_provider_claimed_idx), and
+    # every status move rewrites every index of the row.
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     campaign = models.ForeignKey(
-        Campaign, on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
+        Campaign,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="messages",
+        db_index=False,
     )
     category = models.ForeignKey(Category, on_delete=models.SET_NULL, null=True, blank=True)
     recipient = PhoneNumberField()
@@ -352,7 +362,12 @@ class Message(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
 
     provider_account = models.ForeignKey(
-        ProviderAccount, on_delete=models.PROTECT, null=True, blank=True, related_name="messages"
+        ProviderAccount,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="messages",
+        db_index=False,
     )
     provider_message_id = models.CharField(max_length=100, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -147,3 +147,27 @@ def test_times_stored_beyond_the_calendar_are_brought_within_it(operator_client,
     message.refresh_from_db()
     assert message.scheduled_at == datetime(3000, 1, 1, tzinfo=UTC)
     assert operator_client.get(page).status_code == 200
+
+
+@pytest.mark.django_db
+def test_every_foreign_key_of_a_message_leads_one_index_only():
+    """Deleting an account, campaign, category or user finds its messages through an index,
+    and no index is there twice: each status move rewrites every index of the row."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Message._meta.db_table)
+    leading: dict[str, int] = {}
+    for constraint in constraints.values():
+        if constraint["index"] and constraint["columns"]:
+            leading[constraint["columns"][0]] = leading.get(constraint["columns"][0], 0) + 1
+    for field in Message._meta.concrete_fields:
+        if field.many_to_one:
+            assert leading.get(field.column), f"no index leads with {field.column}"
+    plain = [
+        tuple(c["columns"])
+        for c in constraints.values()
+        if c["index"] and not c["primary_key"] and len(c["columns"]) == 1
+    ]
+    for column in ("account_id", "campaign_id", "provider_account_id"):
+        assert (column,) not in plain, f"{column} has an index of its own beside a wider one"
