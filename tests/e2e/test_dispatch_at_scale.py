@@ -9,6 +9,7 @@ to count every send; delivery reports are switched off (`sent` is the end of the
 """
 
 import contextlib
+import itertools
 import logging
 import os
 import re
@@ -63,6 +64,9 @@ WORKER_MAIN = (
 )
 
 
+WORKER_NUMBERS = itertools.count(1)
+
+
 class Workers:
     """Worker processes on the test database, each in its own process group (prefork children
     included), started and killed by the tests."""
@@ -77,8 +81,10 @@ class Workers:
         names, logs = [], []
         for _ in range(count):
             self.started += 1
-            name = f"scale{self.started}-{os.getpid()}"
-            log_path = OUTPUT / f"celery-worker-scale{self.started}.log"
+            # Numbered across the session (several modules start workers): each keeps its log.
+            number = next(WORKER_NUMBERS)
+            name = f"scale{number}-{os.getpid()}"
+            log_path = OUTPUT / f"celery-worker-scale{number}.log"
             with open(log_path, "w") as log:
                 self.processes[name] = subprocess.Popen(
                     [
@@ -302,7 +308,12 @@ def test_two_workers_send_every_message_exactly_once(workers, simulator):
         shares = {name: workers.dispatched(name) for name in workers.processes}
         return shares if sum(shares.values()) >= count else None
 
-    shares = run_until(claims_logged, timeout=45)
+    try:
+        shares = run_until(claims_logged, timeout=45)
+    except AssertionError:
+        shares = {name: workers.dispatched(name) for name in workers.processes}
+        logs = {name: str(workers.logs[name]) for name in workers.processes}
+        raise AssertionError(f"claims logged {shares} of {count} after 45 s: see {logs}") from None
     print(f"messages claimed per worker: {shares}")
     assert all(shares.values()), shares
 
