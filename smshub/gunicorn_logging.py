@@ -31,7 +31,7 @@ class AccessLogger(Logger):
         self.few_atoms = used <= ATOMS
 
     def atoms(self, resp, req, environ, request_time) -> dict:
-        if not getattr(self, "few_atoms", False):
+        if not self.few_atoms:  # set by `setup`, which gunicorn's Logger runs when made
             return super().atoms(resp, req, environ, request_time)
         status = resp.status
         if isinstance(status, str):

@@ -8,11 +8,11 @@ again, which on PostgreSQL checks every row of the table while writes wait."""
 import django.db.models.deletion
 from django.db import migrations, models
 
-# (field, index Django named when it created the field's index, column)
+# (index Django named when it created the field's index, column)
 COVERED = [
-    ("account", "campaigns_message_account_id_6c4fa801", "account_id"),
-    ("campaign", "campaigns_message_campaign_id_de4b21fa", "campaign_id"),
-    ("provider_account", "campaigns_message_provider_account_id_7bc973b3", "provider_account_id"),
+    ("campaigns_message_account_id_6c4fa801", "account_id"),
+    ("campaigns_message_campaign_id_de4b21fa", "campaign_id"),
+    ("campaigns_message_provider_account_id_7bc973b3", "provider_account_id"),
 ]
 
 
@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
                     sql=f'DROP INDEX IF EXISTS "{index}"',
                     reverse_sql=f'CREATE INDEX "{index}" ON "campaigns_message" ("{column}")',
                 )
-                for _, index, column in COVERED
+                for index, column in COVERED
             ],
             state_operations=[
                 migrations.AlterField(

@@ -97,16 +97,19 @@ PREPARE_AFTER = 5
 
 
 def binding_cursor():
-    """PostgreSQL: a Django cursor whose parameters the server binds itself (psycopg's `Cursor`;
-    Django's connections bind on the client): a row's values go beside the statement instead
-    of being quoted into its text, which took a single send 3 to 5 % of its instructions and a
-    stored webhook request a tenth of its CPU (its headers and body quoted in Python).
+    """On PostgreSQL, a Django cursor whose parameters the server binds itself (psycopg's
+    `Cursor`; Django's connections bind on the client); elsewhere Django's usual cursor. A row's
+    values go beside the statement instead of being quoted into its text, which took a single
+    send 3 to 5 % of its instructions and a stored webhook request a tenth of its CPU (its
+    headers and body quoted in Python).
 
     On a connection kept between requests (`CONN_MAX_AGE` not 0) a statement is prepared once
     it has run `PREPARE_AFTER` times: PostgreSQL then neither parses nor plans it again, a
     quarter of its CPU for a single send (bench/peer.py). Django leaves psycopg's preparing off
     for transaction poolers, which is what `CONN_MAX_AGE=0` is for (docs/deploy.md): there, and
     on connections that last one request anyway, nothing is prepared."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
     connection.ensure_connection()
     kept = connection.settings_dict["CONN_MAX_AGE"] != 0
     if kept and connection.connection.prepare_threshold is None:

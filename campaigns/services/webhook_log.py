@@ -4,6 +4,7 @@ import dataclasses
 import io
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -188,8 +189,7 @@ def _insert(log: WebhookRequest) -> bool:
             f"({rows.column_list(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
             f"RETURNING {quote(WebhookRequest._meta.pk.column)}"
         )
-    postgresql = connection.vendor == "postgresql"
-    with rows.binding_cursor() if postgresql else connection.cursor() as cursor:
+    with rows.binding_cursor() as cursor:
         cursor.execute(sql, values)
         log.pk = cursor.fetchone()[0]
     log._state.adding, log._state.db = False, connection.alias
@@ -313,17 +313,16 @@ def _apply_reports(logs: list[WebhookRequest]) -> None:
             elif apply_to_message(message, log.provider_account, report, moves):
                 batched.append((log, message.pk))
     moved = moves.write()
-    applied = {id(log): 0 for log, _ in parsed}
-    pending = dict(applied)
+    applied, pending = Counter(), Counter()  # per request id
     for log, message_id in batched:
-        applied[id(log)] += message_id in moved
+        applied[log.pk] += message_id in moved
     for log, report in alone:
         outcome = apply_delivery_report(log.provider_account, report, webhook_request=log)
-        applied[id(log)] += outcome == Applied.CHANGED
-        pending[id(log)] += outcome == Applied.PENDING
+        applied[log.pk] += outcome == Applied.CHANGED
+        pending[log.pk] += outcome == Applied.PENDING
     for log, items in parsed:
-        log.status = Status.UNMATCHED if pending[id(log)] else Status.APPLIED
-        log.events, log.applied, log.processed_at = len(items), applied[id(log)], now
+        log.status = Status.UNMATCHED if pending[log.pk] else Status.APPLIED
+        log.events, log.applied, log.processed_at = len(items), applied[log.pk], now
     _save_outcomes(logs)
 
 

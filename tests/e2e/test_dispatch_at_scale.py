@@ -75,13 +75,12 @@ class Workers:
         self.env = env
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
-        self.started = 0
 
     def start(self, count: int = 1) -> list[str]:
         names, logs = [], []
         for _ in range(count):
-            self.started += 1
-            # Numbered across the session (several modules start workers): each keeps its log.
+            # Numbered across the session (the module's pools and the next one's): each worker
+            # keeps its own log.
             number = next(WORKER_NUMBERS)
             name = f"scale{number}-{os.getpid()}"
             log_path = OUTPUT / f"celery-worker-scale{number}.log"
