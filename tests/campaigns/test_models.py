@@ -2,7 +2,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 
-from campaigns.models import Account, Message, OptOut, SenderName
+from campaigns.models import Account, Message, MessageEvent, OptOut, SenderName
 from campaigns.phone import normalize
 
 from ..factories import AccountFactory, MessageFactory, ProviderAccountFactory
@@ -150,18 +150,26 @@ def test_times_stored_beyond_the_calendar_are_brought_within_it(operator_client,
 
 
 @pytest.mark.django_db
-def test_every_foreign_key_of_a_message_leads_one_index_only():
-    """Deleting an account, campaign, category or user finds its messages through an index,
-    and no index is there twice: each status move rewrites every index of the row."""
+@pytest.mark.parametrize(
+    "model, covered",
+    [
+        (Message, ["account_id", "campaign_id", "provider_account_id"]),
+        (MessageEvent, ["message_id"]),
+    ],
+)
+def test_every_foreign_key_leads_one_index_only(model, covered):
+    """Deleting an account, campaign, category, user or message finds its messages and events
+    through an index, and no index is there twice: each status move rewrites every index of the
+    message and adds an event."""
     from django.db import connection
 
     with connection.cursor() as cursor:
-        constraints = connection.introspection.get_constraints(cursor, Message._meta.db_table)
+        constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
     leading: dict[str, int] = {}
     for constraint in constraints.values():
         if constraint["index"] and constraint["columns"]:
             leading[constraint["columns"][0]] = leading.get(constraint["columns"][0], 0) + 1
-    for field in Message._meta.concrete_fields:
+    for field in model._meta.concrete_fields:
         if field.many_to_one:
             assert leading.get(field.column), f"no index leads with {field.column}"
     plain = [
@@ -169,5 +177,5 @@ def test_every_foreign_key_of_a_message_leads_one_index_only():
         for c in constraints.values()
         if c["index"] and not c["primary_key"] and len(c["columns"]) == 1
     ]
-    for column in ("account_id", "campaign_id", "provider_account_id"):
+    for column in covered:
         assert (column,) not in plain, f"{column} has an index of its own beside a wider one"
