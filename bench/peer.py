@@ -14,9 +14,10 @@ timed from the first submission to the last arrival in the fake's own log.
   admin would set it: `max-pending-submits = 500`, messages kept in memory), written to a
   temporary folder, on free ports, their consoles at warning level like its `log-level = 2`.
 - The hub as in production: `DEBUG=false`, a throwaway PostgreSQL database of its own,
-  gunicorn (`smshub/gunicorn.conf.py`, `--web-workers` workers, 5, of `GUNICORN_THREADS`
-  threads, 4 by default; `--web-server granian` runs granian instead, as many workers of as
-  many threads, without an access log, to compare the two servers), one Celery worker
+  gunicorn (`smshub/gunicorn.conf.py`, `--web-workers` workers, as many as it starts by
+  default: one per CPU plus one, of `GUNICORN_THREADS` threads, 4 by default; `--web-server
+  granian` runs granian instead, as many workers of as many threads, without an access log,
+  to compare the two servers), one Celery worker
   with 2 processes (`bench/dispatch.py`'s Worker) and beat; a `simulator` provider account at
   the fake without limits, alone on the account's route; sender and category empty. Changed
   for the bench: the API's per-key rate limit (`SMSHUB_API_RATE_LIMIT`), so that it measures
@@ -745,7 +746,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=1, help="runs of every case (1)")
     parser.add_argument("--threads", type=int, default=16, help="clients for singles (16)")
     parser.add_argument("--per-request", type=int, default=100, help="numbers a Kannel GET")
-    parser.add_argument("--web-workers", type=int, default=5, help="web processes (5)")
+    parser.add_argument(
+        "--web-workers",
+        type=int,
+        default=os.cpu_count() + 1,
+        help="web processes (as smshub/gunicorn.conf.py's default: one per CPU plus one)",
+    )
     parser.add_argument(
         "--web-server",
         choices=("gunicorn", "granian"),

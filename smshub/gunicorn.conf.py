@@ -2,7 +2,7 @@
 from the project's directory. Every value can be changed through the environment (and `.env`):
 
 - `GUNICORN_BIND` (default `127.0.0.1:8000`; on a platform that sets `PORT`, `0.0.0.0:$PORT`)
-- `WEB_CONCURRENCY`: worker processes (default: 2 per CPU + 1)
+- `WEB_CONCURRENCY`: worker processes (default: 1 per CPU + 1)
 - `GUNICORN_THREADS`: threads per worker (default 4: threaded workers; 1 makes them sync ones)
 - `GUNICORN_TIMEOUT`: seconds a worker may stay silent before it is restarted (default 30;
   with sync workers that bounds each request, with threaded ones only a stuck worker)
@@ -24,8 +24,17 @@ again for every request, and a worker waits idle while PostgreSQL commits. Again
 workers (bare view 591 requests/s, delivery reports applied 214/s), 2 workers of 4 threads
 answered the bare view at 1,607/s and applied 371/s, 5 workers of 4 threads applied 410/s (the
 difference between 2 and 5 workers is within the machine's noise; earlier runs found sync
-workers slower with 5 than with 2), so the number of workers stays gunicorn's usual 2 per CPU
-plus 1. Each thread keeps its own database connection (docs/deploy.md, *Database connections*).
+workers slower with 5 than with 2).
+
+Why one process per CPU plus one, not gunicorn's usual 2 per CPU plus 1 (a rule for sync
+workers, which answer one request at a time): each threaded worker already serves 4 requests,
+and every further process shares the same CPUs with PostgreSQL and the Celery worker, each
+switch between them costing CPU. On 2 CPUs, runs alternated between 5 and 3 workers of 4
+threads: bench/webhooks.py applied 481 and 539 reports/s with 5, 582 and 637 with 3, for
+2.07 and 1.89 against 1.57 and 1.35 ms of web CPU a report; bench/peer.py's single sends at
+50 ms went 485, 455 and 438/s with 5 against 632, 564 and 447/s with 3, for 2.19-2.79 against
+1.68-2.30 ms of web CPU a send (2 workers were no better than 3). Each thread keeps its own
+database connection (docs/deploy.md, *Database connections*).
 
 The keep-alive outlasts the proxy's (nginx closes idle upstream connections after 60 s by
 default): whoever closes an idle connection first must be the proxy, or it may send a request
@@ -49,7 +58,7 @@ proc_name = "smshub-web"
 _port = os.environ.get("PORT")
 _default_bind = f"0.0.0.0:{_port}" if _port else "127.0.0.1:8000"
 bind = [env.str("GUNICORN_BIND", default=_default_bind)]
-workers = env.int("WEB_CONCURRENCY", default=multiprocessing.cpu_count() * 2 + 1)
+workers = env.int("WEB_CONCURRENCY", default=multiprocessing.cpu_count() + 1)
 threads = env.int("GUNICORN_THREADS", default=4)
 timeout = env.int("GUNICORN_TIMEOUT", default=30)
 graceful_timeout = env.int("GUNICORN_GRACEFUL_TIMEOUT", default=30)

@@ -5,6 +5,7 @@ working under that policy in Chromium."""
 import json
 import os
 import re
+import runpy
 import secrets
 import signal
 import socket
@@ -386,3 +387,14 @@ def test_run_prod_runs_the_production_procfile_plus_the_simulator():
     assert production["web"] == "gunicorn -c smshub/gunicorn.conf.py"
     assert {name: local[name] for name in production} == production
     assert set(local) - set(production) == {"simulator"}
+
+
+def test_gunicorn_starts_one_process_per_cpu_plus_one_of_four_threads(monkeypatch):
+    """Threaded workers already serve four requests each: more processes than CPUs plus one only
+    share the cores with PostgreSQL and the worker (smshub/gunicorn.conf.py says what it cost)."""
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.delenv("GUNICORN_THREADS", raising=False)
+    config = runpy.run_path(str(ROOT / "smshub" / "gunicorn.conf.py"))
+    assert (config["workers"], config["threads"]) == (os.cpu_count() + 1, 4)
+    monkeypatch.setenv("WEB_CONCURRENCY", "7")
+    assert runpy.run_path(str(ROOT / "smshub" / "gunicorn.conf.py"))["workers"] == 7
