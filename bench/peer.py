@@ -76,7 +76,7 @@ from bench.dispatch import (  # noqa: E402
     recipient,
 )
 from bench.fake_provider import HUB, KANNEL, FakeProvider, measure_capacity  # noqa: E402
-from bench.procs import processes, tree_cpu  # noqa: E402
+from bench.procs import processes, production_server, tree_cpu  # noqa: E402
 
 os.environ["CELERY_TASK_DEFAULT_QUEUE"] = QUEUE  # bench.worker's queue, for web and beat too
 
@@ -749,7 +749,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--web-workers",
         type=int,
-        default=os.cpu_count() + 1,
+        default=production_server()["workers"],
         help="web processes (as smshub/gunicorn.conf.py's default: one per CPU plus one)",
     )
     parser.add_argument(

@@ -1,9 +1,19 @@
-"""CPU time of processes, read from /proc (Linux), for the benchmarks' CPU-per-message figures."""
+"""The benchmarks' processes: their CPU time, read from /proc (Linux), for the CPU-per-message
+figures, and the web server's processes as production starts them."""
 
 import os
+import runpy
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def production_server() -> dict:
+    """Workers, threads and keep-alive as smshub/gunicorn.conf.py sets them here."""
+    config = runpy.run_path(str(ROOT / "smshub" / "gunicorn.conf.py"))
+    return {key: config[key] for key in ("workers", "threads", "keepalive")}
 
 
 def processes() -> dict[int, tuple[int, str, float]]:

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import runpy
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,7 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
-from bench.procs import processes, tree_cpu  # noqa: E402
+from bench.procs import processes, production_server, tree_cpu  # noqa: E402
 
 PORT, MINIMAL_PORT = 8765, 8766
 # Gunicorn's first answer may take seconds (workers import the hub): wait for it this long.
@@ -59,12 +58,6 @@ START_DEADLINE = 120
 TARGET_PER_S = 2000
 WARM_UP = 200
 READY, DONE = "applier ready", "applier done: "
-
-
-def production_server() -> dict:
-    """Workers, threads and keep-alive as smshub/gunicorn.conf.py sets them here."""
-    config = runpy.run_path(str(ROOT / "smshub" / "gunicorn.conf.py"))
-    return {key: config[key] for key in ("workers", "threads", "keepalive")}
 
 
 def arguments() -> argparse.Namespace:
