@@ -15,7 +15,7 @@ PYTHON ?= $(firstword $(foreach v,3.12 3.13 3.14,\
 
 help:
 	@echo "make run     set up (virtualenv, packages, database, demo data) and start the hub"
-	@echo "make run-prod  the production layout on this machine (PostgreSQL, Redis, gunicorn)"
+	@echo "make run-prod  the production layout on this machine (PostgreSQL, Redis, granian)"
 	@echo "make test    lint and run the whole test suite"
 	@echo "make format  format the code with ruff"
 	@echo "make lock    refresh requirements.lock after changing pyproject.toml"
@@ -52,7 +52,7 @@ run: install
 	@echo
 	$(BIN)/python -m smshub.devstack Procfile.dev
 
-# The production layout on this machine (docs/deploy.md): gunicorn, two Celery workers, beat and
+# The production layout on this machine (docs/deploy.md): granian, two Celery workers, beat and
 # the simulator (deploy/Procfile.local), DEBUG off, JSON logs, against PostgreSQL and Redis on
 # 127.0.0.1. Plain HTTP on loopback: the TLS-only settings a proxy would need are relaxed; the
 # demo's known login is seeded (seed_demo runs with DEBUG on for that only). Keys made once are
@@ -63,7 +63,7 @@ run-prod: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smshub
 run-prod: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/3
 run-prod: export CACHE_URL ?= redis://127.0.0.1:6379/4
 run-prod: export STATIC_ROOT ?= $(CURDIR)/var/staticfiles
-run-prod: export GUNICORN_BIND ?= 127.0.0.1:$(SMSHUB_PORT)
+run-prod: export WEB_BIND ?= 127.0.0.1:$(SMSHUB_PORT)
 run-prod: export WEB_CONCURRENCY ?= 2
 run-prod: export CELERY_WORKER_CONCURRENCY ?= 2
 run-prod: export SECURE_SSL_REDIRECT ?= false
@@ -95,7 +95,7 @@ run-prod: install
 	echo "  Log in:   $${DEMO_USERNAME:-admin} / $${DEMO_PASSWORD:-smshub-demo}" && \
 	echo "  Health:   http://127.0.0.1:$(SMSHUB_PORT)/readyz" && \
 	echo "  Metrics:  curl -H \"Authorization: Bearer $$SMSHUB_METRICS_TOKEN\" http://127.0.0.1:$(SMSHUB_PORT)/metrics" && \
-	echo "  Ctrl-C stops web (gunicorn), 2 workers, beat and simulator." && \
+	echo "  Ctrl-C stops web (granian), 2 workers, beat and simulator." && \
 	echo && \
 	$(BIN)/honcho -f deploy/Procfile.local -d . -e $(PROD_ENV) start -c worker=2
 

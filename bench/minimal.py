@@ -1,8 +1,9 @@
 """The floor for bench/webhooks.py: Django with nothing else. This module is at once the settings
 (no apps, no middleware, no database) and the URL configuration (one view answering 200 with the
-bare view's body), served the way gunicorn serves the hub:
+bare view's body), served by granian as the hub is (smshub/web.py):
 
-    DJANGO_SETTINGS_MODULE=bench.minimal gunicorn 'django.core.wsgi:get_wsgi_application()'
+    DJANGO_SETTINGS_MODULE=bench.minimal python -m granian --interface wsgi \\
+        --factory django.core.wsgi:get_wsgi_application
 
 The bare view itself is defined here and also served by the hub (bench/urls.py), so both answer
 the same bytes.

@@ -5,7 +5,7 @@ timed from the first submission to the last arrival in the fake's own log.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \\
     CELERY_BROKER_URL=redis://127.0.0.1:6379/10 CACHE_URL=redis://127.0.0.1:6379/11 \\
         .venv/bin/python bench/peer.py [N] [--modes bulk,singles] [--latencies 0,50]
-        [--systems kannel,hub] [--runs 1] [--web-server gunicorn|granian]
+        [--systems kannel,hub] [--runs 1] [--web-workers W]
 
 - The fake (`bench/fake_provider.py`): plain asyncio, 2 processes on one port, answering
   `latency` ms later. Its own capacity is measured first with a bare client, and so is the
@@ -14,22 +14,19 @@ timed from the first submission to the last arrival in the fake's own log.
   admin would set it: `max-pending-submits = 500`, messages kept in memory), written to a
   temporary folder, on free ports, their consoles at warning level like its `log-level = 2`.
 - The hub as in production: `DEBUG=false`, a throwaway PostgreSQL database of its own,
-  gunicorn (`smshub/gunicorn.conf.py`, `--web-workers` workers, as many as it starts by
-  default: one per CPU plus one, of `GUNICORN_THREADS` threads, 4 by default; `--web-server
-  granian` runs granian instead, as many workers of as many threads, without an access log,
-  to compare the two servers), one Celery worker
-  with 2 processes (`bench/dispatch.py`'s Worker) and beat; a `simulator` provider account at
-  the fake without limits, alone on the account's route; sender and category empty. Changed
-  for the bench: the API's per-key rate limit (`SMSHUB_API_RATE_LIMIT`), so that it measures
-  throughput, and `GUNICORN_MAX_REQUESTS=0` unless set (a worker's replacement, about 0.65 s
-  of CPU, would land in whichever case it falls in). Clients send `X-Forwarded-Proto: https`
-  as the TLS-terminating proxy of production does.
+  granian as production starts it (`python -m smshub.web`: `--web-workers` workers, as many as
+  it starts by default: one per CPU plus one, of `WEB_THREADS` threads, 4 by default, with its
+  access log), one Celery worker with 2 processes (`bench/dispatch.py`'s Worker) and beat; a
+  `simulator` provider account at the fake without limits, alone on the account's route;
+  sender and category empty. Changed for the bench: the API's per-key rate limit
+  (`SMSHUB_API_RATE_LIMIT`), so that it measures throughput. Clients send
+  `X-Forwarded-Proto: https` as the TLS-terminating proxy of production does.
 - bulk: Kannel gets ceil(N / 100) GETs of /cgi-bin/sendsms with 100 numbers each in `to`; the
   hub one POST /api/v1/messages with all N numbers. singles: one request per message from 16
   client threads (`--threads`), each with its own keep-alive connection.
 
 Prints messages/s per system, mode and latency, the ratio hub / Kannel, and the CPU ms per
-message of the hub's web processes (gunicorn master and workers), worker processes (Celery
+message of the hub's web processes (granian's main process and workers), worker processes (Celery
 and its pool) and PostgreSQL (all its processes), read from /proc before and after each case;
 the last line is one JSON object.
 With `--runs R` every case runs R times and the medians are shown.
@@ -39,7 +36,6 @@ import argparse
 import contextlib
 import ctypes
 import http.client
-import importlib.util
 import json
 import os
 import shutil
@@ -63,9 +59,6 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 API_RATE_LIMIT = 1_000_000_000
 os.environ["SMSHUB_API_RATE_LIMIT"] = str(API_RATE_LIMIT)
 os.environ["SECURE_PROXY_SSL_HEADER"] = "X-Forwarded-Proto"
-# gunicorn replaces a worker every 1000 requests by default: its boot (about 0.65 s of CPU here)
-# would land in whichever case it falls in. Measured without, unless asked.
-os.environ.setdefault("GUNICORN_MAX_REQUESTS", "0")
 
 from bench.dispatch import (  # noqa: E402
     QUEUE,
@@ -225,7 +218,7 @@ def fetch(
     conn: http.client.HTTPConnection, method: str, path: str, body=None, headers=None
 ) -> tuple[int, bytes]:
     """One request on a keep-alive connection (reopened by http.client when the server closed
-    it, as gunicorn's sync workers do after each answer)."""
+    it, as a server without keep-alive does after each answer)."""
     conn.request(method, path, body=body, headers=headers or {})
     response = conn.getresponse()
     return response.status, response.read()
@@ -241,8 +234,8 @@ def get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:
 
 def cpu_seconds(roots: list[int]) -> float:
     """CPU time (user + system) of these processes and all their descendants, counting the
-    descendants that exited and were reaped: gunicorn replaces its workers every
-    GUNICORN_MAX_REQUESTS."""
+    descendants that exited and were reaped (granian replaces a worker past `WEB_MAX_RSS` MiB of
+    memory, which the bench does not reach with the default of 1024)."""
     return tree_cpu(roots)
 
 
@@ -417,24 +410,17 @@ def postgres_cpu(table: dict[int, tuple[int, str, float]]) -> float:
     return tree_cpu(servers, table)
 
 
-def web_command(server: str, port: int, workers: int) -> list[str]:
-    """The hub's web processes: gunicorn as in production (`smshub/gunicorn.conf.py`), or, for
-    comparison, granian (HTTP in Rust; `pip install granian`) with as many workers of as many
-    threads and no access log."""
-    if server == "gunicorn":
-        return [sys.executable, "-m", "gunicorn", "-c", "smshub/gunicorn.conf.py"]
-    threads = os.environ.get("GUNICORN_THREADS", "4")
-    return [
-        *(sys.executable, "-m", "granian", "--interface", "wsgi", "smshub.wsgi:application"),
-        *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
-        *("--blocking-threads", threads, "--no-ws", "--log-level", "warning"),
-    ]
+def web_command() -> list[str]:
+    """The hub's web processes as in production: granian started by smshub/web.py, its address
+    and workers from the environment (`WEB_BIND`, `WEB_CONCURRENCY`, `WEB_THREADS`, ...). Its
+    main process, this command's, is the parent of the workers."""
+    return [sys.executable, "-m", "smshub.web"]
 
 
 class Hub:
     """The hub's web, worker and beat processes on the benchmark's database."""
 
-    def __init__(self, folder: Path, web_workers: int, secret: str, server: str) -> None:
+    def __init__(self, folder: Path, web_workers: int, secret: str) -> None:
         self.port = free_port()
         self.headers = {
             "Authorization": f"Bearer {secret}",
@@ -444,18 +430,17 @@ class Hub:
         env = {
             **os.environ,
             "DATABASE_URL": database_url(),
-            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "WEB_BIND": f"127.0.0.1:{self.port}",
             "WEB_CONCURRENCY": str(web_workers),
             "CELERY_BEAT_SCHEDULE_FILENAME": str(folder / "celerybeat-schedule"),
         }
         self.web = self.beat = self.worker = None
         try:
-            command = web_command(server, self.port, web_workers)
-            self.web = Service(server, command, folder / f"{server}.log", env)
+            self.web = Service("web", web_command(), folder / "web.log", env)
             beat = [sys.executable, "-m", "celery", "-A", "bench.worker", "beat"]
             self.beat = Service("beat", [*beat, "--loglevel", "WARNING"], folder / "beat.log", env)
             self.worker = HubWorker(2, settings.SMSHUB_SEND_CONCURRENCY, env["DATABASE_URL"])
-            wait_for(server, lambda: get(self.port, "/healthz")[0] == 200, self.services())
+            wait_for("web", lambda: get(self.port, "/healthz")[0] == 200, self.services())
         except BaseException:
             self.stop()
             raise
@@ -729,7 +714,7 @@ def report(args, results, capacity: dict[int | str, float], kannel_version: str)
                 figures[f"{key}_{name}"] = round(value, digits) if digits else round(value)
     print(
         "msgs/s from first submission to last arrival at the fake; hub÷K: hub / Kannel "
-        "(median of the runs' ratios);\nCPU ms per message: hub web (server master + workers), "
+        "(median of the runs' ratios);\nCPU ms per message: hub web (granian main + workers), "
         "worker (Celery + pool), beat,\nPG: PostgreSQL (all its processes); Kannel (bearerbox + "
         "smsbox); SQL: the worker's queries "
         "per message; answer ms: median time to answer one single send (Kannel / hub)."
@@ -750,13 +735,7 @@ def parse_args() -> argparse.Namespace:
         "--web-workers",
         type=int,
         default=production_server()["workers"],
-        help="web processes (as smshub/gunicorn.conf.py's default: one per CPU plus one)",
-    )
-    parser.add_argument(
-        "--web-server",
-        choices=("gunicorn", "granian"),
-        default="gunicorn",
-        help="the hub's HTTP server: gunicorn as in production (default), or granian",
+        help="web worker processes, WEB_CONCURRENCY (production's: one per CPU plus one)",
     )
     parser.add_argument("--fake-processes", type=int, default=2, help="fake processes (2)")
     parser.add_argument(
@@ -768,8 +747,6 @@ def parse_args() -> argparse.Namespace:
     args.systems = [s for s in args.systems.split(",") if s]
     if set(args.modes) - {"bulk", "singles"} or set(args.systems) - {"kannel", "hub"}:
         parser.error("modes are bulk and singles; systems kannel and hub")
-    if args.web_server == "granian" and importlib.util.find_spec("granian") is None:
-        parser.error("--web-server granian needs granian: .venv/bin/pip install granian")
     return args
 
 
@@ -857,17 +834,16 @@ def main() -> None:
             stack.callback(purge_broker)
             secret = create_hub_data(fake.url)
             connection.close()
-            hub = Hub(folder, args.web_workers, secret, args.web_server)
+            hub = Hub(folder, args.web_workers, secret)
             stack.callback(hub.stop)
             print(
                 f"hub: {connection.vendor}, broker {settings.CELERY_BROKER_URL.split('://')[0]}, "
                 f"cache {settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}, DEBUG off, "
-                f"{args.web_server} {args.web_workers} workers x "
-                f"{os.environ.get('GUNICORN_THREADS', 4)} threads, "
+                f"granian (smshub/web.py) {args.web_workers} workers x "
+                f"{os.environ.get('WEB_THREADS', 4)} threads, "
                 f"1 Celery worker x 2 processes + beat "
                 f"(sweep every {settings.SMSHUB_SWEEP_INTERVAL:g} s), API rate limit raised to "
-                f"{API_RATE_LIMIT:,}/min for the bench, GUNICORN_MAX_REQUESTS="
-                f"{os.environ['GUNICORN_MAX_REQUESTS']}, LOG_LEVEL={os.environ['LOG_LEVEL']}",
+                f"{API_RATE_LIMIT:,}/min for the bench, LOG_LEVEL={os.environ['LOG_LEVEL']}",
                 flush=True,
             )
         bench = Bench(args, fake, kannel, hub)

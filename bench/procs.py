@@ -2,23 +2,24 @@
 figures, and the web server's processes as production starts them."""
 
 import os
-import runpy
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def production_server() -> dict:
-    """Workers, threads and keep-alive as smshub/gunicorn.conf.py sets them here."""
-    config = runpy.run_path(str(ROOT / "smshub" / "gunicorn.conf.py"))
-    return {key: config[key] for key in ("workers", "threads", "keepalive")}
+    """Workers and threads per worker as smshub/web.py starts them here (`WEB_CONCURRENCY`,
+    one per CPU plus one by default; `WEB_THREADS`, 4 by default, granian's blocking threads)."""
+    from smshub.web import options
+
+    config = options()
+    return {"workers": config["workers"], "threads": config["blocking_threads"]}
 
 
 def processes() -> dict[int, tuple[int, str, float]]:
     """Every process: its parent, name and CPU seconds (user + system, with those of its
-    children that exited and were reaped: gunicorn replaces its workers now and then)."""
+    children that exited and were reaped: the web server replaces its workers now and then, on
+    `WEB_MAX_RSS` or SIGHUP)."""
     found = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():

@@ -2,17 +2,19 @@
 Django view that only answers 200 on the same server, and against a minimal Django application
 (bench/minimal.py: no apps, no middleware) serving the same view: the floor for any Django view
 on this machine. Everything is measured in the same run, with the same client and the same
-gunicorn configuration.
+granian configuration.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/webhooks.py [N]
         [--workers W] [--threads T] [--connections C]
 
 It creates a throwaway database (Django's test-database machinery) with N sent messages, starts
-gunicorn on the hub (smshub.wsgi, as in production, DEBUG off, plain HTTP on loopback) and on
-the minimal app, both with production's workers, threads and keep-alive (smshub/gunicorn.conf.py,
-so `WEB_CONCURRENCY` and `GUNICORN_THREADS` apply; `--workers` and `--threads` override them).
-The client is one asyncio process (aiohttp) keeping C connections alive, as the TLS proxy in
-front of gunicorn does (deploy/nginx.conf), so that it costs a fraction of what the server does.
+granian on the hub (`smshub.web:application`, as in production, DEBUG off, plain HTTP/1.1 on
+loopback) and on the minimal app, both with the same flags: production's workers and threads
+(smshub/web.py, so `WEB_CONCURRENCY` and `WEB_THREADS` apply; `--workers` and `--threads`
+override them), idle threads kept 10 minutes, no WebSocket; no access log (granian's CLI writes
+none by default, production one unless `WEB_ACCESS_LOG=false`). The client is one asyncio
+process (aiohttp) keeping C connections alive, as the TLS proxy in front of the web server does
+(deploy/nginx.conf), so that it costs a fraction of what the server does.
 It posts N requests to the minimal app, to the bare view through the webhooks' middleware
 (/hooks/bare/) and through the pages' (/bare/), then one delivery report per message to the
 webhook while an applier process (started and warmed up beforehand) runs what a Celery worker
@@ -52,7 +54,7 @@ from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 from bench.procs import processes, production_server, tree_cpu  # noqa: E402
 
 PORT, MINIMAL_PORT = 8765, 8766
-# Gunicorn's first answer may take seconds (workers import the hub): wait for it this long.
+# Granian's first answer may take seconds (workers import the hub): wait for it this long.
 START_DEADLINE = 120
 # Reports delivered at least this fast keep up with a campaign sent to a fast provider.
 TARGET_PER_S = 2000
@@ -64,9 +66,12 @@ def arguments() -> argparse.Namespace:
     server = production_server()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("reports", nargs="?", type=int, default=3000)
-    parser.add_argument("--workers", type=int, default=server["workers"])
-    parser.add_argument("--threads", type=int, default=server["threads"])
-    parser.add_argument("--keepalive", type=int, default=server["keepalive"])
+    parser.add_argument(
+        "--workers", type=int, default=server["workers"], help="worker processes (WEB_CONCURRENCY)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=server["threads"], help="threads per worker (WEB_THREADS)"
+    )
     parser.add_argument("--connections", type=int, default=16, help="kept-alive connections")
     return parser.parse_args()
 
@@ -131,14 +136,23 @@ def said(applier: subprocess.Popen, prefix: str) -> str:
     sys.exit(f"the applier ended ({applier.wait()}) before saying {prefix!r}")
 
 
-def gunicorn(
-    app: str, port: int, env: dict[str, str], log: Path, args: argparse.Namespace
+def granian(
+    target: str,
+    port: int,
+    env: dict[str, str],
+    log: Path,
+    args: argparse.Namespace,
+    factory: bool = False,
 ) -> subprocess.Popen:
-    """gunicorn serving `app` on `port`, its output in `log`; the same flags for every server
-    (threads above 1 make them threaded workers, which keep connections alive)."""
-    command = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}"]
-    command += ["--workers", str(args.workers), "--threads", str(args.threads)]
-    command += ["--keep-alive", str(args.keepalive), "--log-level", "warning"]
+    """granian (its CLI) serving the WSGI `target` on `port`, its output in `log`; the same flags
+    for every server, as smshub/web.py sets them (`factory`: `target` is a function returning
+    the application). Connections are kept alive."""
+    command = [sys.executable, "-m", "granian", "--interface", "wsgi", target]
+    command += ["--factory"] if factory else []
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", str(args.workers), "--blocking-threads", str(args.threads)]
+    command += ["--blocking-threads-idle-timeout", "600"]
+    command += ["--http", "1", "--no-ws", "--log-level", "warning"]
     with open(log, "w") as out:
         return subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
             command,
@@ -170,7 +184,7 @@ def wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
     while time.monotonic() < deadline:
         if server.poll() is not None:
             code = server.returncode
-            sys.exit(f"gunicorn for {url} exited ({code}); its log ends with:\n{log_tail(log)}")
+            sys.exit(f"granian for {url} exited ({code}); its log ends with:\n{log_tail(log)}")
         try:
             last = asyncio.run(answer())
         except (aiohttp.ClientError, TimeoutError) as exc:  # not listening yet, or booting
@@ -180,7 +194,7 @@ def wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
         time.sleep(0.2)
     sys.exit(
         f"{url} did not answer 200 within {START_DEADLINE} s (last: {last}); "
-        f"gunicorn's log ends with:\n{log_tail(log)}"
+        f"granian's log ends with:\n{log_tail(log)}"
     )
 
 
@@ -245,13 +259,14 @@ def main(args: argparse.Namespace) -> None:
             "DJANGO_SETTINGS_MODULE": "bench.settings",
         }
         hub_log, minimal_log = Path(logs.name) / "hub.log", Path(logs.name) / "minimal.log"
-        hub = gunicorn("smshub.wsgi:application", PORT, env, hub_log, args)
-        minimal = gunicorn(
-            "django.core.wsgi:get_wsgi_application()",
+        hub = granian("smshub.web:application", PORT, env, hub_log, args)
+        minimal = granian(
+            "django.core.wsgi:get_wsgi_application",
             MINIMAL_PORT,
             {**env, "DJANGO_SETTINGS_MODULE": "bench.minimal"},
             minimal_log,
             args,
+            factory=True,
         )
         # The applier runs in its own process, as a Celery worker would, started now so that
         # its start-up is not timed.
@@ -311,9 +326,7 @@ def main(args: argparse.Namespace) -> None:
     minimal_rate, bare_rate, pages_rate = n / minimal_seconds, n / bare_seconds, n / pages_seconds
     stored_rate, applied_rate = n / post_seconds, n / applied_seconds
     ratio, floor_ratio = applied_rate / bare_rate, bare_rate / minimal_rate
-    server = f"{args.workers} {'threaded' if args.threads > 1 else 'sync'} workers"
-    if args.threads > 1:
-        server += f" x {args.threads} threads"
+    server = f"{args.workers} workers x {args.threads} threads"
 
     def ms(name: str) -> str:
         return ", ".join(f"{key} {value:.2f}" for key, value in cpu[name].items())
@@ -321,7 +334,7 @@ def main(args: argparse.Namespace) -> None:
     print(f"database:             {connection.vendor}")
     print(
         f"reports:              {n} (one asyncio client, {args.connections} kept-alive "
-        f"connections; each server gunicorn with {server}, DEBUG off)"
+        f"connections; each server granian with {server}, DEBUG off)"
     )
     print(f"machine middleware:   {short(settings.MACHINE_MIDDLEWARE)}")
     print(f"page middleware:      {short(settings.MIDDLEWARE)}")

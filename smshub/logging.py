@@ -2,7 +2,7 @@
 
 - `JsonFormatter` writes `time`, `level`, `logger`, `message` and, when known, `request_id`,
   `message_id`, `account`, `provider`, `task` and `task_id`, plus anything passed as `extra`.
-  Gunicorn's access log becomes `method`, `path`, `status`, `duration_ms`, ...
+  The web server's access log becomes `method`, `path`, `status`, `duration_ms`, ...
 - `RequestIdMiddleware` takes the request's `X-Request-ID` (or makes one), echoes it in the
   response and puts it on every record logged while serving the request (`ContextFilter`).
 - `MaskingFilter` masks secrets (Authorization headers, `api_key=`, `token=`, `password=`
@@ -108,23 +108,25 @@ def _celery_task() -> tuple[str, str] | None:
     return task.name, task.request.id
 
 
-def _gunicorn_access(atoms: Mapping[str, Any]) -> dict[str, Any]:
-    """Gunicorn's access-log atoms as fields."""
+ACCESS_LOGGER = "granian.access"
+
+
+def _access_fields(atoms: Mapping[str, Any]) -> dict[str, Any]:
+    """The web server's access-log atoms (granian's, smshub.web's format) as fields."""
 
     def atom(key: str) -> Any:
         value = atoms.get(key, "-")
-        return None if value in ("-", None) else value
+        return None if value in ("-", "", None) else value
 
+    duration = atom("dt_ms")
     fields = {
-        "method": atom("m"),
-        "path": atom("U"),
-        "query": atom("q") or None,
-        "status": int(atoms["s"]) if str(atoms.get("s", "")).isdigit() else atom("s"),
-        "duration_ms": round(int(atoms["D"]) / 1000, 1) if atom("D") is not None else None,
-        "bytes": atom("B"),
-        "remote_addr": atom("h"),
-        "user_agent": atom("a"),
-        "request_id": atom("{x-request-id}o"),
+        "method": atom("method"),
+        "path": atom("path"),
+        "query": atom("query_string"),
+        "status": atom("status"),
+        "duration_ms": round(duration, 1) if isinstance(duration, float) else None,
+        "remote_addr": atom("addr"),
+        "request_id": atom("_h0"),  # the one header of smshub.web's format: X-Request-ID
     }
     return {key: value for key, value in fields.items() if value is not None}
 
@@ -133,8 +135,8 @@ class ContextFilter(logging.Filter):
     """Puts the request id, `log_context` fields and the Celery task on the record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == "gunicorn.access" and isinstance(record.args, Mapping):
-            record.http = _gunicorn_access(record.args)
+        if record.name == ACCESS_LOGGER and isinstance(record.args, Mapping):
+            record.http = _access_fields(record.args)
             if "request_id" in record.http:
                 record.request_id = record.http.pop("request_id")
         if getattr(record, "request_id", None) is None:
@@ -334,14 +336,14 @@ def config(level: str = "INFO", fmt: str = "json", numbers: bool = True) -> dict
     }
 
 
-def gunicorn_config(level: str = "INFO", fmt: str = "json", numbers: bool = True) -> dict:
-    """Gunicorn's `logconfig_dict`: its error log to stderr and access log to stdout, in the
-    same format and through the same filters as the application's records."""
+def web_config(level: str = "INFO", fmt: str = "json", numbers: bool = True) -> dict:
+    """The web server's logging (smshub.web): its own records to stderr and its access log to
+    stdout, in the same format and through the same filters as the application's records."""
     base = config(level, fmt, numbers)
     base["handlers"]["access"] = {**base["handlers"]["console"], "stream": "ext://sys.stdout"}
     base["loggers"] = {
-        "gunicorn.error": {"handlers": ["console"], "level": level, "propagate": False},
-        "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        "_granian": {"handlers": ["console"], "level": level, "propagate": False},
+        ACCESS_LOGGER: {"handlers": ["access"], "level": "INFO", "propagate": False},
     }
     return base
 

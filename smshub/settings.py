@@ -332,8 +332,8 @@ SMSHUB_LOGIN_ADDRESS_FAILURES = env.int("SMSHUB_LOGIN_ADDRESS_FAILURES", default
 SMSHUB_LOGIN_WINDOW = env.int("SMSHUB_LOGIN_WINDOW", default=900)
 SMSHUB_LOGIN_LOCK = env.int("SMSHUB_LOGIN_LOCK", default=900)
 SMSHUB_API_KEY_FAILURES = env.int("SMSHUB_API_KEY_FAILURES", default=20)
-# Proxies trusted to say who the client is (the last X-Forwarded-For address they add): the same
-# list gunicorn trusts for X-Forwarded-Proto. Anyone else's X-Forwarded-For is ignored.
+# Proxies trusted to say who the client is (the last X-Forwarded-For address they add). Anyone
+# else's X-Forwarded-For is ignored.
 SMSHUB_TRUSTED_PROXIES = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1", "::1"])
 # Forgets idempotency answers after 24 hours and masks used or expired one-time codes.
 CELERY_BEAT_SCHEDULE["api-purge"] = {

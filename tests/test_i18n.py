@@ -537,8 +537,8 @@ def test_the_api_and_webhooks_run_without_the_locale_middleware():
 
 
 def call_api(app, path: str, payload, headers: dict[str, str]) -> tuple[int, dict]:
-    """One JSON request to the WSGI application as gunicorn makes it: API paths are served with
-    MACHINE_MIDDLEWARE there (Django's test client would use the pages' MIDDLEWARE)."""
+    """One JSON request to the WSGI application as the web server makes it: API paths are
+    served with MACHINE_MIDDLEWARE there (Django's test client would use the pages' MIDDLEWARE)."""
     body = json.dumps(payload).encode()
     environ: dict = {}
     setup_testing_defaults(environ)

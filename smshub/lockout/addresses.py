@@ -1,10 +1,10 @@
 """Who is asking, for limits per address.
 
-The address is REMOTE_ADDR, unless that is a proxy listed in FORWARDED_ALLOW_IPS (the list
-gunicorn trusts for X-Forwarded-Proto; by default this machine): then it is the last address of
-X-Forwarded-For not itself a listed proxy. A proxy appends the address it saw, so what a client
-writes into X-Forwarded-For stays to the left of it and is never read. IPv6 addresses count per
-/64, the block one subscriber usually has.
+The address is REMOTE_ADDR, unless that is a proxy listed in FORWARDED_ALLOW_IPS (by default
+this machine): then it is the last address of X-Forwarded-For not itself a listed proxy. A
+proxy appends the address it saw, so what a client writes into X-Forwarded-For stays to the
+left of it and is never read. IPv6 addresses count per /64, the block one subscriber usually
+has.
 """
 
 import ipaddress
@@ -27,7 +27,7 @@ def _networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...] | None:
 
 def _trusted(address: IPAddress | None) -> bool:
     """Whether this peer may say who the client is. A peer without an IP address (a Unix
-    socket) is trusted, as gunicorn trusts it."""
+    socket: the proxy on this machine) is trusted."""
     if address is None:
         return True
     networks = _networks(tuple(settings.SMSHUB_TRUSTED_PROXIES))

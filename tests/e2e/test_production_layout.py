@@ -1,4 +1,4 @@
-"""The production layout on one machine: the production Procfile run by honcho (gunicorn with
+"""The production layout on one machine: the production Procfile run by honcho (granian with
 two web workers, two Celery workers, beat) with DEBUG off, on PostgreSQL and Redis, the
 simulator standing in for the provider. A campaign created through the JSON API over HTTP
 goes all the way to delivered; /readyz, /metrics and the JSON logs say so.
@@ -79,7 +79,7 @@ def layout(simulator, django_db_blocker, tmp_path):
         "CELERY_TASK_DEFAULT_QUEUE": f"production-layout-{os.getpid()}",
         "CELERY_WORKER_CONCURRENCY": "2",
         "CELERY_BEAT_SCHEDULE_FILENAME": str(tmp_path / "celerybeat-schedule"),
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "2",
         "PUBLIC_BASE_URL": url,
         "SECURE_SSL_REDIRECT": "false",  # no TLS proxy in front here
@@ -190,7 +190,7 @@ def test_a_campaign_goes_to_delivered_in_the_production_layout(layout, simulator
     assert ready["status"] == "ok"
     assert ready["checks"]["beat"]["age_seconds"] < 3
 
-    # Whichever gunicorn worker answers, the figures are the database's.
+    # Whichever web worker answers, the figures are the database's.
     for _ in range(2):
         values = metrics(url)
         delivered = (
@@ -203,7 +203,7 @@ def test_a_campaign_goes_to_delivered_in_the_production_layout(layout, simulator
         assert values[count] == len(RECIPIENTS)
         assert values["smshub_webhook_lag_seconds{}"] == 0
 
-    # Two Celery workers, gunicorn and beat ran; their logs are JSON lines, with the request's
+    # Two Celery workers, granian and beat ran; their logs are JSON lines, with the request's
     # id on the access log, and no phone number in full anywhere.
     text = log.read_text()
     assert len(re.findall(r"worker\.\d +\| .*worker-\d+@\S+ ready\.", text)) == 2
@@ -212,9 +212,9 @@ def test_a_campaign_goes_to_delivered_in_the_production_layout(layout, simulator
         _, _, rest = line.partition("| ")
         if rest.startswith("{"):
             records.append(json.loads(rest))
-    assert {r["logger"] for r in records} >= {"gunicorn.access", "celery.app.trace", "celery.beat"}
+    assert {r["logger"] for r in records} >= {"granian.access", "celery.app.trace", "celery.beat"}
     created = {r["logger"]: r for r in records if r.get("request_id") == "layout-create-1"}
     assert created["campaigns.services.bulk"]["message"].startswith("campaign created")
-    access = created["gunicorn.access"]
+    access = created["granian.access"]
     assert access["path"] == "/api/v1/messages" and access["status"] == 201
     assert not [number for number in RECIPIENTS if number in text]

@@ -4,17 +4,16 @@ The handler here is built as LOGGING builds the console handler (its filters and
 formatter) and writes to a buffer, so what is asserted is the line an operator would read.
 """
 
+import contextvars
 import io
 import json
 import logging
 import os
 import re
-import runpy
 import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import hypothesis
@@ -141,32 +140,49 @@ def test_a_request_without_a_usable_id_gets_one_made(client, db):
     assert client.get(reverse("healthz"))["X-Request-ID"] != made
 
 
-def test_gunicorn_access_records_become_fields(json_lines):
-    lines = json_lines()
-    atoms = {
-        "h": "10.0.0.5",
-        "r": f"POST /hooks/vortext/{SECRET}/dlr/?to=%2B33612345678 HTTP/1.1",
-        "s": "200",
-        "b": "2",
-        "B": 2,
-        "m": "POST",
-        "U": f"/hooks/vortext/{SECRET}/dlr/",
-        "q": "to=%2B33612345678",
-        "D": 12345,
-        "M": 12,
-        "a": "curl/8",
-        "{x-request-id}o": "from-nginx-1",
+def access_request(path: str, query: str, request_id: str | None) -> dict:
+    """A request as granian's WSGI worker hands it to its access logger."""
+    headers = {"x-request-id": request_id}
+    return {
+        "addr_remote": "10.0.0.5",
+        "protocol": "HTTP/1.1",
+        "path": path,
+        "qs": query,
+        "method": "POST",
+        "scheme": "http",
+        "headers": headers.get,
     }
-    logging.getLogger("gunicorn.access").info('%(h)s "%(r)s" %(s)s %(b)s %(M)sms', atoms)
+
+
+def test_access_records_become_fields(json_lines):
+    """The web server's access log (granian's logger, smshub.web's format) as JSON fields."""
+    from granian.log import log_request_builder
+
+    from smshub.web import ACCESS_LOG_FORMAT_WITH_ID
+
+    lines = json_lines()
+    log_request = log_request_builder(ACCESS_LOG_FORMAT_WITH_ID)
+    request = access_request(f"/hooks/vortext/{SECRET}/dlr/", "to=%2B33612345678", "from-nginx-1")
+    log_request(time.time(), time.perf_counter() - 0.0123, request, 200)
     [entry] = lines()
+    assert entry["logger"] == "granian.access"
     assert entry["request_id"] == "from-nginx-1"
     assert entry["method"] == "POST"
     assert entry["status"] == 200
-    assert entry["duration_ms"] == 12.3
+    assert 12.3 <= entry["duration_ms"] < 100
     assert entry["path"] == "/hooks/vortext/***e-42/dlr/"
     assert entry["query"] == "to=%2B33•••••5678"
+    assert entry["remote_addr"] == "10.0.0.5"
     assert SECRET not in json.dumps(entry)
     assert "612345678" not in json.dumps(entry)
+    # Without an X-Request-ID from the proxy, the line says `-` and the record has none.
+    # (In a context of its own: no request's id is being served.)
+    contextvars.Context().run(
+        log_request, time.time(), time.perf_counter(), access_request("/healthz", "", None), 200
+    )
+    entry = lines()[-1]
+    assert entry["message"].endswith("ms -") and "request_id" not in entry
+    assert "query" not in entry
 
 
 def test_tracebacks_are_masked_too(json_lines):
@@ -263,7 +279,7 @@ def test_texts_skipped_by_the_quick_check_have_nothing_to_mask(text):
         assert PHONE_RE.search(text) is None
 
 
-# --- what really gets written: Django's start-up configuration, runserver, gunicorn, Celery --
+# --- what really gets written: Django's start-up configuration, runserver, granian, Celery --
 
 MODES = [(True, "plain"), (True, "json"), (False, "plain"), (False, "json")]
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -357,105 +373,75 @@ def test_runserver_request_lines_are_masked_in_any_mode(real_logging):
         thread.join()
 
 
-@pytest.mark.parametrize("fmt", ["plain", "json"])
-def test_gunicorn_access_lines_are_masked(real_logging, monkeypatch, fmt):
-    monkeypatch.setenv("LOG_FORMAT", fmt)
-    written = real_logging(False, fmt)  # gunicorn's Logger then configures its own loggers
-    log = configured_gunicorn_logger()
+def web_server_logging(monkeypatch, **environment: str) -> dict:
+    """Logging as `python -m smshub.web` configures it in a worker, then its options."""
+    from granian.log import configure_logging as configure_granian
 
-    class Request:
-        headers = [("AUTHORIZATION", f"Bearer {API_KEY}"), ("USER-AGENT", "curl/8")]
+    from smshub import web
 
-    class Response:
-        status = "404 Not Found"
-        sent = 9
-        headers = [("X-Request-ID", "req-gunicorn-1")]
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    options = web.options()
+    configure_granian(options["log_level"], options["log_dictconfig"])
+    return options
 
-    path = f"/hooks/expertflow/{TOKEN}/dlr/"
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "RAW_URI": f"{path}?key={API_KEY}",
+
+class Proto:
+    """What granian's WSGI worker gives the Python side of a request to answer through."""
+
+    def response_bytes(self, status, headers, body):
+        self.answer = (status, headers, body)
+
+    def response_iter(self, status, headers, body):
+        self.answer = (status, headers, b"".join(iter(body.__next__, None)))
+
+
+def served(options: dict, scope: dict) -> None:
+    """One request through granian's WSGI wrapper (with its access logger, when on) and the
+    hub's application."""
+    from granian.wsgi import _callback_wrapper
+
+    from smshub.web import without_server_environ
+    from smshub.wsgi import application
+
+    fmt = options["log_access_format"] if options["log_access"] else None
+    _callback_wrapper(without_server_environ(application), {}, fmt)(Proto(), scope)
+
+
+def request_scope(path: str, query: str = "", **headers: str) -> dict:
+    return {
+        "REQUEST_METHOD": "GET",
         "PATH_INFO": path,
-        "QUERY_STRING": f"key={API_KEY}",
+        "QUERY_STRING": query,
         "SERVER_PROTOCOL": "HTTP/1.1",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
         "REMOTE_ADDR": "10.0.0.5",
-        "HTTP_USER_AGENT": "curl/8",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        **{"HTTP_" + name.upper(): value for name, value in headers.items()},
     }
-    log.access(Response(), Request(), environ, timedelta(milliseconds=12, microseconds=345))
-    [line] = [line for line in written().splitlines() if "gunicorn.access" in line]
-    assert "/hooks/expertflow/***WXyz/dlr/?key=smsh_Q9xv2Lk7***" in line, line
+
+
+@pytest.mark.django_db(transaction=True)  # a request's start and end close old connections
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_access_lines_are_masked(real_logging, monkeypatch, fmt):
+    written = real_logging(False, fmt)  # Django's, then the web server's own loggers
+    options = web_server_logging(monkeypatch, LOG_FORMAT=fmt, WEB_ACCESS_LOG="true")
+    path = f"/hooks/expertflow/{TOKEN}/dlr/more/"  # no such page: nothing read from the database
+    served(options, request_scope(path, f"key={API_KEY}", X_REQUEST_ID="req-web-1"))
+    [line] = [line for line in written().splitlines() if "granian.access" in line]
+    assert "/hooks/expertflow/***WXyz/dlr/" in line, line
     text = json.loads(line)["message"] if fmt == "json" else line
-    assert '10.0.0.5 "POST /hooks/' in text and 'HTTP/1.1" 404 9 12ms' in text, line
+    assert re.search(r'10\.0\.0\.5 "GET /hooks/\S+ HTTP/1\.1" 404 [\d.]+ms req-web-1', text), line
     if fmt == "json":
         entry = json.loads(line)
-        assert entry["path"] == "/hooks/expertflow/***WXyz/dlr/"
+        assert entry["path"] == "/hooks/expertflow/***WXyz/dlr/more/"
         assert entry["query"] == "key=smsh_Q9xv2Lk7***"
-        assert entry["request_id"] == "req-gunicorn-1"
-        fields = {key: entry.get(key) for key in ("method", "status", "bytes", "duration_ms")}
-        assert fields == {"method": "POST", "status": 404, "bytes": 9, "duration_ms": 12.3}
-        assert entry["remote_addr"] == "10.0.0.5" and entry["user_agent"] == "curl/8"
+        assert entry["request_id"] == "req-web-1"
+        assert (entry["method"], entry["status"]) == ("GET", 404)
+        assert entry["remote_addr"] == "10.0.0.5" and entry["level"] == "INFO"
     assert TOKEN not in line and API_KEY not in line
-
-
-def configured_gunicorn_logger(**settings):
-    """The logger `gunicorn -c smshub/gunicorn.conf.py` makes, with `settings` changed."""
-    from gunicorn.config import Config
-
-    cfg = Config()  # as `gunicorn -c smshub/gunicorn.conf.py` fills it
-    for name, value in runpy.run_path(str(ROOT / "smshub" / "gunicorn.conf.py")).items():
-        if name in cfg.settings:
-            cfg.set(name, value)
-    for name, value in settings.items():
-        cfg.set(name, value)
-    return cfg.logger_class(cfg)
-
-
-def test_the_access_log_builds_what_its_line_reads_and_any_other_format_gets_every_atom(
-    real_logging,
-):
-    """The hub's logger builds only the atoms of its own line and fields; a format that names
-    another one (a request header, the process id) still gets it, as gunicorn gives it."""
-    from smshub.gunicorn_logging import AccessLogger
-
-    real_logging(False, "json")
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "RAW_URI": "/healthz?x=1",
-        "PATH_INFO": "/healthz",
-        "QUERY_STRING": "x=1",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "10.0.0.6",
-    }
-
-    class Request:
-        headers = [("X-FORWARDED-FOR", "203.0.113.9")]
-
-    class Response:
-        status = "200 OK"
-        sent = 2
-        headers = [("Content-Type", "text/plain"), ("X-Request-ID", "req-9")]
-
-    ours = configured_gunicorn_logger()
-    assert isinstance(ours, AccessLogger)
-    atoms = ours.atoms(Response(), Request(), environ, timedelta(seconds=1, microseconds=2500))
-    assert atoms == {
-        "h": "10.0.0.6",
-        "r": "GET /healthz?x=1 HTTP/1.1",
-        "s": "200",
-        "m": "GET",
-        "U": "/healthz",
-        "q": "x=1",
-        "b": "2",
-        "B": 2,
-        "a": "-",
-        "D": 1_002_500,
-        "M": 1002,
-        "{x-request-id}o": "req-9",
-    }
-    other = configured_gunicorn_logger(access_log_format='%({x-forwarded-for}i)s %(p)s "%(r)s"')
-    atoms = other.atoms(Response(), Request(), environ, timedelta(seconds=1))
-    assert atoms["{x-forwarded-for}i"] == "203.0.113.9" and atoms["p"].startswith("<")
-    assert atoms["r"] == "GET /healthz?x=1 HTTP/1.1"
 
 
 @pytest.mark.parametrize("fmt", ["plain", "json"])
@@ -505,38 +491,17 @@ def test_a_workers_loglevel_still_sets_celerys_own_loggers():
     assert "not shown at WARNING" not in done.stderr
 
 
+@pytest.mark.django_db(transaction=True)
 def test_without_the_access_log_requests_write_no_line_and_errors_still_do(
     real_logging, monkeypatch
 ):
-    """`GUNICORN_ACCESS_LOG=false` (the proxy logs the requests): no access-log line; gunicorn's
-    error log is written as ever."""
-    from smshub.gunicorn_logging import WithoutAccessLog
-
-    monkeypatch.setenv("GUNICORN_ACCESS_LOG", "false")
-    monkeypatch.setenv("LOG_FORMAT", "json")
+    """`WEB_ACCESS_LOG=false` (the proxy logs the requests): no access-log line; the web
+    server's own records are written as ever."""
     written = real_logging(False, "json")
-    log = configured_gunicorn_logger()
-    assert isinstance(log, WithoutAccessLog)
-
-    class Request:
-        headers = []
-
-    class Response:
-        status = "200 OK"
-        sent = 2
-        headers = []
-
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "RAW_URI": "/healthz",
-        "PATH_INFO": "/healthz",
-        "QUERY_STRING": "",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "10.0.0.7",
-    }
-    log.access(Response(), Request(), environ, timedelta(milliseconds=3))
-    log.error("worker %s timed out", "smshub-web-1")
+    options = web_server_logging(monkeypatch, LOG_FORMAT="json", WEB_ACCESS_LOG="false")
+    served(options, request_scope("/healthz"))
+    logging.getLogger("_granian").error("Unexpected exit from worker-%s", 2)
     lines = written().splitlines()
-    assert not [line for line in lines if "gunicorn.access" in line]
-    [error] = [json.loads(line) for line in lines if "gunicorn.error" in line]
-    assert error["message"] == "worker smshub-web-1 timed out"
+    assert not [line for line in lines if "granian.access" in line]
+    [error] = [json.loads(line) for line in lines if '"_granian"' in line]
+    assert error["message"] == "Unexpected exit from worker-2" and error["level"] == "ERROR"

@@ -3,7 +3,7 @@ with `MACHINE_MIDDLEWARE`: they work, answer as before (JSON errors, request id,
 never touch sessions; pages keep sessions, CSRF and the Content-Security-Policy.
 
 Django's test client builds its own handler on `MIDDLEWARE`, so these tests call the WSGI
-application with a WSGI environ, as gunicorn does.
+application with a WSGI environ, as a WSGI server does.
 """
 
 import asyncio

@@ -1,11 +1,10 @@
-"""Serving in production: `check --deploy` clean, gunicorn with WhiteNoise serving hashed and
-compressed static files, HTTPS behind a proxy, the Content-Security-Policy, and the staff UI
-working under that policy in Chromium."""
+"""Serving in production: `check --deploy` clean, granian (smshub/web.py) with WhiteNoise
+serving hashed and compressed static files, HTTPS behind a proxy, reloads, the
+Content-Security-Policy, and the staff UI working under that policy in Chromium."""
 
 import json
 import os
 import re
-import runpy
 import secrets
 import signal
 import socket
@@ -99,20 +98,20 @@ def test_check_deploy_is_clean_under_the_production_settings():
 
 
 class Server:
-    def __init__(self, url: str, static_root: Path, log: Path) -> None:
-        self.url, self.static_root, self.log = url, static_root, log
+    def __init__(self, url: str, static_root: Path, log: Path, process: subprocess.Popen) -> None:
+        self.url, self.static_root, self.log, self.process = url, static_root, log, process
 
     def access_log(self) -> list[dict]:
         lines = []
         for line in self.log.read_text().splitlines():
-            if line.startswith("{") and '"gunicorn.access"' in line:
+            if line.startswith("{") and '"granian.access"' in line:
                 lines.append(json.loads(line))
         return lines
 
 
 @pytest.fixture(scope="module")
 def production_server(django_db_setup, django_db_blocker, tmp_path_factory):
-    """gunicorn with smshub/gunicorn.conf.py and DEBUG off, after `collectstatic` into a
+    """`python -m smshub.web` (granian) and DEBUG off, after `collectstatic` into a
     STATIC_ROOT of its own; told that a TLS-terminating proxy sets X-Forwarded-Proto."""
     with django_db_blocker.unblock():
         database_url = database_url_for_subprocess()
@@ -121,7 +120,7 @@ def production_server(django_db_setup, django_db_blocker, tmp_path_factory):
     env = production_env(
         DATABASE_URL=database_url,
         STATIC_ROOT=str(static_root),
-        GUNICORN_BIND=f"127.0.0.1:{port}",
+        WEB_BIND=f"127.0.0.1:{port}",
         WEB_CONCURRENCY="1",
         SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto",
         CONN_MAX_AGE="0",
@@ -136,10 +135,10 @@ def production_server(django_db_setup, django_db_blocker, tmp_path_factory):
     )
     assert collected.returncode == 0, collected.stderr
     OUTPUT.mkdir(exist_ok=True)
-    log = OUTPUT / "gunicorn-serving.log"
+    log = OUTPUT / "web-serving.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "smshub/gunicorn.conf.py"],
+            [sys.executable, "-m", "smshub.web"],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -149,7 +148,7 @@ def production_server(django_db_setup, django_db_blocker, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{url}/healthz", process, log)
-        yield Server(url, static_root, log)
+        yield Server(url, static_root, log, process)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -227,6 +226,26 @@ def test_the_access_log_is_json_with_the_request_id(production_server):
     [entry] = found
     assert entry["method"] == "GET" and entry["path"] == "/healthz" and entry["status"] == 200
     assert entry["level"] == "INFO" and isinstance(entry["duration_ms"], float)
+
+
+def test_a_reload_replaces_the_workers_without_dropping_a_request(production_server):
+    """`systemctl reload smshub-web` sends SIGHUP: new workers (with the new code) take over
+    while requests keep being answered."""
+
+    def workers_answering() -> set[int]:
+        return {e["process"] for e in production_server.access_log() if e["path"] == "/healthz"}
+
+    requests.get(f"{production_server.url}/healthz", timeout=10)
+    before = workers_answering()
+    production_server.process.send_signal(signal.SIGHUP)
+    statuses = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not workers_answering() - before:
+        statuses.append(requests.get(f"{production_server.url}/healthz", timeout=10).status_code)
+        time.sleep(0.05)
+    assert workers_answering() - before, "no new worker answered within 20 s"
+    assert statuses and set(statuses) == {200}
+    assert production_server.process.poll() is None
 
 
 def test_pages_carry_the_content_security_policy(client):
@@ -368,7 +387,7 @@ def test_the_staff_ui_works_under_the_policy(live_server):
 def test_the_deployment_guide_names_every_setting_read_from_the_environment():
     """Colleagues add settings: docs/deploy.md must keep up (a missing one fails here)."""
     read = set()
-    for source in ("smshub/settings.py", "smshub/gunicorn.conf.py"):
+    for source in ("smshub/settings.py", "smshub/web.py"):
         text = (ROOT / source).read_text()
         read |= set(re.findall(r'env\.\w+\(\s*"([A-Z][A-Z0-9_]*)"', text))
     assert {"DATABASE_URL", "SMSHUB_METRICS_TOKEN", "WEB_CONCURRENCY"} <= read
@@ -384,17 +403,84 @@ def test_run_prod_runs_the_production_procfile_plus_the_simulator():
     production = processes(ROOT / "Procfile")
     local = processes(ROOT / "deploy" / "Procfile.local")
     assert set(production) == {"web", "worker", "beat"}
-    assert production["web"] == "gunicorn -c smshub/gunicorn.conf.py"
+    assert production["web"] == "python -m smshub.web"
     assert {name: local[name] for name in production} == production
     assert set(local) - set(production) == {"simulator"}
 
 
-def test_gunicorn_starts_one_process_per_cpu_plus_one_of_four_threads(monkeypatch):
-    """Threaded workers already serve four requests each: more processes than CPUs plus one only
-    share the cores with PostgreSQL and the worker (smshub/gunicorn.conf.py says what it cost)."""
-    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
-    monkeypatch.delenv("GUNICORN_THREADS", raising=False)
-    config = runpy.run_path(str(ROOT / "smshub" / "gunicorn.conf.py"))
-    assert (config["workers"], config["threads"]) == (os.cpu_count() + 1, 4)
+def test_the_web_server_starts_one_process_per_cpu_plus_one_of_four_threads(monkeypatch):
+    """Each process runs the application in four threads: more processes than CPUs plus one only
+    share the cores with PostgreSQL and the worker."""
+    from smshub import web
+
+    for name in ("WEB_CONCURRENCY", "WEB_THREADS", "WEB_BIND", "PORT", "WEB_MAX_RSS"):
+        monkeypatch.delenv(name, raising=False)
+    options = web.options()
+    assert (options["workers"], options["blocking_threads"]) == (os.cpu_count() + 1, 4)
+    assert (options["address"], options["port"]) == ("127.0.0.1", 8000)
+    assert options["respawn_failed_workers"] and options["workers_max_rss"] == 1024
+    assert options["target"] == "smshub.web:application"
     monkeypatch.setenv("WEB_CONCURRENCY", "7")
-    assert runpy.run_path(str(ROOT / "smshub" / "gunicorn.conf.py"))["workers"] == 7
+    monkeypatch.setenv("WEB_BIND", "unix:/run/smshub/web.sock")
+    monkeypatch.setenv("WEB_MAX_RSS", "0")
+    options = web.options()
+    assert options["workers"] == 7 and str(options["uds"]) == "/run/smshub/web.sock"
+    assert options["workers_max_rss"] is None
+    monkeypatch.delenv("WEB_BIND")
+    monkeypatch.setenv("PORT", "5000")  # a platform's port
+    assert (web.options()["address"], web.options()["port"]) == ("0.0.0.0", 5000)  # noqa: S104
+
+
+def test_a_bad_bind_address_is_refused_with_what_is_expected(monkeypatch):
+    from smshub import web
+
+    monkeypatch.setenv("WEB_BIND", "8000")
+    with pytest.raises(ValueError, match="WEB_BIND must be host:port or unix:/path, not '8000'"):
+        web.options()
+
+
+def test_gunicorn_settings_of_earlier_versions_stop_the_server_with_their_replacement():
+    """A deployment's environment written for gunicorn would be silently ignored: the web
+    server refuses to start and says what replaced each setting."""
+    result = subprocess.run(
+        [sys.executable, "-m", "smshub.web"],
+        cwd=ROOT,
+        env=production_env(GUNICORN_BIND="0.0.0.0:8000", GUNICORN_TIMEOUT="60"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "GUNICORN_BIND is set, but the web server is granian now: use WEB_BIND.",
+        "GUNICORN_TIMEOUT is set, but the web server is granian now: it has no equivalent;"
+        " remove it (docs/deploy.md).",
+    ]
+
+
+def test_a_request_sees_none_of_the_servers_environment(monkeypatch):
+    """granian starts each request's environ from a copy of the process's environment, secrets
+    included: the application gets the request's keys only."""
+    from smshub import web
+
+    monkeypatch.setenv("DATABASE_URL", "postgres://smshub:hunter2-secret@db/smshub")
+    seen = {}
+
+    def application(environ, start_response):
+        seen.update(environ)
+        return [b""]
+
+    wrapped = web.without_server_environ(application)
+    request = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/api/v1/messages",
+        "QUERY_STRING": "",
+        "REMOTE_ADDR": "10.0.0.2",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_AUTHORIZATION": "Bearer smsh_k",
+        "wsgi.url_scheme": "http",
+    }
+    wrapped(dict(os.environ) | {"SCRIPT_NAME": "", "wsgi.multithread": True} | request, None)
+    assert "DATABASE_URL" not in seen and "SECRET_KEY" not in seen and "PATH" not in seen
+    assert {key: seen[key] for key in request} == request
+    assert seen["SCRIPT_NAME"] == "" and seen["wsgi.multithread"] is True
