@@ -71,9 +71,11 @@ RENAMED = {
     "GUNICORN_CONTROL_SOCKET": None,
 }
 
-# The access log's line; its atoms become the JSON fields (smshub.logging.ContextFilter).
-ACCESS_LOG_FORMAT = '%(addr)s "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).1fms'
-ACCESS_LOG_FORMAT_WITH_ID = ACCESS_LOG_FORMAT + " %(header{x-request-id})s"
+# The access log's line; its atoms become the JSON fields (smshub.logging.ContextFilter), the
+# one request header, the proxy's X-Request-ID, as granian's `_h0`.
+ACCESS_LOG_FORMAT = (
+    '%(addr)s "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).1fms %(header{x-request-id})s'
+)
 
 
 def _env() -> environ.Env:
@@ -97,6 +99,7 @@ def options() -> dict:
     """granian's server settings, from the environment (see the module's docstring)."""
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
+    from granian.log import LogLevels
 
     from smshub.logging import web_config
 
@@ -112,6 +115,10 @@ def options() -> dict:
         where = {"address": host.strip("[]"), "port": int(number)}
     debug = env.bool("DEBUG", default=False)
     level = env.str("LOG_LEVEL", default="INFO").lower()
+    if level not in set(LogLevels):
+        raise ValueError(
+            f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not {level.upper()!r}"
+        )
     access_log = env.bool("WEB_ACCESS_LOG", default=True)
     max_rss = env.int("WEB_MAX_RSS", default=1024)
     return {
@@ -124,6 +131,7 @@ def options() -> dict:
         "blocking_threads": env.int("WEB_THREADS", default=4),
         # Threads (and their database connections) kept while idle for up to 10 minutes.
         "blocking_threads_idle_timeout": 600,
+        # A connection idle (or sending its headers) for 60 s is closed: the most granian allows.
         "http1_settings": HTTP1Settings(header_read_timeout=60_000),
         "respawn_failed_workers": True,
         "workers_max_rss": max_rss or None,
@@ -135,7 +143,7 @@ def options() -> dict:
             numbers=not debug,
         ),
         "log_access": access_log,
-        "log_access_format": ACCESS_LOG_FORMAT_WITH_ID,
+        "log_access_format": ACCESS_LOG_FORMAT,
     }
 
 
@@ -167,7 +175,11 @@ def main() -> None:
         sys.exit("\n".join(problems))
     from granian.server import Server
 
-    Server(**options()).serve()
+    try:
+        settings = options()
+    except ValueError as error:
+        sys.exit(str(error))
+    Server(**settings).serve()
 
 
 if __name__ == "__main__":

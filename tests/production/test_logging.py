@@ -158,10 +158,10 @@ def test_access_records_become_fields(json_lines):
     """The web server's access log (granian's logger, smshub.web's format) as JSON fields."""
     from granian.log import log_request_builder
 
-    from smshub.web import ACCESS_LOG_FORMAT_WITH_ID
+    from smshub.web import ACCESS_LOG_FORMAT
 
     lines = json_lines()
-    log_request = log_request_builder(ACCESS_LOG_FORMAT_WITH_ID)
+    log_request = log_request_builder(ACCESS_LOG_FORMAT)
     request = access_request(f"/hooks/vortext/{SECRET}/dlr/", "to=%2B33612345678", "from-nginx-1")
     log_request(time.time(), time.perf_counter() - 0.0123, request, 200)
     [entry] = lines()

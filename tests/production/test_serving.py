@@ -431,12 +431,24 @@ def test_the_web_server_starts_one_process_per_cpu_plus_one_of_four_threads(monk
     assert (web.options()["address"], web.options()["port"]) == ("0.0.0.0", 5000)  # noqa: S104
 
 
-def test_a_bad_bind_address_is_refused_with_what_is_expected(monkeypatch):
-    from smshub import web
-
-    monkeypatch.setenv("WEB_BIND", "8000")
-    with pytest.raises(ValueError, match="WEB_BIND must be host:port or unix:/path, not '8000'"):
-        web.options()
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("WEB_BIND", "8000", "WEB_BIND must be host:port or unix:/path, not '8000'"),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ],
+)
+def test_a_bad_setting_stops_the_web_server_with_what_is_expected(name, value, said):
+    result = subprocess.run(
+        [sys.executable, "-m", "smshub.web"],
+        cwd=ROOT,
+        env=production_env(**{name: value}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(said), result.stderr
 
 
 def test_gunicorn_settings_of_earlier_versions_stop_the_server_with_their_replacement():
