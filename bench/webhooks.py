@@ -18,7 +18,7 @@ process (aiohttp) keeping C connections alive, as the TLS proxy in front of the 
 It posts N requests to the minimal app, to the bare view through the webhooks' middleware
 (/hooks/bare/) and through the pages' (/bare/), then one delivery report per message to the
 webhook while an applier process (started and warmed up beforehand) runs what a Celery worker
-runs (`webhook_log.apply_received()`, batch after batch), and times until every message is
+runs (`webhook_log.apply_batches()`), and times until every message is
 delivered. Prints the figures, with the CPU milliseconds per request of the client, the web
 server, the applier and PostgreSQL; the last line is one JSON object.
 """
@@ -110,19 +110,15 @@ def hammer(requests: list[tuple[str, str, bytes]], connections: int) -> float:
 
 def apply_all(count: int) -> None:
     """The worker's side, in its own process: once told to start (a line on stdin), what the
-    Celery task does (`apply_received()` batch after batch, a short sleep when none waits)
-    until `count` requests were taken; prints when it finished and the CPU it used."""
-    from campaigns.services.webhook_log import apply_received
+    Celery task does (`apply_batches`) until `count` requests were taken; prints when it
+    finished and the CPU it used."""
+    from campaigns.services.webhook_log import apply_batches, apply_received
 
     apply_received()  # connected, and every module imported: ready
     print(READY, flush=True)
     sys.stdin.readline()
-    cpu, taken = time.process_time(), 0
-    while taken < count:
-        batch = apply_received()
-        taken += batch
-        if not batch:
-            time.sleep(0.05)
+    cpu = time.process_time()
+    apply_batches(budget=float("inf"), linger=float("inf"), enough=count)
     done = {"done_at": time.time(), "cpu_s": time.process_time() - cpu}
     print(DONE + json.dumps(done), flush=True)
 

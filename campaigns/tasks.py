@@ -2,7 +2,6 @@
 
 import logging
 import math
-import time
 from datetime import timedelta
 
 from celery import shared_task
@@ -110,18 +109,7 @@ APPLY_LINGER = 2 * webhook_log.NUDGE_INTERVAL
 @shared_task(name="campaigns.apply_webhooks")
 def apply_webhooks() -> int:
     """Apply the delivery reports and replies that providers sent, batch after batch."""
-    started = last_work = time.monotonic()
-    total = 0
-    while time.monotonic() - started < DISPATCH_TIME_BUDGET:
-        taken = webhook_log.apply_received()
-        total += taken
-        if taken:
-            last_work = time.monotonic()
-        elif time.monotonic() - last_work > APPLY_LINGER:
-            break
-        else:
-            time.sleep(0.05)
-    return total
+    return webhook_log.apply_batches(DISPATCH_TIME_BUDGET, APPLY_LINGER)
 
 
 # A purge run stops starting batches after this long; the next run goes on.

@@ -392,6 +392,45 @@ def test_the_same_report_ten_times_at_once_changes_the_message_once(
     assert sent.events.filter(to_status="delivered").count() == 1
 
 
+def test_the_apply_task_takes_batch_after_batch_and_pauses_only_after_a_short_one(
+    client, account, provider_account, monkeypatch
+):
+    """Reports waiting beyond a full batch are taken at once, batch after batch; after a batch
+    short of a full one the task waits `GATHER` for more to gather, and it ends once none came
+    for its linger."""
+    from campaigns.services import webhook_log
+
+    monkeypatch.setattr(webhook_log, "BATCH", 5)
+    url = provider_account.webhook_url("dlr")
+    for i in range(12):
+        MessageFactory(
+            account=account,
+            provider_account=provider_account,
+            provider_message_id=f"sim-{i}",
+            status=Status.SENT,
+        )
+        body = json.dumps({"id": f"sim-{i}", "status": "delivered"})
+        assert client.post(url, data=body, content_type="application/json").status_code == 200
+    steps = []
+    real_apply, real_sleep = webhook_log.apply_received, webhook_log.time.sleep
+
+    def apply_received(*args, **kwargs):
+        steps.append(real_apply(*args, **kwargs))
+        return steps[-1]
+
+    def sleep(seconds):
+        steps.append(f"pause {seconds}")
+        real_sleep(seconds)
+
+    monkeypatch.setattr(webhook_log, "apply_received", apply_received)
+    monkeypatch.setattr(webhook_log.time, "sleep", sleep)
+    assert webhook_log.apply_batches(budget=60, linger=0.12) == 12
+    assert Message.objects.filter(status=Status.DELIVERED).count() == 12
+    pause = f"pause {webhook_log.GATHER}"
+    assert steps[:4] == [5, 5, 2, pause]
+    assert set(steps[4:]) == {0, pause}  # nothing more came: it lingered, then ended
+
+
 # --- stored requests read again by workers: never a crash --------------------------------------
 
 DEEP = "[" * 50_000
