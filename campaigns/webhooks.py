@@ -2,13 +2,14 @@
 
 The token in the path identifies the provider account and is its secret (Vortext's push has no
 authentication of its own); a wrong one is a 404 that stores nothing but a counter. The account
-is remembered by the process while the provider accounts version stands (one cache read a
-request: `ProviderAccount.for_webhook`), so a stored request costs one INSERT. Optional HTTP
-basic auth on top (`webhook_username` / `webhook_password` in the account's credentials) is
-compared in constant time. The adapter reads the body (a body it cannot read is a 400, the request
-kept with the reason); the request is stored as received and answered at once; workers apply it
-(`webhook_log.apply_received`). A request the hub could not store is answered 503, so that the
-provider tries again: never a 200 for a report the hub did not keep.
+is remembered by the process (`ProviderAccount.for_webhook`) and the INSERT that stores the
+request checks that it is still current (`webhook_log.store`), so a stored request costs that
+one statement; a rotated token or new credentials are refused at the very next request.
+Optional HTTP basic auth on top (`webhook_username` / `webhook_password` in the account's
+credentials) is compared in constant time. The adapter reads the body (a body it cannot read is
+a 400, the request kept with the reason); the request is stored as received and answered at
+once; workers apply it (`webhook_log.apply_received`). A request the hub could not store is
+answered 503, so that the provider tries again: never a 200 for a report the hub did not keep.
 """
 
 import logging
@@ -20,7 +21,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from providers.exceptions import WebhookValidationError
-from providers.models import ProviderAccount, webhook_version
+from providers.models import ProviderAccount
 
 from .models import WebhookRequest
 from .services import webhook_log
@@ -52,15 +53,30 @@ def rejected_count(slug: str, reason: str) -> int:
 def webhook(request: HttpRequest, slug: str, token: str, kind: str) -> JsonResponse:
     if kind not in KINDS:
         return _rejected(slug, "not_found", 404, "not found")
-    try:
-        provider_account = ProviderAccount.for_webhook(slug, token, webhook_version())
-    except DatabaseError:
-        logger.exception("webhook: database unavailable")
-        return JsonResponse({"error": "temporarily unavailable, try again"}, status=503)
-    if provider_account is None:
-        return _rejected(slug, "not_found", 404, "not found")
+    # The account as this process remembers it, checked by the INSERT that stores the request;
+    # if it changed meanwhile, as the database has it now.
+    for remembered in (True, False):
+        try:
+            provider_account = ProviderAccount.for_webhook(slug, token, remembered)
+        except DatabaseError:
+            logger.exception("webhook: database unavailable")
+            return JsonResponse({"error": "temporarily unavailable, try again"}, status=503)
+        if provider_account is None:
+            return _rejected(slug, "not_found", 404, "not found")
+        response = _receive(request, provider_account, kind)
+        if response is not None:
+            return response
+    # Changed again between reading it and storing the request: the provider tries again.
+    return JsonResponse({"error": "temporarily unavailable, try again"}, status=503)
+
+
+def _receive(
+    request: HttpRequest, provider_account: ProviderAccount, kind: str
+) -> JsonResponse | None:
+    """The answer to `request` for `provider_account`, the request stored; None, having stored
+    nothing, when the account is no longer as it was read."""
     if not provider_account.webhook_auth_ok(request.headers.get("Authorization", "")):
-        return _rejected(slug, "auth", 401, "authentication required")
+        return _rejected(provider_account.slug, "auth", 401, "authentication required")
     if request.method != "POST":
         response = JsonResponse({"error": "use POST"}, status=405)
         response["Allow"] = "POST"
@@ -73,7 +89,7 @@ def webhook(request: HttpRequest, slug: str, token: str, kind: str) -> JsonRespo
         length > settings.SMSHUB_WEBHOOK_MAX_BODY
         or len(request.body) > settings.SMSHUB_WEBHOOK_MAX_BODY
     ):
-        return _rejected(slug, "too_large", 413, "body too large")
+        return _rejected(provider_account.slug, "too_large", 413, "body too large")
 
     # Read now, so that a body the provider's adapter cannot read is refused at once (400);
     # applied by a worker once stored, so that the provider gets its answer fast.
@@ -93,6 +109,8 @@ def webhook(request: HttpRequest, slug: str, token: str, kind: str) -> JsonRespo
     except DatabaseError:
         logger.exception("webhook: could not store a request from %s", provider_account.name)
         return JsonResponse({"error": "temporarily unavailable, try again"}, status=503)
+    if log is None:
+        return None
     if refusal is not None:
         logger.warning("webhook %s #%s refused: %s", provider_account.name, log.pk, refusal)
         return JsonResponse({"error": str(refusal)}, status=400)

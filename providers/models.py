@@ -4,11 +4,12 @@ Its secrets are encrypted at rest (`smshub.crypto`): `credentials` (a dict to ev
 `webhook_token`. A webhook finds its account by `webhook_token_digest`, the token's SHA-256,
 indexed; the decrypted token is then compared in constant time.
 
-Webhooks come by the thousand: each web process remembers the accounts their tokens named, as
-`campaigns.api.keys` does for API keys, while the *provider accounts version* in the shared cache
-stands (`WEBHOOK_VERSION_KEY`). Saving or deleting any provider account changes it once committed
-(`changed`), so a rotated token or a disabled account is refused by every process at its next
-request.
+Webhooks come by the thousand: each web process remembers the accounts their tokens named
+(`for_webhook`), and the INSERT that stores a request checks, in the same statement, that the
+account is still as remembered (`webhook_log.store`: same token, enabled, same `updated_at`,
+which every save writes). A rotated token, a disabled or deleted account, new basic-auth
+credentials are therefore refused at the very next request, without asking the cache or the
+database anything more.
 """
 
 import base64
@@ -16,21 +17,20 @@ import binascii
 import copy
 import hmac
 import secrets
+import time
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
-from django.db.models.signals import post_delete, post_save
+from django.db import connections, models, router
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from smshub.crypto import EncryptedJSONField, EncryptedTextField, digest
-from smshub.memory import Remembered
 
 from . import registry
 from .base import BaseProvider
@@ -39,9 +39,10 @@ from .exceptions import ErrorClass, ProviderError
 # Optional HTTP basic auth that providers must send with their webhooks, kept with the credentials.
 WEBHOOK_USERNAME, WEBHOOK_PASSWORD = "webhook_username", "webhook_password"
 
-
-WEBHOOK_VERSION_KEY = "smshub:provider-accounts-version"
-memory = Remembered(WEBHOOK_VERSION_KEY, at_most=1_000)
+# Accounts remembered by a web process for webhooks, (slug, token digest) -> (account, since):
+# at most this many, each for at most this long (seconds).
+REMEMBER_AT_MOST, REMEMBERED_FOR = 1_000, 60.0
+_remembered: dict[tuple[str, str], tuple["ProviderAccount", float]] = {}
 
 
 def new_webhook_token() -> str:
@@ -118,33 +119,56 @@ class ProviderAccount(models.Model):
         return self.name
 
     def save(self, *args, **kwargs) -> None:
+        """Saves the token's digest with the token and, whatever is saved, `updated_at`: a web
+        process that remembers this account for webhooks sees by it that it changed."""
         self.webhook_token_digest = digest(self.webhook_token)
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "webhook_token" in update_fields:
-            kwargs["update_fields"] = {*update_fields, "webhook_token_digest"}
+        if update_fields is not None:
+            extra = {"updated_at"} | (
+                {"webhook_token_digest"} if "webhook_token" in update_fields else set()
+            )
+            kwargs["update_fields"] = {*update_fields, *extra}
         super().save(*args, **kwargs)
 
     @classmethod
-    def for_webhook(cls, slug: str, token: str, version: object = None) -> "ProviderAccount | None":
+    def for_webhook(
+        cls, slug: str, token: str, remembered: bool = False
+    ) -> "ProviderAccount | None":
         """The enabled account a webhook URL names, or None.
 
-        `version` is the provider accounts version read from the cache (`webhook_version`): an
-        account remembered under the same version, for less than `REMEMBERED_FOR`, is answered
-        from memory, as a copy (one request's changes to it never reach another's). Without a
-        version the database is asked, and nothing is remembered. Unknown tokens never are.
+        `remembered`: answered from this process's memory when the account was looked up there
+        less than `REMEMBERED_FOR` ago, as a copy (one request's changes to it never reach
+        another's); whoever uses it must check that it is still current (`still_current`), as
+        storing a webhook request does. Otherwise the database is asked, and the account found
+        is remembered. Unknown tokens never are.
         """
         key = (slug, digest(token))
-        if (remembered := memory.get(key, version)) is not None:
-            return _copy(remembered)
+        item = _remembered.get(key) if remembered else None
+        if item is not None and time.monotonic() - item[1] < REMEMBERED_FOR:
+            return _copy(item[0])
         account = cls.objects.filter(slug=slug, webhook_token_digest=key[1], enabled=True).first()
         if account is None or not hmac.compare_digest(
             account.webhook_token.encode(), token.encode()
         ):
             return None
-        if version is not None:
-            memory.put(key, account, version)
-            account = _copy(account)
-        return account
+        if len(_remembered) >= REMEMBER_AT_MOST:
+            _remembered.clear()
+        _remembered[key] = (account, time.monotonic())
+        return _copy(account)
+
+    def still_current(self) -> tuple[str, list]:
+        """SQL, and its parameters, true while this account's row is as it was read: same token,
+        still enabled, not saved since (`updated_at`, which every save writes)."""
+        connection = connections[router.db_for_write(type(self))]
+        meta, quote = self._meta, connection.ops.quote_name
+        names = ("id", "webhook_token_digest", "enabled", "updated_at")
+        fields = [meta.get_field(name) for name in names]
+        sql = " AND ".join(f"{quote(field.column)} = %s" for field in fields)
+        values = [
+            field.get_db_prep_value(getattr(self, field.attname), connection) for field in fields
+        ]
+        table = quote(meta.db_table)
+        return f"EXISTS (SELECT 1 FROM {table} WHERE {sql})", values  # noqa: S608 (names only)
 
     @property
     def on_hold(self) -> bool:
@@ -270,19 +294,12 @@ def _due(noted: datetime | None, at: datetime) -> bool:
     return noted is None or not timedelta(0) <= at - noted < HEALTH_EVERY
 
 
-def webhook_version() -> object:
-    """The provider accounts version to pass to `ProviderAccount.for_webhook`: one cache read
-    (None when the cache cannot be reached: the database is asked then)."""
-    return memory.version()
-
-
 def _copy(account: ProviderAccount) -> ProviderAccount:
     mine = copy.copy(account)
     mine.credentials = copy.deepcopy(account.credentials)
     return mine
 
 
-changed = memory.changed
-forget = memory.forget
-post_save.connect(changed, sender=ProviderAccount, dispatch_uid="provider-accounts-version")
-post_delete.connect(changed, sender=ProviderAccount, dispatch_uid="provider-accounts-version-d")
+def forget() -> None:
+    """Forget every account remembered for webhooks (tests)."""
+    _remembered.clear()

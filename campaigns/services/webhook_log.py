@@ -145,7 +145,11 @@ def store(
     status: str = WebhookRequest.Status.RECEIVED,
     events: int = 0,
     error: str = "",
-) -> WebhookRequest:
+) -> WebhookRequest | None:
+    """Store `request` as received, for `provider_account`, in one statement, if the account is
+    still as the caller read it (`ProviderAccount.still_current`): None, having stored nothing,
+    when it changed meanwhile (a rotated token, new credentials, disabled or deleted); the
+    caller must look it up again."""
     headers = {
         _text(name): _text(value)
         for name, value in request.headers.items()
@@ -163,35 +167,50 @@ def store(
         error=error,
         processed_at=timezone.now() if status == WebhookRequest.Status.FAILED else None,
     )
-    if not _insert(log):
-        log.save(force_insert=True)
-    return log
+    current = provider_account.still_current()
+    stored = _insert(log, *current)
+    if stored is None:  # the ORM writes it, in a transaction with the check
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 WHERE {current[0]}", current[1])
+            stored = cursor.fetchone() is not None
+            if stored:
+                log.save(force_insert=True)
+    return log if stored else None
 
 
 _INSERTS: dict[tuple[str, ...], str] = {}
 
 
-def _insert(log: WebhookRequest) -> bool:
-    """Write `log` in one INSERT … RETURNING id whose SQL is made once per process: what the
-    ORM's `save()` adds to that statement (compiling it, walking the fields, signals that no
-    one receives for webhook requests) cost about as much as the insert itself. False, having
-    written nothing, where the database cannot return the id or a value needs the ORM."""
+def _insert(log: WebhookRequest, condition: str, parameters: list) -> bool | None:
+    """Write `log` in one INSERT … SELECT … WHERE `condition` RETURNING id whose SQL is made
+    once per process: what the ORM's `save()` adds to that statement (compiling it, walking the
+    fields, signals that no one receives for webhook requests) cost about as much as the insert
+    itself. False when `condition` did not hold (nothing written); None, having written
+    nothing, where the database cannot return the id or a value needs the ORM."""
     row = rows.prepared(log) if connection.features.can_return_columns_from_insert else None
     if row is None:
-        return False
+        return None
     columns, values = row
-    names = tuple(column.column for column in columns)
-    sql = _INSERTS.get(names)
+    key = (*(column.column for column in columns), condition)
+    sql = _INSERTS.get(key)
     if sql is None:
         quote = connection.ops.quote_name
-        sql = _INSERTS[names] = (
-            f"INSERT INTO {quote(WebhookRequest._meta.db_table)} "  # noqa: S608 (names only)
-            f"({rows.column_list(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+        placeholders = (
+            rows.typed_placeholders(columns)
+            if connection.vendor == "postgresql"
+            else ", ".join(["%s"] * len(columns))
+        )
+        sql = _INSERTS[key] = (
+            f"INSERT INTO {quote(WebhookRequest._meta.db_table)} "
+            f"({rows.column_list(columns)}) SELECT {placeholders} WHERE {condition} "
             f"RETURNING {quote(WebhookRequest._meta.pk.column)}"
         )
     with rows.binding_cursor() as cursor:
-        cursor.execute(sql, values)
-        log.pk = cursor.fetchone()[0]
+        cursor.execute(sql, [*values, *parameters])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    log.pk = row[0]
     log._state.adding, log._state.db = False, connection.alias
     return True
 

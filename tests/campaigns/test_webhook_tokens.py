@@ -1,18 +1,18 @@
-"""Web processes remember the provider account a webhook token names (one cache read a request,
-no query), and forget it at once when any provider account changes: a rotated token, a disabled
-or deleted account, new basic-auth credentials are refused at the very next request."""
+"""Web processes remember the provider account a webhook token names (no query but the INSERT
+that stores the request, which checks that the account is still as remembered): a rotated token,
+a disabled or deleted account, new basic-auth credentials are refused at the very next request,
+however the change was made and with or without the cache."""
 
 import base64
 import json
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from campaigns.models import Message, WebhookRequest
-from providers.models import WEBHOOK_VERSION_KEY, ProviderAccount, forget, new_webhook_token
+from providers.models import ProviderAccount, forget, new_webhook_token
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,12 @@ def report(client, url: str, **headers) -> int:
 
 
 def account_queries(queries: CaptureQueriesContext) -> list[str]:
-    return [query["sql"] for query in queries.captured_queries if TABLE in query["sql"]]
+    """The queries that looked provider accounts up (the INSERT's own check aside)."""
+    return [
+        query["sql"]
+        for query in queries.captured_queries
+        if TABLE in query["sql"] and query["sql"].startswith("SELECT")
+    ]
 
 
 def test_a_remembered_token_costs_no_query(client, sent, provider_account):
@@ -92,19 +97,48 @@ def test_new_basic_auth_credentials_are_required_at_once(
     assert report(client, url, Authorization=good) == 200
 
 
-def test_a_token_is_refused_at_once_even_when_the_version_was_evicted(
-    client, sent, provider_account, django_capture_on_commit_callbacks
+def test_a_change_that_bypasses_save_is_refused_at_once_too(client, sent, provider_account):
+    """A change written by another program, or by `update()` (no signal, no `updated_at`): the
+    INSERT's check reads the row itself."""
+    url = provider_account.webhook_url("dlr")
+    assert report(client, url) == 200  # remembered from now on
+    ProviderAccount.objects.filter(pk=provider_account.pk).update(enabled=False)
+    assert report(client, url) == 404
+    ProviderAccount.objects.filter(pk=provider_account.pk).update(enabled=True)
+    ProviderAccount.objects.filter(pk=provider_account.pk).update(webhook_token_digest="0" * 64)
+    assert report(client, url) == 404
+    assert WebhookRequest.objects.count() == 1
+
+
+def test_a_remembered_account_saved_since_is_read_again_before_storing(
+    client, sent, provider_account
 ):
-    """The cache may drop the version (Redis under memory pressure, the database cache's
-    culling): an account remembered before is then looked up again, never taken as current."""
-    old_url = provider_account.webhook_url("dlr")
-    assert report(client, old_url) == 200
-    cache.delete(WEBHOOK_VERSION_KEY)
-    with django_capture_on_commit_callbacks(execute=True):
-        provider_account.webhook_token = new_webhook_token()
-        provider_account.save(update_fields=["webhook_token", "updated_at"])
-    assert report(client, old_url) == 404
-    assert report(client, provider_account.webhook_url("dlr")) == 200
+    """Any save (here a field webhooks do not use) makes the remembered copy stale: the request
+    is stored against the account as the database has it, once."""
+    url = provider_account.webhook_url("dlr")
+    assert report(client, url) == 200
+    provider_account.priority = 7
+    provider_account.save(update_fields=["priority"])  # writes updated_at too
+    with CaptureQueriesContext(connection) as queries:
+        assert report(client, url) == 200
+    assert len(account_queries(queries)) == 1
+    assert WebhookRequest.objects.count() == 2
+    with CaptureQueriesContext(connection) as queries:
+        assert report(client, url) == 200  # remembered again
+    assert account_queries(queries) == []
+
+
+def test_an_account_changing_while_its_request_is_stored_is_answered_503(
+    client, sent, provider_account, monkeypatch
+):
+    """Changed between reading it and storing the request, twice in a row: nothing is stored
+    against a stale account, and the provider is asked to try again."""
+    url = provider_account.webhook_url("dlr")
+    stale = ProviderAccount.objects.get(pk=provider_account.pk)
+    provider_account.save()
+    monkeypatch.setattr(ProviderAccount, "for_webhook", classmethod(lambda cls, *a: stale))
+    assert report(client, url) == 503
+    assert WebhookRequest.objects.count() == 0
 
 
 def test_without_the_cache_webhooks_are_still_answered_from_the_database(
