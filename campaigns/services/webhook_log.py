@@ -167,7 +167,7 @@ def store(
         error=error,
         processed_at=timezone.now() if status == WebhookRequest.Status.FAILED else None,
     )
-    current = provider_account.still_current()
+    current = provider_account.still_current(connection)
     stored = _insert(log, *current)
     if stored is None:  # the ORM writes it, in a transaction with the check
         with transaction.atomic(), connection.cursor() as cursor:
