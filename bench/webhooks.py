@@ -9,10 +9,9 @@ granian configuration.
 
 It creates a throwaway database (Django's test-database machinery) with N sent messages, starts
 granian on the hub (`smshub.web:application`, as in production, DEBUG off, plain HTTP/1.1 on
-loopback) and on the minimal app, both with the same flags: production's workers and threads
-(smshub/web.py, so `WEB_CONCURRENCY` and `WEB_THREADS` apply; `--workers` and `--threads`
-override them), idle threads kept 10 minutes, no WebSocket; no access log (granian's CLI writes
-none by default, production one unless `WEB_ACCESS_LOG=false`). The client is one asyncio
+loopback) and on the minimal app, both with production's options (smshub/web.py's `options()`,
+so `WEB_CONCURRENCY` and `WEB_THREADS` apply; `--workers` and `--threads` override them) but
+no access log. The client is one asyncio
 process (aiohttp) keeping C connections alive, as the TLS proxy in front of the web server does
 (deploy/nginx.conf), so that it costs a fraction of what the server does.
 It posts N requests to the minimal app, to the bare view through the webhooks' middleware
@@ -132,6 +131,14 @@ def said(applier: subprocess.Popen, prefix: str) -> str:
     sys.exit(f"the applier ended ({applier.wait()}) before saying {prefix!r}")
 
 
+# Each server runs production's granian options (smshub/web.py's `options()`: HTTP/1.1, no
+# WebSocket, idle threads kept, its timeouts), only its WSGI target and these settings changed.
+SERVE = (
+    "import sys; from granian.server import Server; from smshub.web import options; "
+    "Server(**options() | {'target': sys.argv[1], 'factory': sys.argv[2] == 'factory'}).serve()"
+)
+
+
 def granian(
     target: str,
     port: int,
@@ -140,15 +147,16 @@ def granian(
     args: argparse.Namespace,
     factory: bool = False,
 ) -> subprocess.Popen:
-    """granian (its CLI) serving the WSGI `target` on `port`, its output in `log`; the same flags
-    for every server, as smshub/web.py sets them (`factory`: `target` is a function returning
-    the application). Connections are kept alive."""
-    command = [sys.executable, "-m", "granian", "--interface", "wsgi", target]
-    command += ["--factory"] if factory else []
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", str(args.workers), "--blocking-threads", str(args.threads)]
-    command += ["--blocking-threads-idle-timeout", "600"]
-    command += ["--http", "1", "--no-ws", "--log-level", "warning"]
+    """granian serving the WSGI `target` on `port` with production's options and the bench's
+    workers and threads, without an access log, its output in `log` (`factory`: `target` is a
+    function returning the application)."""
+    command = [sys.executable, "-c", SERVE, target, "factory" if factory else "application"]
+    env = env | {
+        "WEB_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(args.workers),
+        "WEB_THREADS": str(args.threads),
+        "WEB_ACCESS_LOG": "false",
+    }
     with open(log, "w") as out:
         return subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
             command,
