@@ -1,6 +1,6 @@
 """What a web process may remember of the database between requests: rows it looked up (an API
-key and its account, the provider account a webhook token names), kept while a *version* in the
-shared cache stands.
+key and its account), kept while a *version* in the shared cache stands. (The provider account a
+webhook token names is checked otherwise: by the statement that stores the request.)
 
 Any change to such rows, once committed, gives the version a new value (`changed`, a receiver of
 `post_save` and `post_delete`), so every process looks them up again at its next request: a
