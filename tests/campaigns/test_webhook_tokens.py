@@ -157,3 +157,18 @@ def test_without_the_cache_webhooks_are_still_answered_from_the_database(
         assert len(account_queries(queries)) == 1
         assert report(client, wrong) == 404
     assert WebhookRequest.objects.count() == 1
+
+
+def test_where_the_orm_writes_the_request_the_account_is_checked_all_the_same(
+    client, sent, provider_account, monkeypatch
+):
+    """On a database whose INSERT cannot return the id (or a value only the ORM can write), the
+    check runs in a transaction with the ORM's INSERT: same answers."""
+    from campaigns.services import webhook_log
+
+    monkeypatch.setattr(webhook_log.rows, "prepared", lambda *args, **kwargs: None)
+    url = provider_account.webhook_url("dlr")
+    assert report(client, url) == 200
+    ProviderAccount.objects.filter(pk=provider_account.pk).update(enabled=False)
+    assert report(client, url) == 404
+    assert WebhookRequest.objects.count() == 1
