@@ -4,7 +4,8 @@ The token in the path identifies the provider account and is its secret (Vortext
 authentication of its own); a wrong one is a 404 that stores nothing but a counter. The account
 is remembered by the process (`ProviderAccount.for_webhook`) and the INSERT that stores the
 request checks that it is still current (`webhook_log.store`), so a stored request costs that
-one statement; a rotated token or new credentials are refused at the very next request.
+one statement, shared with the requests arriving at the same moment; a rotated token or new
+credentials are refused at the very next request.
 Optional HTTP basic auth on top (`webhook_username` / `webhook_password` in the account's
 credentials) is compared in constant time. The adapter reads the body (a body it cannot read is
 a 400, the request kept with the reason); the request is stored as received and answered at

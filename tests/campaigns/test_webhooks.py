@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 import responses
-from django.db import connections
+from django.db import connection, connections
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,8 +17,9 @@ from campaigns.models import Message, PendingDeliveryReport, Reply, WebhookReque
 from campaigns.services import dispatch, polling
 from campaigns.services.compose import enqueue_message
 from campaigns.webhooks import rejected_count
+from providers.models import ProviderAccount
 
-from ..conftest import apply_webhooks, claim
+from ..conftest import apply_webhooks, claim, wait_for
 from ..factories import MessageFactory, ProviderAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -429,6 +430,66 @@ def test_the_apply_task_takes_batch_after_batch_and_pauses_only_after_a_short_on
     pause = f"pause {webhook_log.GATHER}"
     assert steps[:4] == [5, 5, 2, pause]
     assert set(steps[4:]) == {0, pause}  # nothing more came: it lingered, then ended
+
+
+def live_url(live_server, provider_account) -> str:
+    return live_server.url + provider_account.webhook_url("dlr").split("127.0.0.1:9", 1)[1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_arriving_while_one_is_stored_are_stored_together(
+    live_server, provider_account, monkeypatch
+):
+    """While one request's INSERT waits (here on a lock another connection holds), the requests
+    arriving meanwhile wait for it, then are stored by one statement (one transaction: one
+    xmin), each once, each answered 200."""
+    if connection.vendor != "postgresql":
+        pytest.skip("requests are stored together on PostgreSQL")
+    import psycopg
+
+    from campaigns.services import webhook_log
+
+    monkeypatch.setattr(webhook_log, "nudge", lambda: None)
+    url, table = live_url(live_server, provider_account), WebhookRequest._meta.db_table
+    answers = []
+
+    def deliver(i):
+        answers.append(requests.post(url, json={"id": f"sim-{i}", "status": "delivered"}))
+
+    posts = [threading.Thread(target=deliver, args=(i,)) for i in range(6)]
+    with psycopg.connect(**connection.get_connection_params()) as blocker:
+        blocker.execute(f'LOCK TABLE "{table}" IN SHARE MODE')  # no INSERT until committed
+        posts[0].start()
+        wait_for(lambda: webhook_log._group._writing)
+        for post in posts[1:]:
+            post.start()
+        wait_for(lambda: len(webhook_log._group._waiting) == 5)
+    for post in posts:
+        post.join()
+    assert [answer.status_code for answer in answers] == [200] * 6
+    bodies = sorted(
+        json.loads(body)["id"] for body in WebhookRequest.objects.values_list("body", flat=True)
+    )
+    assert bodies == sorted(f"sim-{i}" for i in range(6))
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(DISTINCT xmin::text) FROM "{table}"')  # noqa: S608
+        assert cursor.fetchone()[0] == 2  # the first alone, the five that waited together
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_stored_together_are_refused_once_their_account_changed(
+    live_server, provider_account, monkeypatch
+):
+    """The account check holds for requests stored together as for one stored alone."""
+    from campaigns.services import webhook_log
+
+    monkeypatch.setattr(webhook_log, "nudge", lambda: None)
+    url = live_url(live_server, provider_account)
+    report = {"id": "sim-1", "status": "delivered"}
+    assert requests.post(url, json=report).status_code == 200  # remembered by the server
+    ProviderAccount.objects.filter(pk=provider_account.pk).update(enabled=False)
+    assert requests.post(url, json=report).status_code == 404
+    assert WebhookRequest.objects.count() == 1
 
 
 # --- stored requests read again by workers: never a crash --------------------------------------
