@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
@@ -169,10 +169,11 @@ def store(
         processed_at=timezone.now() if status == WebhookRequest.Status.FAILED else None,
     )
     current = provider_account.still_current(connection)
-    if status == Status.RECEIVED and _groups_here():
-        row = rows.prepared(log)
-        if row is not None:
-            return log if _group.store(*row, *current) else None
+    row = rows.prepared(log) if status == Status.RECEIVED and _groups_here() else None
+    if row is not None and (stored := _group.store(*row, *current)) is not None:
+        return log if stored else None
+    # Alone: where requests are not grouped, or its group's statement failed (another request's
+    # trouble must not be this one's).
     stored = _insert(log, *current)
     if stored is None:  # the ORM writes it, in a transaction with the check
         with transaction.atomic(), connection.cursor() as cursor:
@@ -224,10 +225,9 @@ def _insert(log: WebhookRequest, condition: str, parameters: list) -> bool | Non
 # request's INSERT runs, the web process's other requests wait for it, then one of them writes
 # all that gathered in one statement ("group commit"). Measured with psycopg alone, one statement
 # for 2, 4 or 8 requests costs PostgreSQL 0.10, 0.07 or 0.04 ms a request instead of 0.18.
+# A request waiting for another to write its group waits as long as that INSERT takes, as it
+# would for its own.
 GROUP_AT_MOST = 32
-# A request waits this long (seconds) for the one writing its group, then is answered 503 (the
-# provider sends it again; stored twice, it changes its message once).
-GROUP_WAIT = 30.0
 
 
 def _groups_here() -> bool:
@@ -240,8 +240,8 @@ class _Waiting:
     check: tuple  # the provider account check's parameters
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     leads: bool = False
-    stored: bool = False
-    error: Exception | None = None
+    stored: bool | None = None  # None until its group's statement ran
+    error: bool = False  # that statement failed
 
 
 class _Group:
@@ -252,26 +252,29 @@ class _Group:
         self._waiting: list[_Waiting] = []
         self._writing = False
 
-    def store(self, columns: tuple, values: list, condition: str, check: list) -> bool:
+    def store(self, columns: tuple, values: list, condition: str, check: list) -> bool | None:
         """Store one request's row, with others that gathered meanwhile, if `condition` (the
-        provider account check) holds for its `check` parameters: whether it was stored.
-        Raises DatabaseError when it could not be."""
+        provider account check) holds for its `check` parameters: whether it was stored; None,
+        having stored nothing, when its group's statement failed."""
         me = _Waiting(values, tuple(check))
         with self._lock:
             self._waiting.append(me)
             me.leads, self._writing = not self._writing, True
         if not me.leads:
-            if not me.done.wait(GROUP_WAIT):
-                raise DatabaseError("the request storing this one's group did not finish")
+            me.done.wait()
             if not me.leads:  # written by the leader of its group
-                if me.error is not None:
-                    raise DatabaseError(f"storing its group failed: {me.error}")
-                return me.stored
+                return None if me.error else me.stored
         with self._lock:  # leading: every request that gathered, this one first
             group = self._waiting[:GROUP_AT_MOST]
             del self._waiting[:GROUP_AT_MOST]
         try:
             _write(columns, condition, group)
+        except Exception as exc:
+            for waiting in group:
+                waiting.error = waiting.stored is None
+            logger.warning(
+                "webhook: %s requests stored together failed (%s): each alone", len(group), exc
+            )
         finally:
             with self._lock:
                 if self._waiting:  # gathered while this group was written: one of them leads
@@ -281,9 +284,7 @@ class _Group:
                     self._writing = False
             for waiting in group:
                 waiting.done.set()
-        if me.error is not None:
-            raise me.error
-        return me.stored
+        return None if me.error else me.stored
 
 
 _group = _Group()
@@ -306,16 +307,11 @@ def _write(columns: tuple, condition: str, group: list[_Waiting]) -> None:
                 f"({rows.column_list(columns)}) SELECT * FROM "
                 f"(VALUES {', '.join([row] * len(same))}) AS requests WHERE {condition}"
             )
-        try:
-            with rows.binding_cursor() as cursor:
-                cursor.execute(sql, [value for w in same for value in w.values] + list(check))
-                stored = cursor.rowcount == len(same)
-        except Exception as exc:  # each request of the group is answered 503
-            for waiting in same:
-                waiting.error = exc
-        else:
-            for waiting in same:
-                waiting.stored = stored
+        with rows.binding_cursor() as cursor:
+            cursor.execute(sql, [value for w in same for value in w.values] + list(check))
+            stored = cursor.rowcount == len(same)
+        for waiting in same:
+            waiting.stored = stored
 
 
 def _text(value: str) -> str:

@@ -477,6 +477,53 @@ def test_requests_arriving_while_one_is_stored_are_stored_together(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_request_the_database_refuses_fails_alone_not_its_group(
+    live_server, provider_account, monkeypatch
+):
+    """If the statement storing a group fails, each of its requests is stored alone: only the
+    one the database refuses (here by a constraint this test adds) is answered 503."""
+    if connection.vendor != "postgresql":
+        pytest.skip("requests are stored together on PostgreSQL")
+    import psycopg
+
+    from campaigns.services import webhook_log
+
+    monkeypatch.setattr(webhook_log, "nudge", lambda: None)
+    url, table = live_url(live_server, provider_account), WebhookRequest._meta.db_table
+    ids = ["sim-0", "sim-1", "poison", "sim-3"]
+    answers = {}
+
+    def deliver(provider_id):
+        report = {"id": provider_id, "status": "delivered"}
+        answers[provider_id] = requests.post(url, json=report).status_code
+
+    posts = [threading.Thread(target=deliver, args=(provider_id,)) for provider_id in ids]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'ALTER TABLE "{table}" ADD CONSTRAINT test_poison CHECK (body NOT LIKE %s)',
+            ["%poison%"],
+        )
+    try:
+        with psycopg.connect(**connection.get_connection_params()) as blocker:
+            blocker.execute(f'LOCK TABLE "{table}" IN SHARE MODE')
+            posts[0].start()
+            wait_for(lambda: webhook_log._group._writing)
+            for post in posts[1:]:
+                post.start()
+            wait_for(lambda: len(webhook_log._group._waiting) == 3)
+        for post in posts:
+            post.join()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT test_poison')
+    assert answers == {"sim-0": 200, "sim-1": 200, "poison": 503, "sim-3": 200}
+    stored = [
+        json.loads(body)["id"] for body in WebhookRequest.objects.values_list("body", flat=True)
+    ]
+    assert sorted(stored) == ["sim-0", "sim-1", "sim-3"]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_requests_stored_together_are_refused_once_their_account_changed(
     live_server, provider_account, monkeypatch
 ):
