@@ -436,6 +436,38 @@ def live_url(live_server, provider_account) -> str:
     return live_server.url + provider_account.webhook_url("dlr").split("127.0.0.1:9", 1)[1]
 
 
+def post_while_the_first_waits(url: str, provider_ids: list[str]) -> dict[str, int]:
+    """A report posted for each id over HTTP: the first alone, its INSERT kept waiting by a lock
+    another connection holds, the others once it is writing; the lock is released once they all
+    wait behind it. The status code each was answered (PostgreSQL only)."""
+    import psycopg
+
+    from campaigns.services import webhook_log
+
+    table, answers = WebhookRequest._meta.db_table, {}
+
+    def deliver(provider_id):
+        report = {"id": provider_id, "status": "delivered"}
+        answers[provider_id] = requests.post(url, json=report).status_code
+
+    posts = [threading.Thread(target=deliver, args=(provider_id,)) for provider_id in provider_ids]
+    with psycopg.connect(**connection.get_connection_params()) as blocker:
+        blocker.execute(f'LOCK TABLE "{table}" IN SHARE MODE')  # no INSERT until committed
+        posts[0].start()
+        wait_for(lambda: webhook_log._group._writing)
+        for post in posts[1:]:
+            post.start()
+        wait_for(lambda: len(webhook_log._group._waiting) == len(posts) - 1)
+    for post in posts:
+        post.join()
+    return answers
+
+
+def stored_ids() -> list[str]:
+    bodies = WebhookRequest.objects.values_list("body", flat=True)
+    return sorted(json.loads(body)["id"] for body in bodies)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_requests_arriving_while_one_is_stored_are_stored_together(
     live_server, provider_account, monkeypatch
@@ -445,33 +477,15 @@ def test_requests_arriving_while_one_is_stored_are_stored_together(
     xmin), each once, each answered 200."""
     if connection.vendor != "postgresql":
         pytest.skip("requests are stored together on PostgreSQL")
-    import psycopg
-
     from campaigns.services import webhook_log
 
     monkeypatch.setattr(webhook_log, "nudge", lambda: None)
-    url, table = live_url(live_server, provider_account), WebhookRequest._meta.db_table
-    answers = []
-
-    def deliver(i):
-        answers.append(requests.post(url, json={"id": f"sim-{i}", "status": "delivered"}))
-
-    posts = [threading.Thread(target=deliver, args=(i,)) for i in range(6)]
-    with psycopg.connect(**connection.get_connection_params()) as blocker:
-        blocker.execute(f'LOCK TABLE "{table}" IN SHARE MODE')  # no INSERT until committed
-        posts[0].start()
-        wait_for(lambda: webhook_log._group._writing)
-        for post in posts[1:]:
-            post.start()
-        wait_for(lambda: len(webhook_log._group._waiting) == 5)
-    for post in posts:
-        post.join()
-    assert [answer.status_code for answer in answers] == [200] * 6
-    bodies = sorted(
-        json.loads(body)["id"] for body in WebhookRequest.objects.values_list("body", flat=True)
-    )
-    assert bodies == sorted(f"sim-{i}" for i in range(6))
+    ids = [f"sim-{i}" for i in range(6)]
+    answers = post_while_the_first_waits(live_url(live_server, provider_account), ids)
+    assert answers == dict.fromkeys(ids, 200)
+    assert stored_ids() == ids
     with connection.cursor() as cursor:
+        table = WebhookRequest._meta.db_table
         cursor.execute(f'SELECT count(DISTINCT xmin::text) FROM "{table}"')  # noqa: S608
         assert cursor.fetchone()[0] == 2  # the first alone, the five that waited together
 
@@ -484,43 +498,24 @@ def test_a_request_the_database_refuses_fails_alone_not_its_group(
     one the database refuses (here by a constraint this test adds) is answered 503."""
     if connection.vendor != "postgresql":
         pytest.skip("requests are stored together on PostgreSQL")
-    import psycopg
-
     from campaigns.services import webhook_log
 
     monkeypatch.setattr(webhook_log, "nudge", lambda: None)
-    url, table = live_url(live_server, provider_account), WebhookRequest._meta.db_table
-    ids = ["sim-0", "sim-1", "poison", "sim-3"]
-    answers = {}
-
-    def deliver(provider_id):
-        report = {"id": provider_id, "status": "delivered"}
-        answers[provider_id] = requests.post(url, json=report).status_code
-
-    posts = [threading.Thread(target=deliver, args=(provider_id,)) for provider_id in ids]
+    table = WebhookRequest._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f'ALTER TABLE "{table}" ADD CONSTRAINT test_poison CHECK (body NOT LIKE %s)',
             ["%poison%"],
         )
     try:
-        with psycopg.connect(**connection.get_connection_params()) as blocker:
-            blocker.execute(f'LOCK TABLE "{table}" IN SHARE MODE')
-            posts[0].start()
-            wait_for(lambda: webhook_log._group._writing)
-            for post in posts[1:]:
-                post.start()
-            wait_for(lambda: len(webhook_log._group._waiting) == 3)
-        for post in posts:
-            post.join()
+        answers = post_while_the_first_waits(
+            live_url(live_server, provider_account), ["sim-0", "sim-1", "poison", "sim-3"]
+        )
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT test_poison')
     assert answers == {"sim-0": 200, "sim-1": 200, "poison": 503, "sim-3": 200}
-    stored = [
-        json.loads(body)["id"] for body in WebhookRequest.objects.values_list("body", flat=True)
-    ]
-    assert sorted(stored) == ["sim-0", "sim-1", "sim-3"]
+    assert stored_ids() == ["sim-0", "sim-1", "sim-3"]
 
 
 @pytest.mark.django_db(transaction=True)
