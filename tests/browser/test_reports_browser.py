@@ -36,9 +36,13 @@ def traffic(account, provider_account):
     it is written and delivered 8 s later."""
     autumn = CampaignFactory(account=account, name="Autumn")
     now = timezone.now()
+    # Today's messages stay today in the account's time zone in the minutes after its midnight.
+    midnight = timezone.localtime(now, zoneinfo.ZoneInfo(account.timezone)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
 
     def batch(count, status, ago, prefix, **fields):
-        created = now - ago
+        created = now - ago if ago > timedelta(days=1) else max(now - ago, midnight)
         Message.objects.bulk_create(
             Message(
                 account=account,

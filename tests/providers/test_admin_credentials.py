@@ -455,7 +455,8 @@ def test_the_circuit_shows_open_until_when_then_half_open(admin_client, settings
     account = account_of("simulator")
     circuit.record_batch(account.pk, [False, False])
     page = admin_client.get(change_url(account)).content.decode()
-    assert re.search(r"Open until \d\d?:\d\d", page)
+    # English's TIME_FORMAT: "11:05 p.m.", "11 p.m." on the hour, "midnight", "noon".
+    assert re.search(r"Open until (\d\d?(:\d\d)? [ap]\.m\.|midnight|noon) ", page)
     assert "(in 1\xa0minute)" in page or "(in 2\xa0minutes)" in page
     listing = admin_client.get(reverse("admin:providers_provideraccount_changelist"))
     assert "circuit open until" in listing.content.decode()
