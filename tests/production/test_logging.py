@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from smshub.logging import (
     MAYBE_SECRET_RE,
+    PHONE_NEEDLE,
     PHONE_RE,
     SECRET_PATTERNS,
     ContextFilter,
@@ -110,6 +111,25 @@ def test_a_record_with_a_number_and_secrets_is_written_masked_with_its_context(j
     assert "api_key=***&x=1" in message
     assert "token: ***" in message and "password=***" in message
     assert "https://user:***@provider.example/send" in message
+
+
+def test_a_record_logged_while_a_task_runs_names_the_task(json_lines):
+    from smshub.celery import app
+
+    lines = json_lines()
+    logger = logging.getLogger("campaigns.tasks")
+
+    @app.task(name="tests.logging.says_hello", shared=False)
+    def says_hello():
+        logger.warning("hello from a task")
+
+    result = says_hello.apply(task_id="task-4711")  # run here, as a worker runs it
+    assert result.successful()
+    logger.warning("hello from outside")
+    by_message = {entry["message"]: entry for entry in lines()}  # Celery logs the task too
+    inside, outside = by_message["hello from a task"], by_message["hello from outside"]
+    assert (inside["task"], inside["task_id"]) == ("tests.logging.says_hello", "task-4711")
+    assert "task" not in outside and "task_id" not in outside
 
 
 def test_a_request_id_is_on_every_record_of_the_request_and_in_the_answer(client, json_lines, db):
@@ -271,11 +291,14 @@ PIECES = [
 
 @hypothesis.settings(max_examples=400, deadline=None)
 @hypothesis.given(st.lists(st.sampled_from(PIECES), max_size=12).map("".join))
-def test_texts_skipped_by_the_quick_check_have_nothing_to_mask(text):
+def test_texts_skipped_by_the_quick_checks_have_nothing_to_mask(text):
     # mask() leaves a text with none of MAYBE_SECRET_RE's characters as it is, unread by the
-    # patterns: none of them may find anything in such a text.
-    if MAYBE_SECRET_RE.search(text) is None:
-        assert all(pattern.search(text) is None for pattern, _ in SECRET_PATTERNS)
+    # patterns, and runs a pattern only on a text holding its needle: no pattern may find
+    # anything in a text it is not run on.
+    for pattern, _, needle in SECRET_PATTERNS:
+        if MAYBE_SECRET_RE.search(text) is None or needle.search(text) is None:
+            assert pattern.search(text) is None, pattern.pattern
+    if MAYBE_SECRET_RE.search(text) is None or PHONE_NEEDLE.search(text) is None:
         assert PHONE_RE.search(text) is None
 
 
