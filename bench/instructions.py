@@ -17,6 +17,8 @@ switched off while it starts and warms up (`--instr-atstart=no`) and switched on
 - `dispatch`: a campaign of M numbers claimed, sent to the fake and recorded by `dispatch_for`,
   as a worker's process does (its start-up objects frozen, as `smshub.celery` does);
 - `send`: N single-number `POST /api/v1/messages` with an API key;
+- `webhook`: N delivery reports posted to the provider account's webhook, each stored (what the
+  web process does of a report; a worker applies it);
 
 on a throwaway PostgreSQL database of its own, with the cache and broker of the environment
 (Redis in production). Prints instructions per request, call or message and each case's ratio
@@ -45,9 +47,10 @@ TEXT = "Your appointment is tomorrow at 10:00"
 WARMUP = 100
 WORKER_CASES = ("call", "dispatch")
 # In the order counted: `send` last, its single sends stay queued (no worker runs).
-CASES = ("minimal", "bare", "call", "dispatch", "send")
+CASES = ("minimal", "bare", "call", "dispatch", "webhook", "send")
 
 UNIT = {"minimal": "request", "bare": "request", "send": "request", "call": "call"}
+UNIT["webhook"] = "request"
 UNIT["dispatch"] = "message"
 VALGRIND = shutil.which("valgrind")
 
@@ -93,6 +96,13 @@ def child(case: str, n: int, secret: str) -> None:
         from smshub.wsgi import application
 
         path = "/hooks/bare/"
+        if case == "webhook":
+            from django.conf import settings
+
+            from providers.models import ProviderAccount
+
+            url = ProviderAccount.objects.get().webhook_url("dlr")
+            path = url.removeprefix(settings.PUBLIC_BASE_URL)
     first = int(time.time() * 1000) % 10_000_000  # numbers no earlier run used
 
     def request(i: int) -> None:
@@ -101,6 +111,9 @@ def child(case: str, n: int, secret: str) -> None:
             body = json.dumps({"to": number, "text": TEXT}).encode()
             wsgi = environ("POST", "/api/v1/messages", body, authorization=f"Bearer {secret}")
             expected = "201"
+        elif case == "webhook":
+            body = json.dumps({"id": f"w{first + i}", "status": "delivered"}).encode()
+            wsgi, expected = environ("POST", path, body), "200"
         else:
             wsgi, expected = environ("GET", path), "200"
         status = []
