@@ -22,6 +22,9 @@ admin.site.site_title = "SMS Hub"
 admin.site.login_form = LockoutAdminAuthenticationForm
 
 urlpatterns = [
+    # Tried in this order on every request: the webhooks and the API, most of the traffic, first.
+    path("hooks/<slug:slug>/<str:token>/<str:kind>/", webhook, name="webhook"),
+    path("", include("campaigns.api.urls")),
     path("favicon.ico", favicon),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
@@ -33,8 +36,6 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("hooks/<slug:slug>/<str:token>/<str:kind>/", webhook, name="webhook"),
-    path("", include("campaigns.api.urls")),
     path("api-keys/", include("campaigns.api.ui_urls")),
     path("", include("campaigns.contacts.urls")),
     path("", include("campaigns.urls")),
