@@ -12,9 +12,15 @@ import time
 
 import pytest
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from smshub.lockout import apikeys, locks
-from smshub.lockout.addresses import normalize
+from smshub.lockout.addresses import (
+    REMEMBERED_CHAIN,
+    _remembered_address,
+    client_address,
+    normalize,
+)
 from smshub.lockout.models import LoginLock
 
 from ..factories import ApiKeyFactory, UserFactory
@@ -300,3 +306,39 @@ def test_an_address_sending_invalid_api_keys_gets_429_even_with_a_valid_key(clie
     assert call({"Authorization": f"Bearer {valid}"}, remote=fresh.ipv4()).status_code == 200
     call_command("unlock_login", "--address", address)  # an administrator lets it back in
     assert call({"Authorization": f"Bearer {valid}"}).status_code == 200
+
+
+def _asking(remote: str, forwarded: str = ""):
+    return RequestFactory().get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
+
+
+@pytest.mark.parametrize(
+    "remote, forwarded, counted",
+    [
+        ("127.0.0.1", "", "127.0.0.1"),
+        ("127.0.0.1", "198.51.100.4, 203.0.113.7", "203.0.113.7"),  # the proxy's own entry
+        ("203.0.113.9", "198.51.100.4", "203.0.113.9"),  # not a proxy: its header is not read
+        ("::1", "2001:db8:1:2::7", "2001:db8:1:2::/64"),
+        ("127.0.0.1", "not an address, 203.0.113.7", "203.0.113.7"),
+        ("127.0.0.1", "203.0.113.7, not an address", "127.0.0.1"),
+        ("", "", "unknown"),
+    ],
+)
+def test_the_address_counted_is_the_same_asked_again(remote, forwarded, counted):
+    assert client_address(_asking(remote, forwarded)) == counted
+    assert client_address(_asking(remote, forwarded)) == counted  # remembered by now
+
+
+def test_a_change_of_trusted_proxies_counts_at_once(settings):
+    asking = _asking("10.0.0.5", "203.0.113.7")
+    assert client_address(asking) == "10.0.0.5"
+    settings.SMSHUB_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    assert client_address(asking) == "203.0.113.7"
+
+
+def test_a_long_forwarded_chain_is_read_the_same_and_not_remembered():
+    chain = ", ".join(["198.51.100.4"] * 40 + ["203.0.113.7"])
+    assert len(chain) > REMEMBERED_CHAIN
+    kept = _remembered_address.cache_info().currsize
+    assert client_address(_asking("127.0.0.1", chain)) == "203.0.113.7"
+    assert _remembered_address.cache_info().currsize == kept
