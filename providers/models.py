@@ -158,14 +158,14 @@ class ProviderAccount(models.Model):
         _remembered[key] = (account, time.monotonic())
         return _copy(account)
 
-    def still_current(self, connection: BaseDatabaseWrapper) -> tuple[str, list]:
+    def still_current(self, connection: BaseDatabaseWrapper) -> tuple[str, tuple]:
         """SQL for `connection`, and its parameters, true while this account's row is as it was
         read: same token, still enabled, not saved since (`updated_at`, which every save
         writes)."""
         sql, fields = _current_check(connection.alias)
-        return sql, [
-            field.get_db_prep_value(getattr(self, field.attname), connection) for field in fields
-        ]
+        return sql, _current_values(
+            connection.alias, tuple(getattr(self, field.attname) for field in fields)
+        )
 
     @property
     def on_hold(self) -> bool:
@@ -299,6 +299,17 @@ def _current_check(alias: str) -> tuple[str, tuple[models.Field, ...]]:
     where = " AND ".join(f"{quote(field.column)} = %s" for field in fields)
     table = quote(meta.db_table)
     return f"EXISTS (SELECT 1 FROM {table} WHERE {where})", fields  # noqa: S608 (names only)
+
+
+@functools.lru_cache(maxsize=1024)
+def _current_values(alias: str, values: tuple) -> tuple:
+    """`_current_check`'s parameters for an account's `values` of its fields, as the database
+    takes them: worked out once per account state, not for every webhook request."""
+    _, fields = _current_check(alias)
+    db = connections[alias]
+    return tuple(
+        field.get_db_prep_value(value, db) for field, value in zip(fields, values, strict=True)
+    )
 
 
 # Values a copied dict may share with its original: nothing in them can change.

@@ -9,7 +9,7 @@ from types import NoneType
 
 import psycopg
 from django.conf import settings
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.models import Field, Model
 
 
@@ -108,13 +108,14 @@ def binding_cursor():
     quarter of its CPU for a single send (bench/peer.py). Django leaves psycopg's preparing off
     for transaction poolers, which is what `CONN_MAX_AGE=0` is for (docs/deploy.md): there, and
     on connections that last one request anyway, nothing is prepared."""
-    if connection.vendor != "postgresql":
-        return connection.cursor()
-    connection.ensure_connection()
-    kept = connection.settings_dict["CONN_MAX_AGE"] != 0
-    if kept and connection.connection.prepare_threshold is None:
-        connection.connection.prepare_threshold = PREPARE_AFTER
-    raw = psycopg.Cursor(connection.connection)
-    if connection.queries_logged:
-        return connection.make_debug_cursor(raw)
-    return connection.make_cursor(raw)
+    db = connections[DEFAULT_DB_ALIAS]  # the thread's connection, looked up once
+    if db.vendor != "postgresql":
+        return db.cursor()
+    db.ensure_connection()
+    kept = db.settings_dict["CONN_MAX_AGE"] != 0
+    if kept and db.connection.prepare_threshold is None:
+        db.connection.prepare_threshold = PREPARE_AFTER
+    raw = psycopg.Cursor(db.connection)
+    if db.queries_logged:
+        return db.make_debug_cursor(raw)
+    return db.make_cursor(raw)

@@ -187,7 +187,7 @@ def store(
 _INSERTS: dict[tuple[str, ...], str] = {}
 
 
-def _insert(log: WebhookRequest, condition: str, parameters: list) -> bool | None:
+def _insert(log: WebhookRequest, condition: str, parameters: tuple) -> bool | None:
     """Write `log` in one INSERT … SELECT … WHERE `condition` RETURNING id whose SQL is made
     once per process: what the ORM's `save()` adds to that statement (compiling it, walking the
     fields, signals that no one receives for webhook requests) cost about as much as the insert
@@ -252,11 +252,11 @@ class _Group:
         self._waiting: list[_Waiting] = []
         self._writing = False
 
-    def store(self, columns: tuple, values: list, condition: str, check: list) -> bool | None:
+    def store(self, columns: tuple, values: list, condition: str, check: tuple) -> bool | None:
         """Store one request's row, with others that gathered meanwhile, if `condition` (the
         provider account check) holds for its `check` parameters: whether it was stored; None,
         having stored nothing, when its group's statement failed."""
-        me = _Waiting(values, tuple(check))
+        me = _Waiting(values, check)
         with self._lock:
             self._waiting.append(me)
             me.leads, self._writing = not self._writing, True
