@@ -19,6 +19,8 @@ switched off while it starts and warms up (`--instr-atstart=no`) and switched on
 - `send`: N single-number `POST /api/v1/messages` with an API key;
 - `webhook`: N delivery reports posted to the provider account's webhook, each stored (what the
   web process does of a report; a worker applies it);
+- `apply`: M stored delivery reports applied by `webhook_log.apply_received` (what a worker does
+  of a report: batches of 500, each report's message delivered);
 
 on a throwaway PostgreSQL database of its own, with the cache and broker of the environment
 (Redis in production). Prints instructions per request, call or message and each case's ratio
@@ -45,20 +47,20 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 TEXT = "Your appointment is tomorrow at 10:00"
 WARMUP = 100
-WORKER_CASES = ("call", "dispatch")
+WORKER_CASES = ("call", "dispatch", "apply")
 # In the order counted: `send` last, its single sends stay queued (no worker runs).
-CASES = ("minimal", "bare", "call", "dispatch", "webhook", "send")
+CASES = ("minimal", "bare", "call", "dispatch", "apply", "webhook", "send")
 
 UNIT = {"minimal": "request", "bare": "request", "send": "request", "call": "call"}
-UNIT["webhook"] = "request"
+UNIT["webhook"], UNIT["apply"] = "request", "report"
 UNIT["dispatch"] = "message"
 VALGRIND = shutil.which("valgrind")
 
 
 def floor(case: str) -> str:
-    """What `case` is compared with: the bare call for a dispatched message, a bare Django
-    view for the others."""
-    return "call" if case == "dispatch" else "minimal"
+    """What `case` is compared with: the bare call for a dispatched message or an applied
+    report, a bare Django view for the others."""
+    return "call" if case in ("dispatch", "apply") else "minimal"
 
 
 def environ(method: str, path: str, body: bytes = b"", **headers: str) -> dict:
@@ -149,6 +151,8 @@ def worker_child(case: str, n: int) -> None:
     from smshub.celery import freeze_start_up_objects
 
     freeze_start_up_objects()  # as a worker process does when it starts
+    if case == "apply":
+        return apply_child(n)
     if case == "call":
         provider = ProviderAccount.objects.get()
         adapter, wire = provider.adapter(), transport()
@@ -184,6 +188,44 @@ def worker_child(case: str, n: int) -> None:
     switch(False)
     if sent != n or Message.objects.filter(status=Message.Status.SENT).count() != n + warm_up:
         raise SystemExit(f"dispatch: {sent} of {n} messages sent")
+
+
+def apply_child(n: int) -> None:
+    """`apply`: n + WARMUP sent messages and a delivery report stored for each (not counted),
+    then the reports applied as a worker applies them, the first WARMUP not counted."""
+    from django.test import RequestFactory
+
+    from campaigns.models import Account, Message
+    from campaigns.services import webhook_log
+    from providers.models import ProviderAccount
+
+    provider, account = ProviderAccount.objects.get(), Account.objects.get()
+    first = int(time.time() * 1000) % 10_000_000  # provider ids no earlier run used
+    ids = [f"a{first}-{i}" for i in range(WARMUP + n)]
+    Message.objects.bulk_create(
+        Message(
+            account=account,
+            recipient="+33612345678",
+            text=TEXT,
+            status=Message.Status.SENT,
+            provider_account=provider,
+            provider_message_id=provider_id,
+        )
+        for provider_id in ids
+    )
+    factory = RequestFactory()
+    for provider_id in ids:
+        body = json.dumps({"id": provider_id, "status": "delivered"})
+        request = factory.post("/", data=body, content_type="application/json")
+        webhook_log.store(provider, "dlr", request, events=1)
+    webhook_log.apply_received(WARMUP)
+    switch(True)
+    while webhook_log.apply_received():
+        pass
+    switch(False)
+    delivered = Message.objects.filter(provider_message_id__in=ids, status="delivered").count()
+    if delivered != len(ids):
+        raise SystemExit(f"apply: {delivered} of {len(ids)} messages delivered")
 
 
 def switch(on: bool) -> None:
