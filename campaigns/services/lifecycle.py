@@ -20,7 +20,7 @@ from campaigns import statuses
 from campaigns.models import Forward, Message, MessageEvent
 from providers.models import ProviderAccount
 
-from . import forwarding
+from . import forwarding, rows
 
 Status = statuses.Status
 Source = MessageEvent.Source
@@ -421,11 +421,13 @@ class Moves:
         now, moved = timezone.now(), set()
         for (from_status, to_status, names), group in groups.items():
             moved |= _move_group(group, from_status, to_status, names, now)
-        MessageEvent.objects.bulk_create(
-            event
-            for moving in self._moving.values()
-            if moving.message.pk in moved
-            for event in moving.events
+        rows.insert_all(
+            [
+                event
+                for moving in self._moving.values()
+                if moving.message.pk in moved
+                for event in moving.events
+            ]
         )
         Forward.objects.bulk_create(
             forward

@@ -74,3 +74,51 @@ def test_an_event_row_is_what_the_orm_would_save():
         event, orm_values(event, without), without
     )
     assert [type(v) for v in values[1:3]] == [str, str]  # the statuses: plain text
+
+
+def written(events):
+    return [
+        (e.message_id, e.at, e.from_status, e.to_status, e.source, e.detail, e.payload)
+        for e in MessageEvent.objects.filter(pk__in=[e.pk for e in events]).order_by("pk")
+    ]
+
+
+def test_rows_written_together_are_those_bulk_create_writes():
+    account = AccountFactory()
+    messages = Message.objects.bulk_create(
+        Message(account=account, recipient=f"+3361234567{i}", text="Hi", segments=1)
+        for i in range(3)
+    )
+    at = datetime(2027, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+    def events():  # every kind of value: a choice, empty text, JSON of each shape, none
+        payloads = [{"a": [1, None], "é": "ü"}, None, ["x", 2.5], "text", {}]
+        return [
+            MessageEvent(
+                message=messages[i % 3],
+                at=at,
+                from_status=Message.Status.SENT if i else "",
+                to_status=Message.Status.DELIVERED,
+                source=MessageEvent.Source.WEBHOOK,
+                detail=f"report {i}" if i % 2 else "",
+                payload=payload,
+            )
+            for i, payload in enumerate(payloads)
+        ]
+
+    ours, theirs = events(), events()
+    rows.insert_all(ours)
+    MessageEvent.objects.bulk_create(theirs)
+    assert all(e.pk is not None and not e._state.adding for e in ours)
+    assert written(ours) == written(theirs)
+    assert len({e.pk for e in ours}) == 5
+    rows.insert_all([])  # nothing to write: no statement
+
+
+def test_a_row_the_quick_path_cannot_write_goes_through_bulk_create(monkeypatch):
+    monkeypatch.setattr(rows, "prepared", lambda instance: None)
+    account = AccountFactory()
+    message = Message.objects.create(account=account, recipient="+33612345678", text="Hi")
+    event = MessageEvent(message=message, to_status=Message.Status.QUEUED, source="api")
+    rows.insert_all([event])
+    assert written([event]) == [(message.pk, event.at, "", "queued", "api", "", None)]

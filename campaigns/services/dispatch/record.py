@@ -18,7 +18,7 @@ from campaigns.models import Campaign, Message, MessageEvent, PendingDeliveryRep
 from providers import circuit
 from providers.exceptions import ErrorClass
 
-from .. import campaign_control, holds
+from .. import campaign_control, holds, rows
 from ..delivery import apply_pending_reports
 from ..lifecycle import transition
 from .accepted import record_accepted, storable
@@ -69,7 +69,7 @@ def _record_together(outcomes: list[Outcome]) -> None:
     with transaction.atomic():
         for outcome in record_accepted(outcomes, events):
             record(outcome, events)
-        MessageEvent.objects.bulk_create(events)
+        rows.insert_all(events)
 
 
 def _record_alone(outcome: Outcome) -> None:

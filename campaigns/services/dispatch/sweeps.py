@@ -10,6 +10,7 @@ from django.utils import timezone
 from campaigns import statuses
 from campaigns.models import Message, MessageEvent
 
+from .. import rows
 from ..compose import nudge_dispatcher
 from ..lifecycle import transition
 from .claim import due_messages
@@ -52,7 +53,7 @@ def expire_windows(now=None) -> int:
                 "id", "status", "account__forward_url"
             )[:10_000]
         )
-        MessageEvent.objects.bulk_create(events)
+        rows.insert_all(events)
     return moved
 
 
