@@ -34,7 +34,7 @@ from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from campaigns import statuses
-from campaigns.models import Message, MessageEvent, PendingDeliveryReport, WebhookRequest
+from campaigns.models import Account, Message, MessageEvent, PendingDeliveryReport, WebhookRequest
 from campaigns.phone import normalize_msisdn
 from providers.events import DeliveryReport, DeliveryStatus
 from providers.models import ProviderAccount
@@ -319,13 +319,17 @@ def match(
     """The message each (provider account, provider id) names, for many reports in one query:
     where an id was reused, the message awaiting a report, else the newest."""
     found: dict[tuple[int, str], Message] = {}
-    messages = _with_account(
+    messages = list(
         Message.objects.filter(
             provider_account__in=set(provider_account_ids),
             provider_message_id__in=set(provider_message_ids) - {""},
-        )
-    ).order_by(*_by_preference())
+        ).order_by(*_by_preference())
+    )
+    # One instance per account for the batch, as `_with_account` reads it, rather than one
+    # per message (a batch's messages nearly all share one account).
+    accounts = Account.objects.defer("forward_secret").in_bulk({m.account_id for m in messages})
     for message in messages:
+        message.account = accounts[message.account_id]
         found.setdefault((message.provider_account_id, message.provider_message_id), message)
     return found
 

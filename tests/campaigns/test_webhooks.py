@@ -16,6 +16,7 @@ from campaigns import tasks
 from campaigns.models import Message, PendingDeliveryReport, Reply, WebhookRequest
 from campaigns.services import dispatch, polling
 from campaigns.services.compose import enqueue_message
+from campaigns.services.delivery import match
 from campaigns.webhooks import rejected_count
 from providers.models import ProviderAccount
 
@@ -754,6 +755,19 @@ def test_a_batch_of_reports_moves_each_message_with_its_own_values(
     assert {(log.status, log.events, log.applied) for log in logs} == {
         (WebhookRequest.Status.APPLIED, 1, 1)
     }
+
+
+def test_a_batchs_messages_are_matched_with_their_account_read_once(
+    account, provider_account, django_assert_num_queries
+):
+    sent_messages(account, provider_account, "sim-m", 3)
+    with django_assert_num_queries(2):  # the messages, then their account
+        found = match([provider_account.pk], [f"sim-m{i}" for i in range(4)])
+    assert sorted(key[1] for key in found) == ["sim-m0", "sim-m1", "sim-m2"]  # sim-m3: none
+    with django_assert_num_queries(0):
+        accounts = {id(message.account) for message in found.values()}
+        assert [message.account.name for message in found.values()] == [account.name] * 3
+    assert len(accounts) == 1
 
 
 def test_two_reports_for_one_message_in_a_batch_move_it_in_turn(client, account, provider_account):
