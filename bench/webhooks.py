@@ -5,15 +5,15 @@ on this machine. Everything is measured in the same run, with the same client an
 granian configuration.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/webhooks.py [N]
-        [--workers W] [--threads T] [--connections C]
+        [--workers W] [--threads T] [--connections C] [--access-log]
 
 It creates a throwaway database (Django's test-database machinery) with N sent messages, starts
 granian on the hub (`smshub.web:application`, as in production, DEBUG off, plain HTTP/1.1 on
 loopback) and on the minimal app, both with production's options (smshub/web.py's `options()`,
 so `WEB_CONCURRENCY` and `WEB_THREADS` apply; `--workers` and `--threads` override them) but
-no access log. The client is one asyncio
-process (aiohttp) keeping C connections alive, as the TLS proxy in front of the web server does
-(deploy/nginx.conf), so that it costs a fraction of what the server does.
+no access log (`--access-log`: both write theirs, as production does by default). The client
+is one asyncio process (aiohttp) keeping C connections alive, as the TLS proxy in front of the
+web server does (deploy/nginx.conf), so that it costs a fraction of what the server does.
 It posts N requests to the minimal app, to the bare view through the webhooks' middleware
 (/hooks/bare/) and through the pages' (/bare/), then one delivery report per message to the
 webhook while an applier process (started and warmed up beforehand) runs what a Celery worker
@@ -72,6 +72,11 @@ def arguments() -> argparse.Namespace:
         "--threads", type=int, default=server["threads"], help="threads per worker (WEB_THREADS)"
     )
     parser.add_argument("--connections", type=int, default=16, help="kept-alive connections")
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="both servers write their access log, as production does by default",
+    )
     return parser.parse_args()
 
 
@@ -148,14 +153,15 @@ def granian(
     factory: bool = False,
 ) -> subprocess.Popen:
     """granian serving the WSGI `target` on `port` with production's options and the bench's
-    workers and threads, without an access log, its output in `log` (`factory`: `target` is a
+    workers and threads, with an access log only if asked, its output (the access log too) in
+    `log` (`factory`: `target` is a
     function returning the application)."""
     command = [sys.executable, "-c", SERVE, target, "factory" if factory else "application"]
     env = env | {
         "WEB_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": str(args.workers),
         "WEB_THREADS": str(args.threads),
-        "WEB_ACCESS_LOG": "false",
+        "WEB_ACCESS_LOG": "true" if args.access_log else "false",
     }
     with open(log, "w") as out:
         return subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
@@ -331,6 +337,8 @@ def main(args: argparse.Namespace) -> None:
     stored_rate, applied_rate = n / post_seconds, n / applied_seconds
     ratio, floor_ratio = applied_rate / bare_rate, bare_rate / minimal_rate
     server = f"{args.workers} workers x {args.threads} threads"
+    server += ", with" if args.access_log else ", without"
+    server += " an access log"
 
     def ms(name: str) -> str:
         return ", ".join(f"{key} {value:.2f}" for key, value in cpu[name].items())
@@ -365,6 +373,7 @@ def main(args: argparse.Namespace) -> None:
                 "workers": args.workers,
                 "threads": args.threads,
                 "connections": args.connections,
+                "access_log": args.access_log,
                 "minimal_per_s": round(minimal_rate),
                 "bare_per_s": round(bare_rate),
                 "bare_pages_per_s": round(pages_rate),
