@@ -3,12 +3,15 @@ name or an opt-out is recorded with who, when, through what and from what to wha
 as "changed"; read-only in the admin."""
 
 import json
+import logging
 import re
 from datetime import time
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
+from django.db import connection
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from campaigns.audit.middleware import AuditMiddleware
@@ -293,6 +296,40 @@ def test_bulk_changes_are_recorded_through_the_helpers(account):
     assert {e.actor_name for e in created} == {"importer"}
     assert last_entry(senders[0]).changes == {"status": ["pending", "approved"]}
     assert [e.action for e in entries_for(senders[1])] == [Action.CREATED]
+
+
+def test_bulk_created_rows_are_recorded_in_a_few_queries_whatever_their_number(account, caplog):
+    """An import of many opt-outs records each row, but reads the account once and writes the
+    entries together: an import of 1,851 numbers took 10 s, one query per row for its account
+    and one insert per entry."""
+    other = AccountFactory(name="Other shop")
+
+    def imported(how_many: int, first: int) -> tuple[int, list[AuditEntry]]:
+        numbers = [f"+336112{first + i:05d}" for i in range(how_many)]
+        OptOut.objects.bulk_create(
+            [OptOut(account=a, number=n) for n in numbers for a in (account, other)]
+        )
+        rows = list(OptOut.objects.filter(number__in=numbers))  # read back: no account cached
+        with CaptureQueriesContext(connection) as queries, acting_as(UserFactory()):
+            assert record_created(rows) == 2 * how_many
+        made = AuditEntry.objects.filter(
+            content_type__model="optout", object_id__in=[str(row.pk) for row in rows]
+        )
+        return len(queries), list(made)
+
+    few, _ = imported(3, 0)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="campaigns.audit.recorder"):
+        many, entries = imported(1200, 100)
+    # 400 times the rows: no more queries but the entries' inserts, a thousand at a time.
+    assert many <= few + 2400 // 1000
+    assert len(entries) == 2400
+    by_account = {entry.account_id: entry for entry in entries}
+    assert set(by_account) == {account.pk, other.pk}
+    assert by_account[other.pk].changes["account"] == [None, f"Other shop (#{other.pk})"]
+    assert {entry.action for entry in entries} == {AuditEntry.Action.CREATED}
+    [line] = [r.getMessage() for r in caplog.records if "created x" in r.getMessage()]
+    assert line.startswith("audit: campaigns.OptOut created x2400 (#")
 
 
 def test_stop_and_start_replies_are_recorded_as_the_system(account, provider):
