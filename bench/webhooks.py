@@ -12,8 +12,9 @@ granian on the hub (`smshub.web:application`, as in production, DEBUG off, plain
 loopback) and on the minimal app, both with production's options (smshub/web.py's `options()`,
 so `WEB_CONCURRENCY` and `WEB_THREADS` apply; `--workers` and `--threads` override them) but
 no access log (`--access-log`: both write theirs, as production does by default). The client
-is one asyncio process (aiohttp) keeping C connections alive, as the TLS proxy in front of the
-web server does (deploy/nginx.conf), so that it costs a fraction of what the server does.
+is one asyncio process keeping C connections alive, as the TLS proxy in front of the web server
+does (deploy/nginx.conf), on the hub's own provider-call connections (providers/transport.py),
+so that it costs a fraction of what the server does.
 It posts N requests to the minimal app, to the bare view through the webhooks' middleware
 (/hooks/bare/) and through the pages' (/bare/), then one delivery report per message to the
 webhook while an applier process (started and warmed up beforehand) runs what a Celery worker
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -51,6 +53,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
 from bench.procs import processes, production_server, tree_cpu  # noqa: E402
+from providers.transport import Connection  # noqa: E402
 
 PORT, MINIMAL_PORT = 8765, 8766
 # Granian's first answer may take seconds (workers import the hub): wait for it this long.
@@ -88,26 +91,45 @@ def database_url() -> str:
     return f"postgres://{auth}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-def hammer(requests: list[tuple[str, str, bytes]], connections: int) -> float:
-    """Send every (method, url, body) over `connections` kept-alive connections, each waiting
-    for its answer (200 expected, 405 for a GET) before the next; returns seconds."""
+def wire(method: str, url: str, body: bytes = b"") -> bytes:
+    """One HTTP/1.1 request to `url` as written on the wire, made before the clock starts."""
+    parts = urlsplit(url)
+    head = (
+        f"{method} {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin1") + body
+
+
+def hammer(port: int, requests: list[bytes], expected: int, connections: int) -> float:
+    """Send every request (`wire`) to the server on `port` over `connections` kept-alive
+    connections, each waiting for its answer (`expected`) before the next; returns seconds.
+
+    The client is the hub's own provider-call connection (`providers.transport.Connection`:
+    asyncio's protocol and llhttp), cheaper than a general client (aiohttp), so that the client
+    takes as little as it can of the cores the servers share with it."""
 
     async def run() -> float:
+        loop = asyncio.get_running_loop()
         todo = iter(requests)
-        limit = aiohttp.TCPConnector(limit=connections)
-        headers = {"Content-Type": "application/json"}
-        async with aiohttp.ClientSession(connector=limit, headers=headers) as session:
 
-            async def client() -> None:
-                for method, url, body in todo:
-                    async with session.request(method, url, data=body) as response:
-                        text = await response.read()
-                        expected = 405 if method == "GET" else 200
-                        assert response.status == expected, (response.status, text[:500])
+        async def client() -> None:
+            _, connection = await loop.create_connection(Connection, "127.0.0.1", port)
+            try:
+                for request in todo:
+                    if not connection.open:
+                        _, connection = await loop.create_connection(Connection, "127.0.0.1", port)
+                    answer = await connection.exchange(request, 120)
+                    body = b"".join(answer.body)
+                    assert answer.status == expected, (answer.status, body[:500])
+                    if not answer.keep_alive:
+                        connection.close()
+            finally:
+                connection.close()
 
-            started = time.perf_counter()
-            await asyncio.gather(*(client() for _ in range(connections)))
-            return time.perf_counter() - started
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(connections)))
+        return time.perf_counter() - started
 
     return asyncio.run(run())
 
@@ -295,27 +317,30 @@ def main(args: argparse.Namespace) -> None:
 
         path = provider.webhook_url("dlr").removeprefix(settings.PUBLIC_BASE_URL)
         bodies = [json.dumps({"id": f"b{i}", "status": "delivered"}).encode() for i in range(n)]
-        cpu = {}
+        cpu, connections = {}, args.connections
 
-        def measure(name: str, url: str, server: subprocess.Popen) -> float:
-            hammer([("POST", url, body) for body in bodies[:WARM_UP]], args.connections)
+        def measure(name: str, port: int, path: str, server: subprocess.Popen) -> float:
+            url = f"http://127.0.0.1:{port}{path}"
+            hammer(port, [wire("POST", url, body) for body in bodies[:WARM_UP]], 200, connections)
+            posts = [wire("POST", url, body) for body in bodies]
             before = cpu_seconds([server.pid])
-            seconds = hammer([("POST", url, body) for body in bodies], args.connections)
+            seconds = hammer(port, posts, 200, connections)
             cpu[name] = per_request(before, cpu_seconds([server.pid]), n)
             return seconds
 
-        minimal_seconds = measure("minimal", minimal_base + "/bare/", minimal)
-        bare_seconds = measure("bare", base + "/hooks/bare/", hub)
-        pages_seconds = measure("pages", base + "/bare/", hub)
+        minimal_seconds = measure("minimal", MINIMAL_PORT, "/bare/", minimal)
+        bare_seconds = measure("bare", PORT, "/hooks/bare/", hub)
+        pages_seconds = measure("pages", PORT, "/bare/", hub)
 
         # Warmed up with GETs, which look the token up (each connection to the database
         # opened) and are refused (405) without storing anything.
-        hammer([("GET", base + path, b"")] * WARM_UP, args.connections)
+        hammer(PORT, [wire("GET", base + path)] * WARM_UP, 405, connections)
+        posts = [wire("POST", base + path, body) for body in bodies]
         before = cpu_seconds([hub.pid])
         started_wall, started = time.time(), time.perf_counter()
         applier.stdin.write("go\n")
         applier.stdin.flush()
-        post_seconds = hammer([("POST", base + path, body) for body in bodies], args.connections)
+        post_seconds = hammer(PORT, posts, 200, connections)
         stored = cpu_seconds([hub.pid])
         done = json.loads(said(applier, DONE))
         applier.wait(timeout=600)
