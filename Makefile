@@ -20,13 +20,11 @@ help:
 	@echo "make format  format the code with ruff"
 	@echo "make lock    refresh requirements.lock after changing pyproject.toml"
 
-# Packages are not byte-compiled at install (half of its time): each module is compiled when
-# first imported, and only those used are.
 $(BIN)/.installed: pyproject.toml requirements.lock
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or later is needed (python3.12 on PATH)." >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	@touch $@
 
 install: $(BIN)/.installed .env
