@@ -239,6 +239,7 @@ def fuzz_key(db, account, settings):
     return api_key
 
 
+@pytest.mark.fuzz
 @schema.parametrize()
 @settings(
     deadline=None,
