@@ -13,7 +13,6 @@ before the whole list is in; it then becomes `scheduled` or `running` and the di
 nudged once. If the import fails half-way, the half-written campaign is removed.
 """
 
-import copy
 import csv
 import io
 import logging
@@ -27,7 +26,6 @@ from typing import IO
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Model
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -399,83 +397,9 @@ def _write_batch(
             segments=[w.segments for w in written],
         )
     with transaction.atomic():
-        ids = _insert_alike(message, varying)
-        _insert_alike(event, {"message": ids})
+        ids = rows.insert_alike(message, varying)
+        rows.insert_alike(event, {"message": ids})
     return len(ids)
-
-
-def _insert_alike(template: Model, varying: dict[str, list]) -> list[int]:
-    """Insert one row per position of the lists in `varying` (field name → values, all of one
-    length): a copy of the unsaved `template` with those fields set; returns the new ids.
-
-    `bulk_create` prepares every field of every row; here the other fields are prepared once,
-    which writes a large campaign several times faster. On PostgreSQL the values go as one
-    array parameter per varying field (`unnest`): a short statement, not one that grows with
-    the batch (which the driver would parse again every time). A model with fields that need
-    more than a plain placeholder (or values computed by the database) goes through
-    `bulk_create`.
-    """
-    meta = template._meta
-    fields = {meta.get_field(name): values for name, values in varying.items()}
-    count = len(next(iter(varying.values())))
-    row = rows.prepared(template)
-    if row is None:
-        return _bulk_create_alike(template, fields, count)
-    columns, prepared = row
-    # Column position → its values prepared, in the order of the columns.
-    positions = dict(
-        sorted(
-            (columns.index(f), [f.get_db_prep_save(v, connection) for v in values])
-            for f, values in fields.items()
-        )
-    )
-    quote = connection.ops.quote_name
-    # Identifiers come from the model, quoted; every value is a parameter.
-    insert = f"INSERT INTO {quote(meta.db_table)} ({rows.column_list(columns)}) "
-    returning = f" RETURNING {quote(meta.pk.column)}"
-    ids: list[int] = []
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            selected, arrays, params = [], [], []
-            for i, column in enumerate(columns):
-                if i in positions:
-                    selected.append(f"v{i}")
-                    arrays.append(f"%s::{column.cast_db_type(connection)}[]")
-                else:
-                    selected.append(f"%s::{column.cast_db_type(connection)}")
-                    params.append(prepared[i])
-            names = ", ".join(f"v{i}" for i in positions)
-            cursor.execute(
-                f"{insert}SELECT {', '.join(selected)} "  # noqa: S608 (names only)
-                f"FROM unnest({', '.join(arrays)}) AS v({names}){returning}",
-                [*params, *positions.values()],
-            )
-            return [row[0] for row in cursor.fetchall()]
-        row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        per_statement = max(1, min(BATCH_SIZE, 30_000 // len(columns)))
-        for start in range(0, count, per_statement):
-            chunk = range(start, min(start + per_statement, count))
-            params = []
-            for index in chunk:
-                row = prepared.copy()
-                for position, values in positions.items():
-                    row[position] = values[index]
-                params.extend(row)
-            cursor.execute(
-                insert + "VALUES " + ", ".join([row_sql] * len(chunk)) + returning, params
-            )
-            ids.extend(row[0] for row in cursor.fetchall())
-    return ids
-
-
-def _bulk_create_alike(template: Model, fields: dict, count: int) -> list[int]:
-    made = []
-    for index in range(count):
-        row = copy.copy(template)
-        for varying, values in fields.items():
-            setattr(row, varying.attname, values[index])
-        made.append(row)
-    return [row.pk for row in type(template).objects.bulk_create(made, batch_size=BATCH_SIZE)]
 
 
 def _discard(campaign: Campaign) -> None:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, Message, MessageEvent
 from campaigns.services import bulk, campaign_control, compose, dispatch
 from campaigns.services.campaign_control import CampaignStateError
+from campaigns.services.rows import insert_alike
 
 from ..factories import AccountFactory, CategoryFactory, OptOutFactory, UserFactory
 
@@ -218,7 +219,7 @@ def test_rows_whose_values_the_database_computes_are_written_by_bulk_create(acco
     result = bulk.create_campaign(account, name="Events", text="Hi", recipients=numbers(3))
     ids = sorted(result.campaign.messages.values_list("id", flat=True))
     template = MessageEvent(at=timezone.now(), source="system", detail=Upper(Value("later")))
-    bulk._insert_alike(template, {"message": ids})
+    insert_alike(template, {"message": ids})
     assert (
         sorted(MessageEvent.objects.filter(detail="LATER").values_list("message", flat=True)) == ids
     )

@@ -3,10 +3,12 @@
 import itertools
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from campaigns.models import Campaign, Forward, Message, MessageEvent
-from campaigns.services import campaign_control, compose
+from campaigns.services import bulk, campaign_control, compose
 from campaigns.services.campaign_control import CampaignStateError
 
 from ..factories import AccountFactory, MessageFactory
@@ -178,6 +180,32 @@ def test_canceled_messages_are_forwarded_when_the_account_forwards():
     payloads = [f.payload for f in Forward.objects.order_by("id")]
     assert sorted(p["message_id"] for p in payloads) == sorted(m.pk for m in waiting)
     assert {p["status"] for p in payloads} == {"canceled"}
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL's path: the ids go as one array"
+)
+def test_a_large_campaign_is_canceled_in_as_many_statements_as_a_small_one(nudges):
+    """A campaign of a million messages is canceled in one web request: the number of its
+    statements must not grow with it (events were written in batches of 1,000)."""
+
+    def cancel(size: int) -> list[dict]:
+        account = AccountFactory()
+        numbers = [(i, f"+3361{i:07d}") for i in range(size)]
+        result = bulk.create_campaign(account, name=f"{size}", text="Hi", recipients=numbers)
+        with CaptureQueriesContext(connection) as queries:
+            assert campaign_control.cancel(result.campaign) == size
+        assert (
+            MessageEvent.objects.filter(
+                message__campaign=result.campaign, to_status=S.CANCELED
+            ).count()
+            == size
+        )
+        return queries.captured_queries
+
+    cancel(1)  # what a process looks up once
+    small, large = cancel(3), cancel(2_500)
+    assert len(large) == len(small)
 
 
 @pytest.mark.parametrize("status", [CS.COMPLETED, CS.CANCELED])
