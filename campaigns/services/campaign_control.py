@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy
 from campaigns import statuses
 from campaigns.models import Campaign, Forward, Message, MessageEvent
 
-from . import compose, forwarding, lifecycle, monitoring
+from . import compose, forwarding, lifecycle, monitoring, rows
 
 logger = logging.getLogger(__name__)
 
@@ -166,24 +166,17 @@ def cancel(campaign: Campaign, by: AbstractBaseUser | None = None) -> int:
     return canceled
 
 
-def _forward_canceled(campaign: Campaign, rows: list[tuple], now) -> None:
+def _forward_canceled(campaign: Campaign, waiting: list[tuple], now) -> None:
     """Canceled is a final status: the account's forwarding URL hears of each, as `transition`
-    would tell it, in one bulk insert."""
-    if not rows or not campaign.account.forward_url:
+    would tell it, in one insert (`rows.insert_alike`: the rows differ by their payload)."""
+    if not waiting or not campaign.account.forward_url:
         return
-    Forward.objects.bulk_create(
-        (
-            Forward(
-                account_id=account_id,
-                event="status",
-                payload=forwarding.status_payload(
-                    message_id, recipient, Status.CANCELED.value, at=now
-                ),
-            )
-            for message_id, _, account_id, recipient in rows
-        ),
-        batch_size=1000,
-    )
+    payloads = [
+        forwarding.status_payload(message_id, recipient, Status.CANCELED.value, at=now)
+        for message_id, _, _, recipient in waiting
+    ]
+    template = Forward(account_id=campaign.account_id, event="status", payload={})
+    rows.insert_alike(template, {"payload": payloads})
 
 
 def counts(campaign: Campaign) -> dict[str, int]:

@@ -187,10 +187,10 @@ def test_canceled_messages_are_forwarded_when_the_account_forwards():
 )
 def test_a_large_campaign_is_canceled_in_as_many_statements_as_a_small_one(nudges):
     """A campaign of a million messages is canceled in one web request: the number of its
-    statements must not grow with it (events were written in batches of 1,000)."""
+    statements must not grow with it (events and forwards were written in batches of 1,000)."""
 
     def cancel(size: int) -> list[dict]:
-        account = AccountFactory()
+        account = AccountFactory(forward_url="https://example.com/")
         numbers = [(i, f"+3361{i:07d}") for i in range(size)]
         result = bulk.create_campaign(account, name=f"{size}", text="Hi", recipients=numbers)
         with CaptureQueriesContext(connection) as queries:
@@ -201,6 +201,7 @@ def test_a_large_campaign_is_canceled_in_as_many_statements_as_a_small_one(nudge
             ).count()
             == size
         )
+        assert Forward.objects.filter(account=account, payload__status="canceled").count() == size
         return queries.captured_queries
 
     cancel(1)  # what a process looks up once
