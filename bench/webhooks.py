@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,7 +46,6 @@ import django  # noqa: E402
 
 django.setup()
 
-import aiohttp  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
@@ -91,11 +89,11 @@ def database_url() -> str:
     return f"postgres://{auth}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-def wire(method: str, url: str, body: bytes = b"") -> bytes:
-    """One HTTP/1.1 request to `url` as written on the wire, made before the clock starts."""
-    parts = urlsplit(url)
+def wire(method: str, path: str, body: bytes = b"") -> bytes:
+    """One HTTP/1.1 request for `path` as written on the wire, made before the clock starts
+    (every server here listens on 127.0.0.1; `hammer` says on which port)."""
     head = (
-        f"{method} {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode("latin1") + body
@@ -106,8 +104,8 @@ def hammer(port: int, requests: list[bytes], expected: int, connections: int) ->
     connections, each waiting for its answer (`expected`) before the next; returns seconds.
 
     The client is the hub's own provider-call connection (`providers.transport.Connection`:
-    asyncio's protocol and llhttp), cheaper than a general client (aiohttp), so that the client
-    takes as little as it can of the cores the servers share with it."""
+    asyncio's protocol and llhttp), cheaper than a general client (aiohttp, which it was), so
+    that the client takes as little as it can of the cores the servers share with it."""
 
     async def run() -> float:
         loop = asyncio.get_running_loop()
@@ -199,33 +197,34 @@ def log_tail(log: Path, lines: int = 30) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) or "(empty)"
 
 
-def wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
-    """Until `url` answers 200; exits with the reason and the server's log tail if it never
-    does within START_DEADLINE seconds, or if the server exits."""
+def wait_until_up(port: int, path: str, server: subprocess.Popen, log: Path) -> None:
+    """Until `path` on `port` answers 200; exits with the reason and the server's log tail if it
+    never does within START_DEADLINE seconds, or if the server exits."""
 
     async def answer() -> str:
-        timeout = aiohttp.ClientTimeout(sock_connect=2, sock_read=30)
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(url, allow_redirects=False) as response,
-        ):
-            return f"HTTP {response.status}"
+        loop = asyncio.get_running_loop()
+        connecting = loop.create_connection(Connection, "127.0.0.1", port)
+        _, connection = await asyncio.wait_for(connecting, 2)
+        try:
+            return f"HTTP {(await connection.exchange(wire('GET', path), 30)).status}"
+        finally:
+            connection.close()
 
     deadline = time.monotonic() + START_DEADLINE
     last = "no answer yet"
     while time.monotonic() < deadline:
         if server.poll() is not None:
             code = server.returncode
-            sys.exit(f"granian for {url} exited ({code}); its log ends with:\n{log_tail(log)}")
+            sys.exit(f"granian on :{port} exited ({code}); its log ends with:\n{log_tail(log)}")
         try:
             last = asyncio.run(answer())
-        except (aiohttp.ClientError, TimeoutError) as exc:  # not listening yet, or booting
+        except (OSError, TimeoutError) as exc:  # not listening yet, or booting
             last = f"{type(exc).__name__}: {exc}"
         if last == "HTTP 200":
             return
         time.sleep(0.2)
     sys.exit(
-        f"{url} did not answer 200 within {START_DEADLINE} s (last: {last}); "
+        f"{path} on :{port} did not answer 200 within {START_DEADLINE} s (last: {last}); "
         f"granian's log ends with:\n{log_tail(log)}"
     )
 
@@ -310,9 +309,8 @@ def main(args: argparse.Namespace) -> None:
             stdout=subprocess.PIPE,
             text=True,
         )
-        base, minimal_base = f"http://127.0.0.1:{PORT}", f"http://127.0.0.1:{MINIMAL_PORT}"
-        wait_until_up(base + "/bare/", hub, hub_log)
-        wait_until_up(minimal_base + "/bare/", minimal, minimal_log)
+        wait_until_up(PORT, "/bare/", hub, hub_log)
+        wait_until_up(MINIMAL_PORT, "/bare/", minimal, minimal_log)
         said(applier, READY)
 
         path = provider.webhook_url("dlr").removeprefix(settings.PUBLIC_BASE_URL)
@@ -320,9 +318,8 @@ def main(args: argparse.Namespace) -> None:
         cpu, connections = {}, args.connections
 
         def measure(name: str, port: int, path: str, server: subprocess.Popen) -> float:
-            url = f"http://127.0.0.1:{port}{path}"
-            hammer(port, [wire("POST", url, body) for body in bodies[:WARM_UP]], 200, connections)
-            posts = [wire("POST", url, body) for body in bodies]
+            hammer(port, [wire("POST", path, body) for body in bodies[:WARM_UP]], 200, connections)
+            posts = [wire("POST", path, body) for body in bodies]
             before = cpu_seconds([server.pid])
             seconds = hammer(port, posts, 200, connections)
             cpu[name] = per_request(before, cpu_seconds([server.pid]), n)
@@ -334,8 +331,8 @@ def main(args: argparse.Namespace) -> None:
 
         # Warmed up with GETs, which look the token up (each connection to the database
         # opened) and are refused (405) without storing anything.
-        hammer(PORT, [wire("GET", base + path)] * WARM_UP, 405, connections)
-        posts = [wire("POST", base + path, body) for body in bodies]
+        hammer(PORT, [wire("GET", path)] * WARM_UP, 405, connections)
+        posts = [wire("POST", path, body) for body in bodies]
         before = cpu_seconds([hub.pid])
         started_wall, started = time.time(), time.perf_counter()
         applier.stdin.write("go\n")
