@@ -260,6 +260,8 @@ def main(args: argparse.Namespace) -> None:
     from campaigns.models import Account, Message
     from providers.models import ProviderAccount
 
+    if connection.vendor != "postgresql":  # its servers and applier share the database
+        sys.exit("bench/webhooks.py runs as in production: set DATABASE_URL to PostgreSQL.")
     n = args.reports
     old = setup_databases(verbosity=0, interactive=False, keepdb=False)
     hub = minimal = applier = None
