@@ -209,6 +209,27 @@ def test_a_large_campaign_is_canceled_in_as_many_statements_as_a_small_one(nudge
     assert len(large) == len(small)
 
 
+@pytest.mark.skipif(
+    connection.vendor == "postgresql", reason="PostgreSQL takes the ids as one array parameter"
+)
+def test_a_campaign_with_more_messages_than_a_statement_takes_parameters_is_canceled_whole(
+    monkeypatch,
+):
+    """SQLite refuses a statement with more parameters than its limit (250,000 here, 32,766 in
+    some builds): the ids go in as many statements as that needs."""
+    campaign = make_campaign(CS.RUNNING)
+    waiting = add_messages(campaign, *WAITING, S.QUEUED, S.QUEUED, S.SCHEDULED, S.QUEUED)
+    monkeypatch.setattr(type(connection.features), "max_query_params", 3)  # 2 ids and a status
+    with CaptureQueriesContext(connection) as queries:
+        assert campaign_control.cancel(campaign) == len(waiting)
+    updates = [
+        q for q in queries.captured_queries if q["sql"].startswith('UPDATE "campaigns_message"')
+    ]
+    assert len(updates) == 4  # 2 ids a statement: 4 queued, 2 scheduled, 1 retrying
+    assert set(statuses(campaign).values()) == {S.CANCELED}
+    assert MessageEvent.objects.filter(to_status=S.CANCELED).count() == len(waiting)
+
+
 @pytest.mark.parametrize("status", [CS.COMPLETED, CS.CANCELED])
 def test_cancel_is_refused_once_the_campaign_is_over(status):
     campaign = make_campaign(status)
