@@ -357,8 +357,8 @@ def cancel_waiting(
 def _cancel_group(ids: list[int], status: str, now: datetime) -> list[int]:
     """`status → canceled` for the messages `ids` still in `status`; returns the ids moved."""
     if connection.vendor != "postgresql":
-        # As many ids a statement as the database takes parameters (SQLite: 250,000 here,
-        # 32,766 in some builds), the status one of them; the caller holds the write lock.
+        # As many ids a statement as the database takes parameters (SQLite: 32,766 by default,
+        # 250,000 in Debian's build), the status one of them; the caller holds the write lock.
         limit = connection.features.max_query_params
         canceled, per_statement = [], max(1, limit - 1) if limit else len(ids)
         for start in range(0, len(ids), per_statement):

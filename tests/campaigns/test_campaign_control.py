@@ -215,8 +215,8 @@ def test_a_large_campaign_is_canceled_in_as_many_statements_as_a_small_one(nudge
 def test_a_campaign_with_more_messages_than_a_statement_takes_parameters_is_canceled_whole(
     monkeypatch,
 ):
-    """SQLite refuses a statement with more parameters than its limit (250,000 here, 32,766 in
-    some builds): the ids go in as many statements as that needs."""
+    """SQLite refuses a statement with more parameters than its limit (32,766 by default,
+    250,000 in Debian's build): the ids go in as many statements as that needs."""
     campaign = make_campaign(CS.RUNNING)
     waiting = add_messages(campaign, *WAITING, S.QUEUED, S.QUEUED, S.SCHEDULED, S.QUEUED)
     monkeypatch.setattr(type(connection.features), "max_query_params", 3)  # 2 ids and a status
