@@ -1,5 +1,6 @@
 """Rows written with SQL of our own where the ORM's per-row work is the cost (a campaign's
-messages, a single API send): the values prepared exactly as the ORM would save them."""
+messages, a single API send, a canceled campaign's events): the values prepared exactly as the
+ORM would save them."""
 
 import copy
 import functools
@@ -176,9 +177,8 @@ def insert_alike(template: Model, varying: dict[str, list]) -> list[int]:
     which writes a large campaign (or the events of a canceled one) several times faster. On
     PostgreSQL the values go as one array parameter per varying field (`unnest`): a short
     statement, not one that grows with the batch (which the driver would parse again every
-    time). A model with fields that need
-    more than a plain placeholder (or values computed by the database) goes through
-    `bulk_create`.
+    time). A model with fields that need more than a plain placeholder (or values computed by
+    the database) goes through `bulk_create`.
     """
     meta = template._meta
     fields = {meta.get_field(name): values for name, values in varying.items()}
