@@ -18,7 +18,7 @@ import logging
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from providers.exceptions import WebhookValidationError
@@ -51,7 +51,7 @@ def rejected_count(slug: str, reason: str) -> int:
 
 
 @csrf_exempt
-def webhook(request: HttpRequest, slug: str, token: str, kind: str) -> JsonResponse:
+def webhook(request: HttpRequest, slug: str, token: str, kind: str) -> HttpResponse:
     if kind not in KINDS:
         return _rejected(slug, "not_found", 404, "not found")
     # The account as this process remembers it, checked by the INSERT that stores the request;
@@ -73,7 +73,7 @@ def webhook(request: HttpRequest, slug: str, token: str, kind: str) -> JsonRespo
 
 def _receive(
     request: HttpRequest, provider_account: ProviderAccount, kind: str
-) -> JsonResponse | None:
+) -> HttpResponse | None:
     """The answer to `request` for `provider_account`, the request stored; None, having stored
     nothing, when the account is no longer as it was read."""
     if not provider_account.webhook_auth_ok(request.headers.get("Authorization", "")):
@@ -116,4 +116,10 @@ def _receive(
         logger.warning("webhook %s #%s refused: %s", provider_account.name, log.pk, refusal)
         return JsonResponse({"error": str(refusal)}, status=400)
     webhook_log.nudge()
-    return JsonResponse({"received": len(items)})
+    return _received(len(items))
+
+
+def _received(count: int) -> HttpResponse:
+    """`{"received": count}`, the answer to a stored request, written without an encoder: JSON
+    through `JsonResponse` took 4 % of a stored request's instructions (bench/instructions.py)."""
+    return HttpResponse(b'{"received": %d}' % count, content_type="application/json")
