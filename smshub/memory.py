@@ -19,10 +19,28 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Model
+from django.db.models.base import ModelState
 
 logger = logging.getLogger(__name__)
 
 UNAVAILABLE_SAID_EVERY = 60.0  # seconds between warnings that the cache cannot be reached
+
+
+def copy_row(row: Model) -> Model:
+    """A copy of a remembered `row` that one request may change without another seeing it:
+    what `copy.copy` makes of a model instance (its fields, and its state with its cache of
+    related rows copied, as `Model.__getstate__` does) without the pickling protocol's round
+    trip: `copy.copy` of the instance cost a single send 3 % of its instructions, `copy.copy`
+    of its state 2 % more. Related rows in the cache are shared: the caller copies those it
+    hands on."""
+    clone = row.__class__.__new__(row.__class__)
+    clone.__dict__.update(row.__dict__)
+    state = clone._state = ModelState.__new__(ModelState)
+    state.__dict__.update(row._state.__dict__)
+    state.__dict__.pop("peers", None)  # other rows fetched with it: not this copy's
+    state.fields_cache = row._state.fields_cache.copy()
+    return clone
 
 
 class Remembered:

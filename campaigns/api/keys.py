@@ -18,7 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from campaigns.models import Account
-from smshub.memory import Remembered
+from smshub.memory import Remembered, copy_row
 
 from .models import ApiKey
 
@@ -81,17 +81,9 @@ def lookup(secret: str, version: object = None) -> ApiKey | None:
 
 
 def _copy(api_key: ApiKey) -> ApiKey:
-    mine = _clone(api_key)
-    mine.account = _clone(api_key.account)
+    mine = copy_row(api_key)
+    mine.account = copy_row(api_key.account)
     return mine
-
-
-def _clone(instance):
-    """What `copy.copy` makes of a model instance (its state and related-object cache copied,
-    as `Model.__getstate__` does), without pickling's round trip through the app registry."""
-    clone = instance.__class__.__new__(instance.__class__)
-    clone.__dict__.update(instance.__getstate__())
-    return clone
 
 
 def touch(api_key: ApiKey) -> None:

@@ -6,7 +6,9 @@ from datetime import time as clock
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from campaigns.api import keys
@@ -137,3 +139,22 @@ def test_a_remembered_key_follows_its_account(
     local = datetime.combine(day, clock(9), ZoneInfo("Pacific/Auckland"))
     sent_at = datetime.fromisoformat(answer.json()["message"]["scheduled_at"])
     assert sent_at == local  # read in the account's new zone, not UTC
+
+
+def test_what_one_request_changes_on_a_remembered_key_stays_its_own(api_key):
+    """Each request gets its own copy of a remembered key and account: a change one request
+    makes to them (its state, its cache of related rows) never reaches the next."""
+    first = keys.lookup(api_key.secret)
+    first.name = "changed by one request"
+    first.account.name = "changed too"
+    first.account.timezone = "Pacific/Auckland"
+    first._state.adding = True
+    first._state.fields_cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        second = keys.lookup(api_key.secret)
+    assert not [q for q in queries if ApiKey._meta.db_table in q["sql"]]  # from memory
+    assert second is not first and second.account is not first.account
+    assert (second.name, second.account.name) == (api_key.name, api_key.account.name)
+    assert second.account.timezone == api_key.account.timezone
+    assert second._state.adding is False and second._state.db == "default"
+    assert "account" in second._state.fields_cache  # its account came with it, no query
