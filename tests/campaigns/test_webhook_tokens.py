@@ -172,3 +172,21 @@ def test_where_the_orm_writes_the_request_the_account_is_checked_all_the_same(
     ProviderAccount.objects.filter(pk=provider_account.pk).update(enabled=False)
     assert report(client, url) == 404
     assert WebhookRequest.objects.count() == 1
+
+
+def test_what_one_request_changes_on_a_remembered_account_stays_its_own(provider_account):
+    """Each request gets its own copy of the remembered account: a change to one (its
+    credentials, its state) never reaches the next."""
+    slug, token = provider_account.slug, provider_account.webhook_token
+    ProviderAccount.for_webhook(slug, token)  # looked up, and remembered
+    first = ProviderAccount.for_webhook(slug, token, remembered=True)
+    first.credentials["webhook_username"] = "changed by one request"
+    first.name = "changed too"
+    first._state.adding = True
+    with CaptureQueriesContext(connection) as queries:
+        second = ProviderAccount.for_webhook(slug, token, remembered=True)
+    assert account_queries(queries) == []  # from memory
+    assert second is not first and second.credentials is not first.credentials
+    assert "webhook_username" not in second.credentials
+    assert second.name == provider_account.name
+    assert second._state.adding is False and second._state.db == "default"
