@@ -217,7 +217,9 @@ def insert_alike(template: Model, varying: dict[str, list]) -> list[int]:
             )
             return [row[0] for row in cursor.fetchall()]
         row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        per_statement = max(1, min(ALIKE_BATCH_SIZE, 30_000 // len(columns)))
+        # No more parameters a statement than the database takes (SQLite: 32,766 by default).
+        limit = connection.features.max_query_params or ALIKE_BATCH_SIZE * len(columns)
+        per_statement = max(1, min(ALIKE_BATCH_SIZE, limit // len(columns)))
         for start in range(0, count, per_statement):
             chunk = range(start, min(start + per_statement, count))
             params = []
