@@ -62,16 +62,6 @@ def render(text: str, values: dict) -> Merged:
     return Merged(FIELD.sub(replace, text or ""), tuple(missing))
 
 
-def contact_values(contact) -> dict:
-    """What merge fields read of a contact."""
-    return {
-        **(contact.values or {}),
-        "name": contact.name,
-        "number": contact.number,
-        "language": contact.language,
-    }
-
-
 def column_key(header: str) -> str:
     """The merge field key of a CSV column: `First name` → `first_name`, `Prénom` → `prenom`."""
     plain = unicodedata.normalize("NFKD", (header or "").strip().lower())
