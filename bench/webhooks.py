@@ -5,7 +5,7 @@ on this machine. Everything is measured in the same run, with the same client an
 granian configuration.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/webhooks.py [N]
-        [--workers W] [--threads T] [--connections C] [--access-log] [--target R]
+        [--workers W] [--threads T] [--connections C] [--access-log] [--runs K] [--target R]
 
 It creates a throwaway database (Django's test-database machinery) with N sent messages, starts
 granian on the hub (`smshub.web:application`, as in production, DEBUG off, plain HTTP/1.1 on
@@ -20,13 +20,16 @@ It posts N requests to the minimal app, to the bare view through the webhooks' m
 webhook while an applier process (started and warmed up beforehand) runs what a Celery worker
 runs (`webhook_log.apply_batches()`), and times until every message is
 delivered. Prints the figures, with the CPU milliseconds per request of the client, the web
-server, the applier and PostgreSQL; the last line is one JSON object.
+server, the applier and PostgreSQL; the last line is one JSON object. With `--runs K` it does
+all of that K times on the same servers (each round on messages of its own) and prints each
+round's main figures, then the median of every figure.
 """
 
 import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,6 +84,13 @@ def arguments() -> argparse.Namespace:
         help="both servers write their access log, as production does by default",
     )
     parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="rounds of every measurement, one after the other on the same servers: the "
+        "figures printed are their medians (each round's on a line of its own)",
+    )
+    parser.add_argument(
         "--target",
         type=int,
         default=TARGET_PER_S,
@@ -90,6 +100,8 @@ def arguments() -> argparse.Namespace:
     args = parser.parse_args()
     if args.target < 1:
         parser.error("--target must be at least 1 (reports a second)")
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     return args
 
 
@@ -144,19 +156,20 @@ def hammer(port: int, requests: list[bytes], expected: int, connections: int) ->
     return asyncio.run(run())
 
 
-def apply_all(count: int) -> None:
-    """The worker's side, in its own process: once told to start (a line on stdin), what the
-    Celery task does (`apply_batches`) until `count` requests were taken; prints when it
-    finished and the CPU it used."""
+def apply_all(count: int, rounds: int) -> None:
+    """The worker's side, in its own process: each time it is told to start (a line on stdin),
+    what the Celery task does (`apply_batches`) until `count` requests were taken; prints when
+    it finished and the CPU it used, `rounds` times."""
     from campaigns.services.webhook_log import apply_batches, apply_received
 
     apply_received()  # connected, and every module imported: ready
     print(READY, flush=True)
-    sys.stdin.readline()
-    cpu = time.process_time()
-    apply_batches(budget=float("inf"), linger=float("inf"), enough=count)
-    done = {"done_at": time.time(), "cpu_s": time.process_time() - cpu}
-    print(DONE + json.dumps(done), flush=True)
+    for _ in range(rounds):
+        sys.stdin.readline()
+        cpu = time.process_time()
+        apply_batches(budget=float("inf"), linger=float("inf"), enough=count)
+        done = {"done_at": time.time(), "cpu_s": time.process_time() - cpu}
+        print(DONE + json.dumps(done), flush=True)
 
 
 def said(applier: subprocess.Popen, prefix: str) -> str:
@@ -268,16 +281,83 @@ def short(middleware: list[str]) -> str:
     return ", ".join(name.rsplit(".", 1)[-1] for name in middleware)
 
 
+def measure_round(
+    args: argparse.Namespace,
+    bodies: list[bytes],
+    path: str,
+    servers: dict[str, subprocess.Popen],
+    applier: subprocess.Popen,
+) -> dict:
+    """One round: the minimal app, the bare view through each middleware, then one delivery
+    report per body to the webhook while the applier applies them; rates and CPU per request."""
+    n, connections, cpu = len(bodies), args.connections, {}
+    hub, minimal = servers["hub"], servers["minimal"]
+
+    def measure(name: str, port: int, path: str, server: subprocess.Popen) -> float:
+        hammer(port, [wire("POST", path, body) for body in bodies[:WARM_UP]], 200, connections)
+        posts = [wire("POST", path, body) for body in bodies]
+        before = cpu_seconds([server.pid])
+        seconds = hammer(port, posts, 200, connections)
+        cpu[name] = per_request(before, cpu_seconds([server.pid]), n)
+        return seconds
+
+    minimal_seconds = measure("minimal", MINIMAL_PORT, "/bare/", minimal)
+    bare_seconds = measure("bare", PORT, "/hooks/bare/", hub)
+    pages_seconds = measure("pages", PORT, "/bare/", hub)
+
+    # Warmed up with GETs, which look the token up (each connection to the database opened)
+    # and are refused (405) without storing anything.
+    hammer(PORT, [wire("GET", path)] * WARM_UP, 405, connections)
+    posts = [wire("POST", path, body) for body in bodies]
+    before = cpu_seconds([hub.pid])
+    started_wall, started = time.time(), time.perf_counter()
+    applier.stdin.write("go\n")
+    applier.stdin.flush()
+    post_seconds = hammer(PORT, posts, 200, connections)
+    stored = cpu_seconds([hub.pid])
+    done = json.loads(said(applier, DONE))
+    after = cpu_seconds([hub.pid])
+    cpu["webhook"] = per_request(before, stored, n)
+    cpu["webhook"]["postgres"] = per_request(before, after, n)["postgres"]
+    cpu["webhook"]["applier"] = round(done["cpu_s"] * 1000 / n, 3)
+    applied_rate = n / (done["done_at"] - started_wall)
+    return {
+        "minimal_per_s": n / minimal_seconds,
+        "bare_per_s": n / bare_seconds,
+        "bare_pages_per_s": n / pages_seconds,
+        "answered_per_s": n / post_seconds,
+        "applied_per_s": applied_rate,
+        "waited_s": time.perf_counter() - started,
+        "cpu_ms": cpu,
+    }
+
+
+def medians(rounds: list[dict]) -> dict:
+    """Each figure of `rounds` (CPU milliseconds included) as the median of its rounds."""
+    figures = {
+        key: statistics.median(r[key] for r in rounds) for key in rounds[0] if key != "cpu_ms"
+    }
+    figures["cpu_ms"] = {
+        name: {
+            key: round(statistics.median(r["cpu_ms"][name][key] for r in rounds), 3)
+            for key in values
+        }
+        for name, values in rounds[0]["cpu_ms"].items()
+    }
+    return figures
+
+
 def main(args: argparse.Namespace) -> None:
     from campaigns.models import Account, Message
     from providers.models import ProviderAccount
 
     if connection.vendor != "postgresql":  # its servers and applier share the database
         sys.exit("bench/webhooks.py runs as in production: set DATABASE_URL to PostgreSQL.")
-    n = args.reports
+    n, runs = args.reports, args.runs
     old = setup_databases(verbosity=0, interactive=False, keepdb=False)
     hub = minimal = applier = None
     logs = tempfile.TemporaryDirectory(prefix="bench-webhooks-")
+    rounds = []
     try:
         provider = ProviderAccount.objects.create(
             name="Bench",
@@ -295,7 +375,7 @@ def main(args: argparse.Namespace) -> None:
                 provider_account=provider,
                 provider_message_id=f"b{i}",
             )
-            for i in range(n)
+            for i in range(n * runs)
         )
         env = {
             **os.environ,
@@ -316,7 +396,7 @@ def main(args: argparse.Namespace) -> None:
         # The applier runs in its own process, as a Celery worker would, started now so that
         # its start-up is not timed.
         applier = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-            [sys.executable, __file__, "--applier", str(n)],
+            [sys.executable, __file__, "--applier", str(n), str(runs)],
             cwd=ROOT,
             env=env,
             stdin=subprocess.PIPE,
@@ -328,40 +408,26 @@ def main(args: argparse.Namespace) -> None:
         said(applier, READY)
 
         path = provider.webhook_url("dlr").removeprefix(settings.PUBLIC_BASE_URL)
-        bodies = [json.dumps({"id": f"b{i}", "status": "delivered"}).encode() for i in range(n)]
-        cpu, connections = {}, args.connections
-
-        def measure(name: str, port: int, path: str, server: subprocess.Popen) -> float:
-            hammer(port, [wire("POST", path, body) for body in bodies[:WARM_UP]], 200, connections)
-            posts = [wire("POST", path, body) for body in bodies]
-            before = cpu_seconds([server.pid])
-            seconds = hammer(port, posts, 200, connections)
-            cpu[name] = per_request(before, cpu_seconds([server.pid]), n)
-            return seconds
-
-        minimal_seconds = measure("minimal", MINIMAL_PORT, "/bare/", minimal)
-        bare_seconds = measure("bare", PORT, "/hooks/bare/", hub)
-        pages_seconds = measure("pages", PORT, "/bare/", hub)
-
-        # Warmed up with GETs, which look the token up (each connection to the database
-        # opened) and are refused (405) without storing anything.
-        hammer(PORT, [wire("GET", path)] * WARM_UP, 405, connections)
-        posts = [wire("POST", path, body) for body in bodies]
-        before = cpu_seconds([hub.pid])
-        started_wall, started = time.time(), time.perf_counter()
-        applier.stdin.write("go\n")
-        applier.stdin.flush()
-        post_seconds = hammer(PORT, posts, 200, connections)
-        stored = cpu_seconds([hub.pid])
-        done = json.loads(said(applier, DONE))
+        servers = {"hub": hub, "minimal": minimal}
+        for run in range(runs):
+            # Each round reports on messages of its own, still `sent`.
+            first = run * n
+            bodies = [
+                json.dumps({"id": f"b{first + i}", "status": "delivered"}).encode()
+                for i in range(n)
+            ]
+            rounds.append(measure_round(args, bodies, path, servers, applier))
+            if runs > 1:
+                r = rounds[-1]
+                print(
+                    f"run {run + 1}: minimal {r['minimal_per_s']:,.0f}/s, bare "
+                    f"{r['bare_per_s']:,.0f}/s, reports answered {r['answered_per_s']:,.0f}/s "
+                    f"and applied {r['applied_per_s']:,.0f}/s, web CPU "
+                    f"{r['cpu_ms']['webhook']['web']:.2f} ms a report",
+                    flush=True,
+                )
         applier.wait(timeout=600)
-        after = cpu_seconds([hub.pid])
-        applied_seconds = done["done_at"] - started_wall
-        waited = time.perf_counter() - started
-        cpu["webhook"] = per_request(before, stored, n)
-        cpu["webhook"]["postgres"] = per_request(before, after, n)["postgres"]
-        cpu["webhook"]["applier"] = round(done["cpu_s"] * 1000 / n, 3)
-        assert Message.objects.filter(status="delivered").count() == n
+        assert Message.objects.filter(status="delivered").count() == n * runs
     finally:
         for process in (applier, hub, minimal):
             stop(process)
@@ -369,8 +435,11 @@ def main(args: argparse.Namespace) -> None:
         connection.close()
         teardown_databases(old, verbosity=0)
 
-    minimal_rate, bare_rate, pages_rate = n / minimal_seconds, n / bare_seconds, n / pages_seconds
-    stored_rate, applied_rate = n / post_seconds, n / applied_seconds
+    figures = medians(rounds)
+    cpu = figures["cpu_ms"]
+    minimal_rate, bare_rate = figures["minimal_per_s"], figures["bare_per_s"]
+    pages_rate, stored_rate = figures["bare_pages_per_s"], figures["answered_per_s"]
+    applied_rate = figures["applied_per_s"]
     ratio, floor_ratio = applied_rate / bare_rate, bare_rate / minimal_rate
     server = f"{args.workers} workers x {args.threads} threads"
     server += ", with" if args.access_log else ", without"
@@ -384,6 +453,8 @@ def main(args: argparse.Namespace) -> None:
         f"reports:              {n} (one asyncio client, {args.connections} kept-alive "
         f"connections; each server granian with {server}, DEBUG off)"
     )
+    if runs > 1:
+        print(f"runs:                 {runs}, one after the other: each figure is their median")
     print(f"machine middleware:   {short(settings.MACHINE_MIDDLEWARE)}")
     print(f"page middleware:      {short(settings.MIDDLEWARE)}")
     print(f"minimal Django app:   {minimal_rate:,.0f} requests/s (bench/minimal.py: no middleware)")
@@ -399,13 +470,16 @@ def main(args: argparse.Namespace) -> None:
     print("CPU ms per request:")
     for name in ("minimal", "bare", "pages", "webhook"):
         print(f"  {name + ':':<19} {ms(name)}")
-    print(f"  (applier and PostgreSQL until the last report was applied, {waited:.1f} s)")
+    print(
+        f"  (applier and PostgreSQL until the last report was applied, {figures['waited_s']:.1f} s)"
+    )
     print(
         json.dumps(
             {
                 "bench": "webhooks",
                 "database": connection.vendor,
                 "reports": n,
+                "runs": runs,
                 "workers": args.workers,
                 "threads": args.threads,
                 "connections": args.connections,
@@ -419,6 +493,16 @@ def main(args: argparse.Namespace) -> None:
                 "ratio": round(ratio, 3),
                 "bare_minimal_ratio": round(floor_ratio, 3),
                 "cpu_ms": cpu,
+                "rounds": [
+                    {
+                        key: round(value) if key.endswith("_per_s") else value
+                        for key, value in r.items()
+                        if key != "waited_s"
+                    }
+                    for r in rounds
+                ]
+                if runs > 1
+                else [],
             }
         )
     )
@@ -426,6 +510,6 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--applier"]:
-        apply_all(int(sys.argv[2]))
+        apply_all(int(sys.argv[2]), int(sys.argv[3]))
     else:
         main(arguments())
