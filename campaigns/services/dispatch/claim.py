@@ -32,16 +32,17 @@ Source = MessageEvent.Source
 _held: dict[int, datetime] = {}
 
 
+HELD_CAMPAIGNS = (Campaign.Status.PAUSED, Campaign.Status.IMPORTING, Campaign.Status.CANCELED)
+
+
 def due_filter(now) -> Q:
     return (
         Q(status=Status.QUEUED)
         & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         & (Q(window_start__isnull=True) | Q(window_start__lte=now))
-        # Held campaigns: paused by staff, or still being written (bulk.create_campaign).
-        & (
-            Q(campaign__isnull=True)
-            | ~Q(campaign__status__in=(Campaign.Status.PAUSED, Campaign.Status.IMPORTING))
-        )
+        # Held campaigns: paused by staff, still being written (bulk.create_campaign), or
+        # canceled while its messages are being canceled (campaign_control.cancel).
+        & (Q(campaign__isnull=True) | ~Q(campaign__status__in=HELD_CAMPAIGNS))
     )
 
 
