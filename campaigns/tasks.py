@@ -9,8 +9,8 @@ from celery.signals import task_revoked
 from django.conf import settings
 from django.utils import timezone
 
+from .services import campaign_control, forwarding, polling, wake, webhook_log
 from .services import dispatch as dispatch_service
-from .services import forwarding, polling, wake, webhook_log
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ def sweep() -> int:
     dispatch_service.promote_due()
     while webhook_log.apply_received():  # what no nudged task took: no lingering here
         pass
+    campaign_control.finish_cancels()
     due = dispatch_service.due_count()
     published = _fan_out(due)
     if due:
@@ -87,6 +88,12 @@ def _fan_out(due: int | None = None) -> int:
     due = dispatch_service.due_count() if due is None else due
     wanted = min(math.ceil(due / settings.SMSHUB_DISPATCH_BATCH_SIZE), settings.SMSHUB_DISPATCHERS)
     return wake.publish_dispatchers(wanted) if wanted else 0
+
+
+@shared_task(name=campaign_control.CANCEL_TASK)
+def cancel_waiting(campaign_id: int) -> int:
+    """Cancel what a large campaign's cancel left waiting (`campaign_control.cancel`)."""
+    return campaign_control.finish_cancel(campaign_id)
 
 
 @shared_task(name="campaigns.forward")

@@ -2,8 +2,10 @@
 
 Pausing changes only the campaign: the dispatcher never claims a paused campaign's messages, so
 they wait as they are (scheduled, queued, retrying) until the campaign is resumed. Canceling
-moves every message still waiting to `canceled`; a message a worker already claimed (`sending`)
-is not touched and finishes normally.
+commits the campaign's status first (the dispatcher never claims a canceled campaign's messages
+either), then moves every message still waiting to `canceled`, in chunks, the last ones by a
+worker for a large campaign; a message a worker already claimed (`sending`) is not touched and
+finishes normally.
 
 Every action locks the campaign row first (`select_for_update`), so two staff members acting on
 the same campaign at once are served one after the other. A campaign whose messages are still
@@ -11,8 +13,10 @@ being written (`importing`) refuses all three: it starts by itself once its whol
 """
 
 import logging
+from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
@@ -21,7 +25,7 @@ from django.utils.translation import gettext_lazy
 from campaigns import statuses
 from campaigns.models import Campaign, Forward, Message, MessageEvent
 
-from . import compose, forwarding, lifecycle, monitoring, rows
+from . import compose, forwarding, lifecycle, monitoring, rows, wake
 
 logger = logging.getLogger(__name__)
 
@@ -123,47 +127,124 @@ def resume(campaign: Campaign, by: AbstractBaseUser | None = None) -> Campaign:
     return campaign
 
 
+# A cancel moves its campaign's waiting messages CANCEL_CHUNK at a time, each chunk in a
+# transaction of its own, so that no transaction locks a million rows for a minute: up to
+# CANCEL_IN_REQUEST of them while the staff member waits (a few seconds), the rest by a worker
+# (`campaigns.cancel_waiting`). None of them is sent meanwhile: the campaign's status is
+# committed first, and no worker claims a canceled campaign's messages (`claim.due_filter`).
+CANCEL_CHUNK = 10_000
+CANCEL_IN_REQUEST = 50_000
+CANCEL_TASK = "campaigns.cancel_waiting"
+# Campaigns canceled this recently are looked at by the sweep for messages left waiting (a
+# worker killed while canceling them, a message put back in the queue meanwhile).
+CANCEL_SWEEP_WITHIN = timedelta(days=1)
+CANCEL_RUNNING = "smshub:cancel-waiting:{pk}"
+
+
 def cancel(campaign: Campaign, by: AbstractBaseUser | None = None) -> int:
     """Cancel the campaign and every message of it not yet handed to a provider.
 
-    Returns how many messages were canceled. Each gets a timeline event. Messages `sending`
-    (claimed by a worker) or further along are left alone.
+    Returns how many messages were canceled, or are being canceled by a worker: none of them is
+    sent. Each gets a timeline event. Messages `sending` (claimed by a worker before the cancel
+    was committed) or further along are left alone and finish normally.
 
-    The campaign row is written first: on SQLite that takes the database's write lock, so no
-    worker can claim a message between our SELECT and our UPDATE; on PostgreSQL the waiting
-    messages are locked with SELECT ... FOR UPDATE, and the dispatcher skips locked rows.
-    Either way the rows we select are exactly the rows we update.
+    The campaign's status is written and committed first: from then on no worker claims its
+    messages. Its waiting messages then move in chunks (`cancel_waiting_messages`), the first
+    `CANCEL_IN_REQUEST` here, the rest by a worker.
     """
-    now = timezone.now()
     with transaction.atomic():
         locked = _lock(campaign)
         if locked.status not in CANCELABLE:
             raise _refuse(locked, "cancel")
         previous = locked.status
         _set_status(campaign, locked, CampaignStatus.CANCELED)
+        # Also what the sweep reads to find recent cancels (`finish_cancels`).
         monitoring.note_control(campaign, by, previous, CampaignStatus.CANCELED)
-
-        waiting = list(
-            Message.objects.filter(campaign=locked, status__in=statuses.CANCELABLE)
-            .select_for_update()
-            .order_by()
-            .values_list("id", "status", "account_id", "recipient")
-        )
-        canceled = lifecycle.cancel_waiting(
-            [(message_id, status) for message_id, status, _, _ in waiting],
-            now,
-            source=MessageEvent.Source.STAFF,
-            detail=CANCEL_DETAIL,
-        )
-        _forward_canceled(locked, waiting, now)
+    canceled = cancel_waiting_messages(campaign, at_most=CANCEL_IN_REQUEST)
+    left = 0
+    if canceled >= CANCEL_IN_REQUEST:
+        left = _waiting(campaign.pk).count()
+        if left:
+            _continue_cancel(campaign)
     logger.info(
-        "campaign canceled: campaign=%s from=%s messages_canceled=%s by=%s",
+        "campaign canceled: campaign=%s from=%s messages_canceled=%s left_to_a_worker=%s by=%s",
         campaign.pk,
         previous,
         canceled,
+        left,
         by,
     )
+    return canceled + left
+
+
+def _waiting(campaign_id):
+    """The messages a cancel moves, of the campaign `campaign_id` (an id or an `OuterRef`)."""
+    return Message.objects.filter(campaign_id=campaign_id, status__in=statuses.CANCELABLE)
+
+
+def cancel_waiting_messages(campaign: Campaign, at_most: int | None = None) -> int:
+    """Cancel the waiting messages of a canceled campaign, `CANCEL_CHUNK` at a time, each chunk
+    in a transaction of its own, until none is left (or `at_most` were canceled); returns how
+    many were. Each chunk's messages are locked (SELECT ... FOR UPDATE) and moved, with their
+    events and forwards; on SQLite a chunk's transaction holds the database's write lock."""
+    total = 0
+    while at_most is None or total < at_most:
+        now = timezone.now()
+        with transaction.atomic():
+            waiting = list(
+                _waiting(campaign.pk)
+                .select_for_update()
+                .order_by()
+                .values_list("id", "status", "account_id", "recipient")[:CANCEL_CHUNK]
+            )
+            moved = lifecycle.cancel_waiting(
+                [(message_id, status) for message_id, status, _, _ in waiting],
+                now,
+                source=MessageEvent.Source.STAFF,
+                detail=CANCEL_DETAIL,
+            )
+            _forward_canceled(campaign, waiting, now)
+        total += moved
+        if moved < CANCEL_CHUNK:  # the last chunk (or none moved: locked rows, another canceler)
+            break
+    return total
+
+
+def _continue_cancel(campaign: Campaign) -> bool:
+    """Have a worker cancel what is left of `campaign`, unless one was asked to within the last
+    minute (its mark lasts about as long as a worker takes to cancel a million messages);
+    whether one was asked now."""
+    if not cache.add(CANCEL_RUNNING.format(pk=campaign.pk), 1, timeout=60):
+        return False
+    wake.wake(CANCEL_TASK, campaign.pk)
+    return True
+
+
+def finish_cancel(campaign_id: int) -> int:
+    """What the worker's `campaigns.cancel_waiting` does: cancel every message still waiting in
+    the canceled campaign `campaign_id`; returns how many."""
+    campaign = Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.CANCELED).first()
+    if campaign is None:
+        return 0
+    try:
+        canceled = cancel_waiting_messages(campaign)
+    finally:
+        cache.delete(CANCEL_RUNNING.format(pk=campaign_id))
+    logger.info("campaign canceled: campaign=%s messages_canceled_after=%s", campaign_id, canceled)
     return canceled
+
+
+def finish_cancels() -> int:
+    """The sweep's part: a worker for each campaign canceled within `CANCEL_SWEEP_WITHIN` that
+    still has waiting messages (a worker killed while canceling them, a message put back in the
+    queue after the cancel); returns how many workers were asked now."""
+    recent = monitoring.canceled_since(timezone.now() - CANCEL_SWEEP_WITHIN)
+    if not recent:
+        return 0
+    left = Campaign.objects.filter(pk__in=recent, status=CampaignStatus.CANCELED).filter(
+        Exists(_waiting(OuterRef("pk")))
+    )
+    return sum(_continue_cancel(campaign) for campaign in left.only("pk"))
 
 
 def _forward_canceled(campaign: Campaign, waiting: list[tuple], now) -> None:

@@ -213,6 +213,16 @@ def note_control(campaign: Campaign, user, old_status: str, new_status: str) -> 
     )
 
 
+def canceled_since(since: datetime) -> set[int]:
+    """The campaigns canceled (`note_control`) at `since` or later: their ids."""
+    entries = AuditEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Campaign),
+        at__gte=since,
+        changes__status__1=CS.CANCELED,
+    )
+    return {int(pk) for pk in entries.values_list("object_id", flat=True)}
+
+
 def _controls(campaigns: list[Campaign]) -> dict[tuple[int, str], AuditEntry]:
     """The latest pause and cancel of each paused or canceled campaign: one query."""
     wanted = [c.pk for c in campaigns if c.status in (CS.PAUSED, CS.CANCELED)]
@@ -310,6 +320,8 @@ def _poll(campaign: Campaign, t: _Tally, counts: dict, now: datetime) -> int | N
         return 5 if t.scheduled_at and t.scheduled_at - now < timedelta(minutes=2) else 30
     if counts[S.SENDING]:
         return 1
+    if campaign.status == CS.CANCELED and any(counts[s] for s in statuses.CANCELABLE):
+        return 1  # its messages still being canceled by a worker (campaign_control.cancel)
     awaiting = counts[S.SENT] + counts[S.UNKNOWN]
     if awaiting and campaign.created_at > now - timedelta(days=1):
         return 2 if recent_change else 10

@@ -1,15 +1,21 @@
 """Campaign control: pause, resume, cancel, the counts staff see, and the admin actions."""
 
 import itertools
+from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
+from campaigns import tasks
+from campaigns.audit.models import AuditEntry
 from campaigns.models import Campaign, Forward, Message, MessageEvent
 from campaigns.services import bulk, campaign_control, compose
 from campaigns.services.campaign_control import CampaignStateError
+from campaigns.services.dispatch.claim import claim_batch
 
 from ..factories import AccountFactory, MessageFactory
 
@@ -228,6 +234,69 @@ def test_a_campaign_with_more_messages_than_a_statement_takes_parameters_is_canc
     assert len(updates) == 4  # 2 ids a statement: 4 queued, 2 scheduled, 1 retrying
     assert set(statuses(campaign).values()) == {S.CANCELED}
     assert MessageEvent.objects.filter(to_status=S.CANCELED).count() == len(waiting)
+
+
+def test_no_worker_claims_a_canceled_campaigns_messages_while_they_are_being_canceled():
+    """A cancel commits the campaign's status before it moves its messages, chunk by chunk:
+    meanwhile no claim takes them (nor the messages of a paused campaign), and the others go."""
+    canceled, paused, running = (
+        make_campaign(status) for status in (CS.CANCELED, CS.PAUSED, CS.RUNNING)
+    )
+    for campaign in (canceled, paused, running):
+        add_messages(campaign, S.QUEUED, S.QUEUED)
+    claimed = claim_batch(100).messages
+    assert {m.campaign_id for m in claimed} == {running.pk}
+    assert len(claimed) == 2
+
+
+def test_a_large_campaign_is_canceled_in_chunks_and_finished_by_a_worker(monkeypatch):
+    """Up to `CANCEL_IN_REQUEST` messages are canceled while staff wait, the rest by a worker
+    (the task `campaigns.cancel_waiting`, called here as the worker calls it); the count staff
+    are told is all of them, and none of them is claimed in between."""
+    monkeypatch.setattr(campaign_control, "CANCEL_CHUNK", 2)
+    monkeypatch.setattr(campaign_control, "CANCEL_IN_REQUEST", 4)
+    campaign = make_campaign(CS.RUNNING)
+    waiting = add_messages(campaign, *[S.QUEUED] * 5, S.SCHEDULED, S.RETRYING)
+    (sent,) = add_messages(campaign, S.SENT)
+    assert campaign_control.cancel(campaign) == len(waiting)
+    campaign.refresh_from_db()
+    assert campaign.status == CS.CANCELED
+    now = statuses(campaign)
+    assert sorted(now.values()).count(S.CANCELED) == 4
+    assert sum(now[m.pk] in WAITING for m in waiting) == 3
+    assert claim_batch(100).messages == []
+    running = cache.get(campaign_control.CANCEL_RUNNING.format(pk=campaign.pk))
+    assert running, "no worker was asked to finish the cancel"
+
+    assert tasks.cancel_waiting(campaign.pk) == 3
+    assert {pk: status for pk, status in statuses(campaign).items() if pk != sent.pk} == {
+        m.pk: S.CANCELED for m in waiting
+    }
+    assert statuses(campaign)[sent.pk] == S.SENT
+    assert MessageEvent.objects.filter(to_status=S.CANCELED).count() == len(waiting)
+    assert cache.get(campaign_control.CANCEL_RUNNING.format(pk=campaign.pk)) is None
+
+
+def test_the_sweep_has_a_worker_cancel_what_a_cancel_left_waiting():
+    """A message of a canceled campaign that is waiting again (its worker killed mid-cancel, a
+    provider's refusal retried after the cancel) is canceled through the sweep; a campaign
+    canceled more than a day ago is not looked at any more."""
+    campaign = make_campaign(CS.RUNNING)
+    add_messages(campaign, S.QUEUED)
+    campaign_control.cancel(campaign)
+    assert campaign_control.finish_cancels() == 0  # nothing left
+    (back,) = add_messages(campaign, S.RETRYING)
+    assert campaign_control.finish_cancels() == 1
+    assert campaign_control.finish_cancels() == 0  # a worker was asked a moment ago
+    assert tasks.cancel_waiting(campaign.pk) == 1
+    back.refresh_from_db()
+    assert back.status == S.CANCELED
+
+    add_messages(campaign, S.QUEUED)
+    AuditEntry.objects.filter(object_id=str(campaign.pk)).update(
+        at=timezone.now() - campaign_control.CANCEL_SWEEP_WITHIN - timedelta(minutes=1)
+    )
+    assert campaign_control.finish_cancels() == 0
 
 
 @pytest.mark.parametrize("status", [CS.COMPLETED, CS.CANCELED])

@@ -119,6 +119,27 @@ def test_a_canceled_campaign_counts_what_was_sent_and_what_was_canceled(
     assert {p.key: p.percent for p in monitor.parts}["canceled"] == 75.0
 
 
+def test_the_page_of_a_campaign_whose_messages_are_still_being_canceled_keeps_looking(
+    limited, monkeypatch
+):
+    """A large campaign's cancel leaves its last messages to a worker: its page goes on
+    refreshing every second until none waits, then stops."""
+    from campaigns.services import campaign_control
+
+    monkeypatch.setattr(campaign_control, "CANCEL_CHUNK", 2)
+    monkeypatch.setattr(campaign_control, "CANCEL_IN_REQUEST", 2)
+    campaign = a_campaign(limited, n=5)
+    assert campaign_control.cancel(campaign) == 5
+    monitor = monitoring.monitor(Campaign.objects.get(pk=campaign.pk))
+    assert parts(monitor)["canceled"] == 2 and parts(monitor)["remaining"] == 3
+    assert monitor.poll == 1
+    campaign_control.finish_cancel(campaign.pk)
+    monitor = monitoring.monitor(Campaign.objects.get(pk=campaign.pk))
+    assert parts(monitor)["canceled"] == 5 and parts(monitor)["remaining"] == 0
+    assert monitor.headline == "Canceled: 5 messages were never sent."
+    assert monitor.poll is None
+
+
 def test_paused_says_by_whom(limited, operator_client, operator):
     campaign = a_campaign(limited, n=3)
     operator_client.post(reverse("campaigns:campaign_pause", args=[campaign.pk]))

@@ -7,7 +7,7 @@ import time
 import pytest
 from django.urls import reverse
 
-from campaigns.models import Message
+from campaigns.models import Campaign, Message, MessageEvent
 
 from ..conftest import OUTPUT, wait_for
 from ..factories import MessageFactory
@@ -85,6 +85,31 @@ def test_the_beat_sweep_sends_what_no_nudge_announced(hub, account):
         return message.status == Message.Status.DELIVERED
 
     wait_for(delivered, timeout=30)
+
+
+def test_a_large_campaigns_cancel_is_finished_by_a_worker(hub, account, monkeypatch):
+    """Staff wait for the first chunks of a large campaign's cancel only; the worker cancels the
+    rest (`campaigns.cancel_waiting`), and none of its messages is sent."""
+    from campaigns.services import campaign_control
+
+    monkeypatch.setattr(campaign_control, "CANCEL_CHUNK", 2)
+    monkeypatch.setattr(campaign_control, "CANCEL_IN_REQUEST", 2)
+    campaign = Campaign.objects.create(account=account, name="Too big", status="paused")
+    for i in range(7):
+        MessageFactory(account=account, campaign=campaign, recipient=f"+336123456{i:02d}")
+    assert campaign_control.cancel(campaign) == 7
+    assert Message.objects.filter(campaign=campaign, status="canceled").count() == 2
+
+    def all_canceled():
+        return set(Message.objects.filter(campaign=campaign).values_list("status", flat=True)) == {
+            "canceled"
+        }
+
+    wait_for(all_canceled, timeout=30)
+    assert (
+        MessageEvent.objects.filter(message__campaign=campaign, to_status="canceled").count() == 7
+    )
+    assert not MessageEvent.objects.filter(message__campaign=campaign, to_status="sending").exists()
 
 
 def test_each_worker_process_leaves_its_start_up_objects_out_of_garbage_collection(hub):
