@@ -214,9 +214,19 @@ def _continue_cancel(campaign: Campaign) -> bool:
     """Have a worker cancel what is left of `campaign`, unless one was asked to within the last
     minute (its mark lasts about as long as a worker takes to cancel a million messages);
     whether one was asked now."""
-    if not cache.add(CANCEL_RUNNING.format(pk=campaign.pk), 1, timeout=60):
+    mark = CANCEL_RUNNING.format(pk=campaign.pk)
+    if not cache.add(mark, 1, timeout=60):
         return False
-    wake.wake(CANCEL_TASK, campaign.pk)
+    try:
+        wake.wake(CANCEL_TASK, campaign.pk)
+    except Exception:  # the broker cannot take it: the sweep asks again once it can
+        cache.delete(mark)
+        logger.warning(
+            "campaign %s: could not ask a worker to cancel its last messages: the sweep will",
+            campaign.pk,
+            exc_info=True,
+        )
+        return False
     return True
 
 

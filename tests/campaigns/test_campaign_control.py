@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from campaigns import tasks
 from campaigns.audit.models import AuditEntry
@@ -275,6 +276,27 @@ def test_a_large_campaign_is_canceled_in_chunks_and_finished_by_a_worker(monkeyp
     assert statuses(campaign)[sent.pk] == S.SENT
     assert MessageEvent.objects.filter(to_status=S.CANCELED).count() == len(waiting)
     assert cache.get(campaign_control.CANCEL_RUNNING.format(pk=campaign.pk)) is None
+
+
+def test_a_cancel_the_broker_cannot_hand_to_a_worker_is_left_to_the_sweep(monkeypatch, caplog):
+    """The broker refusing the worker's task fails neither the cancel nor the staff member's
+    request: the campaign is canceled, the rest waits held for the sweep, which asks again."""
+    monkeypatch.setattr(campaign_control, "CANCEL_CHUNK", 1)
+    monkeypatch.setattr(campaign_control, "CANCEL_IN_REQUEST", 1)
+    campaign = make_campaign(CS.RUNNING)
+    add_messages(campaign, S.QUEUED, S.QUEUED, S.QUEUED)
+
+    def refused(*args, **kwargs):
+        raise OperationalError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(campaign_control.wake, "wake", refused)
+    assert campaign_control.cancel(campaign) == 3
+    assert "could not ask a worker to cancel its last messages: the sweep will" in caplog.text
+    assert claim_batch(100).messages == []
+    monkeypatch.undo()
+    assert campaign_control.finish_cancels() == 1
+    assert tasks.cancel_waiting(campaign.pk) == 2
+    assert set(statuses(campaign).values()) == {S.CANCELED}
 
 
 def test_the_sweep_has_a_worker_cancel_what_a_cancel_left_waiting():
