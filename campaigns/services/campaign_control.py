@@ -136,8 +136,9 @@ CANCEL_CHUNK = 10_000
 CANCEL_IN_REQUEST = 50_000
 CANCEL_TASK = "campaigns.cancel_waiting"
 # Campaigns canceled this recently are looked at by the sweep for messages left waiting (a
-# worker killed while canceling them, a message put back in the queue meanwhile).
-CANCEL_SWEEP_WITHIN = timedelta(days=1)
+# worker killed while canceling them, a message put back in the queue meanwhile: a provider's
+# refusal retried, which happens within `SMSHUB_SENDING_TIMEOUT` of its claim).
+CANCEL_SWEEP_WITHIN = timedelta(hours=1)
 CANCEL_RUNNING = "smshub:cancel-waiting:{pk}"
 
 

@@ -302,7 +302,7 @@ def test_a_cancel_the_broker_cannot_hand_to_a_worker_is_left_to_the_sweep(monkey
 def test_the_sweep_has_a_worker_cancel_what_a_cancel_left_waiting():
     """A message of a canceled campaign that is waiting again (its worker killed mid-cancel, a
     provider's refusal retried after the cancel) is canceled through the sweep; a campaign
-    canceled more than a day ago is not looked at any more."""
+    canceled longer ago than `CANCEL_SWEEP_WITHIN` (an hour) is not looked at any more."""
     campaign = make_campaign(CS.RUNNING)
     add_messages(campaign, S.QUEUED)
     campaign_control.cancel(campaign)
