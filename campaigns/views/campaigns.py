@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -178,7 +178,7 @@ def campaign_cancel(request: HttpRequest, pk: int) -> HttpResponse:
             "Campaign “%(name)s” canceled: %(n)s waiting message will not be sent.",
             "Campaign “%(name)s” canceled: %(n)s waiting messages will not be sent.",
             canceled,
-        ) % {"name": campaign.name, "n": canceled}
+        ) % {"name": campaign.name, "n": formats.number_format(canceled, force_grouping=True)}
 
     return _control(request, pk, cancel)
 

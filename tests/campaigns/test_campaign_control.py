@@ -278,6 +278,23 @@ def test_a_large_campaign_is_canceled_in_chunks_and_finished_by_a_worker(monkeyp
     assert cache.get(campaign_control.CANCEL_RUNNING.format(pk=campaign.pk)) is None
 
 
+def test_staff_are_told_the_whole_count_of_a_large_cancel_as_the_page_writes_numbers(
+    operator_client, account, monkeypatch
+):
+    """The flash counts the messages left to the worker too, grouped as the page groups them."""
+    monkeypatch.setattr(campaign_control, "CANCEL_CHUNK", 500)
+    monkeypatch.setattr(campaign_control, "CANCEL_IN_REQUEST", 500)
+    campaign = make_campaign(CS.SCHEDULED, account=account)
+    Message.objects.bulk_create(
+        Message(account=account, campaign=campaign, recipient=f"+3361{i:07d}", text="Hi")
+        for i in range(1_200)
+    )
+    url = reverse("campaigns:campaign_cancel", args=[campaign.pk])
+    page = operator_client.post(url, follow=True).content.decode()
+    assert "Campaign “Spring sale” canceled: 1,200 waiting messages will not be sent." in page
+    assert Message.objects.filter(campaign=campaign, status=S.CANCELED).count() == 500
+
+
 def test_a_cancel_the_broker_cannot_hand_to_a_worker_is_left_to_the_sweep(monkeypatch, caplog):
     """The broker refusing the worker's task fails neither the cancel nor the staff member's
     request: the campaign is canceled, the rest waits held for the sweep, which asks again."""
