@@ -97,8 +97,8 @@ def test_a_large_campaigns_cancel_is_finished_by_a_worker(hub, account, monkeypa
     campaign = Campaign.objects.create(account=account, name="Too big", status="paused")
     for i in range(7):
         MessageFactory(account=account, campaign=campaign, recipient=f"+336123456{i:02d}")
+    # Two canceled here, the worker may already be at the others: it alone cancels them.
     assert campaign_control.cancel(campaign) == 7
-    assert Message.objects.filter(campaign=campaign, status="canceled").count() == 2
 
     def all_canceled():
         return set(Message.objects.filter(campaign=campaign).values_list("status", flat=True)) == {
