@@ -293,6 +293,7 @@ def test_staff_are_told_the_whole_count_of_a_large_cancel_as_the_page_writes_num
     page = operator_client.post(url, follow=True).content.decode()
     assert "Campaign “Spring sale” canceled: 1,200 waiting messages will not be sent." in page
     assert Message.objects.filter(campaign=campaign, status=S.CANCELED).count() == 500
+    assert campaign_control.finish_cancel(campaign.pk) == 700  # the worker's part
 
 
 def test_a_cancel_the_broker_cannot_hand_to_a_worker_is_left_to_the_sweep(monkeypatch, caplog):
