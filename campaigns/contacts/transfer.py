@@ -14,21 +14,17 @@ primary key, so any number of them goes out in constant memory.
 
 import csv
 import logging
-import secrets
 import time
 from collections import defaultdict
 from dataclasses import asdict
-from pathlib import Path
 
 from django import forms
-from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
-from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.text import slugify
@@ -36,7 +32,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
-from campaigns.views.compose import remove_stale_uploads
+from campaigns import uploads
 from campaigns.views.shared import get_for_account
 
 from . import importing, segments
@@ -47,10 +43,7 @@ from .views.common import EDIT, READ, allowed, can_manage
 
 logger = logging.getLogger(__name__)
 
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_PASTED = 2 * 1024 * 1024  # characters
-UPLOADS_KEY = "contact_imports"
-KEPT_UPLOADS = 3  # per session; older ones are deleted
 PROGRESS_SECONDS = 3600
 DONE_SECONDS = 3600  # an import's summary is remembered (a second click shows it)
 RUNNING = "running"
@@ -60,99 +53,39 @@ EXPORT_CHUNK = 2000
 # --- uploads kept between the steps -------------------------------------------------------
 
 
-def upload_dir() -> Path:
-    return Path(settings.SMSHUB_UPLOAD_DIR) / "contacts"
-
-
-def _token_ok(token: str) -> bool:
-    return (
-        8 <= len(token or "") <= 64
-        and token.isascii()
-        and token.replace("-", "").replace("_", "").isalnum()
-    )
-
-
-class Upload:
+class Upload(uploads.Upload):
     """A file uploaded (or a list pasted) in this session, for this account."""
 
-    def __init__(self, token: str, entry: dict) -> None:
-        self.token = token
-        self.filename: str = entry["filename"]
-        self.size: int = entry["size"]
-        self.info = importing.FileInfo(**entry["info"])
-
-    @property
-    def path(self) -> Path:
-        return upload_dir() / f"{self.token}.csv"
+    info_class = importing.FileInfo
 
 
-def _uploads(request: HttpRequest) -> dict:
-    return request.session.get(UPLOADS_KEY, {})
-
-
-def get_upload(request: HttpRequest, token: str) -> Upload | None:
-    entry = _uploads(request).get(token) if _token_ok(token) else None
-    if entry is None or entry["account"] != request.membership.account_id:
-        return None
-    upload = Upload(token, entry)
-    return upload if upload.path.exists() else None
+UPLOADS = uploads.Uploads("contacts", "contact_imports", "contacts", Upload)
 
 
 def save_upload(request: HttpRequest, chunks, filename: str, size: int) -> Upload:
-    """Keep the file (written in chunks, never read whole) and inspect its first lines.
+    """Keep the file and inspect its first lines (`uploads.Uploads.save`).
 
     Raises FileError for a file that is too large or not CSV."""
-    if size > MAX_UPLOAD_BYTES:
-        raise importing.FileError(
-            gettext("The file is %(size)s; at most %(max)s can be uploaded. Split it in parts.")
-            % {"size": filesizeformat(size), "max": filesizeformat(MAX_UPLOAD_BYTES)}
-        )
-    folder = upload_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_uploads(folder)
-    token = secrets.token_urlsafe(24)
-    path = folder / f"{token}.csv"
-    with open(path, "wb") as out:
-        for chunk in chunks:
-            out.write(chunk)
     account = request.membership.account
-    try:
-        with open(path, "rb") as stream:
-            info = importing.inspect_file(stream, account.region)
-    except importing.FileError:
-        path.unlink(missing_ok=True)
-        raise
-    # Shown in the mapping step: keep the session small.
-    info.headers = [cell[:100] for cell in info.headers[: importing.MAX_COLUMNS]]
-    info.samples = [[cell[:100] for cell in row[: importing.MAX_COLUMNS]] for row in info.samples]
-    uploads = _uploads(request)
-    uploads[token] = {
-        "account": account.pk,
-        "filename": Path(filename or "upload.csv").name[:100],
-        "size": size,
-        "at": time.time(),
-        "info": asdict(info),
-    }
-    for old in sorted(uploads, key=lambda t: uploads[t]["at"])[:-KEPT_UPLOADS]:
-        (folder / f"{old}.csv").unlink(missing_ok=True)
-        del uploads[old]
-    request.session[UPLOADS_KEY] = uploads
-    logger.info(
-        "contacts file uploaded: account=%s size=%s lines=%s user=%s",
-        account.pk,
-        size,
-        info.lines,
-        request.user.pk,
+
+    def inspect(stream) -> importing.FileInfo:
+        info = importing.inspect_file(stream, account.region)
+        # Shown in the mapping step: keep the session small.
+        info.headers = [cell[:100] for cell in info.headers[: importing.MAX_COLUMNS]]
+        info.samples = [
+            [cell[:100] for cell in row[: importing.MAX_COLUMNS]] for row in info.samples
+        ]
+        return info
+
+    return UPLOADS.save(
+        request,
+        account,
+        chunks,
+        filename=filename,
+        size=size,
+        inspect=inspect,
+        error=importing.FileError,
     )
-    return Upload(token, uploads[token])
-
-
-def discard_upload(request: HttpRequest, token: str) -> None:
-    uploads = _uploads(request)
-    if token in uploads:
-        (upload_dir() / f"{token}.csv").unlink(missing_ok=True)
-        del uploads[token]
-        request.session[UPLOADS_KEY] = uploads
 
 
 # --- forms ------------------------------------------------------------------------------------
@@ -451,7 +384,7 @@ def contact_import(request: HttpRequest) -> HttpResponse:
         return _page(request, "upload", form=UploadForm())
     action = request.POST.get("action", "upload")
     if action == "cancel":
-        discard_upload(request, request.POST.get("upload", ""))
+        UPLOADS.discard(request, request.POST.get("upload", ""))
         return _page(request, "upload", form=UploadForm())
     if action == "import":
         return _import(request)
@@ -500,11 +433,11 @@ def _upload(request: HttpRequest) -> HttpResponse:
 
 def _import(request: HttpRequest) -> HttpResponse:
     token = request.POST.get("upload", "")
-    done = cache.get(_done_key(request, token)) if _token_ok(token) else None
+    done = cache.get(_done_key(request, token)) if uploads.TOKEN.fullmatch(token or "") else None
     if done is not None:
         # The same import confirmed twice (a double click, a page sent again): done once.
         return _page(request, "done", summary=done, again=True)
-    upload = get_upload(request, token)
+    upload = UPLOADS.get(request, token, request.membership.account)
     if upload is None:
         return _page(
             request,
@@ -528,7 +461,7 @@ def _import(request: HttpRequest) -> HttpResponse:
         cache.delete(_done_key(request, token))
         return _page(request, "map", form=form, upload=upload, status=400)
     cache.set(_done_key(request, token), summary, DONE_SECONDS)
-    discard_upload(request, token)
+    UPLOADS.discard(request, token)
     return _page(request, "done", summary=summary)
 
 
@@ -603,7 +536,9 @@ def _run(request: HttpRequest, form: MappingForm, upload: Upload) -> dict | None
 @require_GET
 def import_progress(request: HttpRequest, token: str) -> HttpResponse:
     """How far the import of this file has got (polled while it runs)."""
-    state = cache.get(_progress_key(request, token)) if _token_ok(token) else None
+    state = (
+        cache.get(_progress_key(request, token)) if uploads.TOKEN.fullmatch(token or "") else None
+    )
     if state and state.get("total"):
         state["done"] = min(state["done"], state["total"])
     return render(request, "contacts/import.html#progress", {"progress": state})

@@ -11,18 +11,13 @@ import hashlib
 import logging
 import re
 import secrets
-import time
-from dataclasses import asdict
-from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
@@ -32,6 +27,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from providers import gsm
 
+from .. import uploads
 from ..contacts import audience, merge
 from ..contacts.models import Template
 from ..forms import ComposeForm
@@ -43,11 +39,7 @@ from .shared import READ, can_send, role_required
 logger = logging.getLogger(__name__)
 
 RECENT = 10
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-UPLOADS_KEY = "compose_uploads"
 DONE_KEY = "compose_done"
-KEPT_UPLOADS = 3  # per session; older ones are deleted
-UPLOAD_MAX_AGE = 24 * 3600  # seconds an upload is kept on disk at most
 PROGRESS_SECONDS = 3600
 CONFIRM_SECONDS = 24 * 3600  # how long a confirmation is remembered (the session aside)
 CLAIMED = "claimed"  # a confirmation taken, whose result is not known yet
@@ -65,22 +57,10 @@ UNITS = {
 # --- uploads kept between preview and confirmation --------------------------------------------
 
 
-def upload_dir() -> Path:
-    return Path(getattr(settings, "SMSHUB_UPLOAD_DIR", settings.VAR_DIR / "uploads"))
-
-
-class Upload:
+class Upload(uploads.Upload):
     """A CSV file uploaded in this session, for this account."""
 
-    def __init__(self, token: str, entry: dict) -> None:
-        self.token = token
-        self.filename: str = entry["filename"]
-        self.size: int = entry["size"]
-        self.info = bulk.CsvInfo(**entry["info"])
-
-    @property
-    def path(self) -> Path:
-        return upload_dir() / f"{self.token}.csv"
+    info_class = bulk.CsvInfo
 
     def recipients(self, column: int, has_header: bool, with_values: bool = False):
         """The chosen column as (line, value) pairs (with the row's cells by merge field key
@@ -95,84 +75,31 @@ class Upload:
             )
 
 
-def _uploads(request: HttpRequest) -> dict:
-    return request.session.get(UPLOADS_KEY, {})
-
-
-def get_upload(request: HttpRequest, token: str, account: Account) -> Upload | None:
-    entry = _uploads(request).get(token) if TOKEN.match(token or "") else None
-    if entry is None or entry["account"] != account.pk:
-        return None
-    upload = Upload(token, entry)
-    return upload if upload.path.exists() else None
+UPLOADS = uploads.Uploads("compose", "compose_uploads", "", Upload)
 
 
 def save_upload(request: HttpRequest, file, account: Account) -> Upload:
-    """Keep the uploaded file (copied in chunks, never read whole) and inspect its first lines.
+    """Keep the uploaded file and inspect its first lines (`uploads.Uploads.save`).
 
     Raises CsvError for a file that is too large or not CSV.
     """
-    if file.size > MAX_UPLOAD_BYTES:
-        raise bulk.CsvError(
-            _("The file is %(size)s; at most %(most)s can be uploaded. Split it in parts.")
-            % {"size": filesizeformat(file.size), "most": filesizeformat(MAX_UPLOAD_BYTES)}
-        )
-    folder = upload_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_uploads(folder)
-    token = secrets.token_urlsafe(24)
-    path = folder / f"{token}.csv"
-    with open(path, "wb") as out:
-        for chunk in file.chunks():
-            out.write(chunk)
-    try:
-        with open(path, "rb") as stream:
-            info = bulk.inspect_csv(stream, account.region)
-    except bulk.CsvError:
-        path.unlink(missing_ok=True)
-        raise
-    # Shown in the column picker: keep the session small.
-    info.headers = [cell[:100] for cell in info.headers[:100]]
-    info.sample = [cell[:100] for cell in info.sample[:100]]
-    uploads = _uploads(request)
-    uploads[token] = {
-        "account": account.pk,
-        "filename": Path(file.name or "upload.csv").name[:100],
-        "size": file.size,
-        "at": time.time(),
-        "info": asdict(info),
-    }
-    for old in sorted(uploads, key=lambda t: uploads[t]["at"])[:-KEPT_UPLOADS]:
-        (folder / f"{old}.csv").unlink(missing_ok=True)
-        del uploads[old]
-    request.session[UPLOADS_KEY] = uploads
-    logger.info(
-        "csv uploaded: account=%s size=%s lines=%s user=%s",
-        account.pk,
-        file.size,
-        info.lines,
-        request.user.pk,
+
+    def inspect(stream) -> bulk.CsvInfo:
+        info = bulk.inspect_csv(stream, account.region)
+        # Shown in the column picker: keep the session small.
+        info.headers = [cell[:100] for cell in info.headers[:100]]
+        info.sample = [cell[:100] for cell in info.sample[:100]]
+        return info
+
+    return UPLOADS.save(
+        request,
+        account,
+        file.chunks(),
+        filename=file.name,
+        size=file.size,
+        inspect=inspect,
+        error=bulk.CsvError,
     )
-    return Upload(token, uploads[token])
-
-
-def discard_upload(request: HttpRequest, token: str) -> None:
-    uploads = _uploads(request)
-    if token in uploads:
-        (upload_dir() / f"{token}.csv").unlink(missing_ok=True)
-        del uploads[token]
-        request.session[UPLOADS_KEY] = uploads
-
-
-def remove_stale_uploads(folder: Path) -> None:
-    """Uploads nobody confirmed, in `folder`: removed after a day (contact imports too)."""
-    cutoff = time.time() - UPLOAD_MAX_AGE
-    for path in folder.glob("*.csv"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-        except FileNotFoundError:
-            pass
 
 
 # --- progress of a long read or import --------------------------------------------------------
@@ -291,7 +218,7 @@ def _post(request: HttpRequest, account: Account) -> HttpResponse:
 
     upload, upload_error = None, ""
     if action == "remove_upload":
-        discard_upload(request, data.get("upload", ""))
+        UPLOADS.discard(request, data.get("upload", ""))
         data["upload"] = ""
     elif request.FILES.get("csv_file"):
         try:
@@ -300,12 +227,12 @@ def _post(request: HttpRequest, account: Account) -> HttpResponse:
             upload_error = str(error)
             data["upload"] = ""
         else:
-            discard_upload(request, data.get("upload", ""))
+            UPLOADS.discard(request, data.get("upload", ""))
             data["upload"] = upload.token
             data["column"] = str(upload.info.column)
             data["has_header"] = "on" if upload.info.has_header else ""
     elif data.get("upload"):
-        upload = get_upload(request, data["upload"], account)
+        upload = UPLOADS.get(request, data["upload"], account)
         if upload is None:
             upload_error = _("This file is no longer on the server: choose it again.")
             data["upload"] = ""
@@ -560,7 +487,7 @@ def _create_campaign(
         form.add_error("csv_file", str(error))
         return _render(request, form, upload=upload)
     if upload is not None:
-        discard_upload(request, upload.token)
+        UPLOADS.discard(request, upload.token)
     campaign = result.campaign
     left_out = _left_out(
         ("duplicates", result.duplicates),

@@ -12,9 +12,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from campaigns import uploads
 from campaigns.models import Campaign, Membership, Message
 from campaigns.services import bulk
-from campaigns.views import compose as compose_views
 
 from ..factories import (
     CategoryFactory,
@@ -501,7 +501,7 @@ def test_a_file_that_is_not_csv_is_refused_next_to_the_field(
 
 
 def test_a_file_too_large_is_refused(operator_client, monkeypatch):
-    monkeypatch.setattr(compose_views, "MAX_UPLOAD_BYTES", 50)
+    monkeypatch.setattr(uploads, "MAX_BYTES", 50)
     page = upload(operator_client, CSV).content.decode()
     assert "at most 50\xa0bytes can be uploaded" in page
 

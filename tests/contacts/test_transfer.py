@@ -10,6 +10,7 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from campaigns import uploads as kept_uploads
 from campaigns.contacts import importing, transfer
 from campaigns.contacts.models import Contact, ContactField, ContactList, Membership, Segment
 from campaigns.models import Membership as Staff
@@ -412,7 +413,7 @@ def test_garbage_in_a_text_file_never_fails_the_import(as_operator, acme):
 
 
 def test_a_file_too_large_is_refused(as_operator, monkeypatch):
-    monkeypatch.setattr(transfer, "MAX_UPLOAD_BYTES", 10)
+    monkeypatch.setattr(kept_uploads, "MAX_BYTES", 10)
     response = upload(as_operator, "number\n0612345678\n")
     assert response.status_code == 400
     assert "at most 10" in response.content.decode()
